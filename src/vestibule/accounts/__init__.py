@@ -1,0 +1,1 @@
+"""Accounts (tenants), their projects, users, memberships and role grants."""

@@ -1,0 +1,116 @@
+"""Roles of users: the deployment catalog, grants and effective roles."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from vestibule.accounts.models import Account, Membership, Project, ProjectAccess, RoleGrant, Source, User
+from vestibule.domain.roles import DEFAULT_CATALOG, RoleCatalog
+
+
+@lru_cache(maxsize=1)
+def get_catalog() -> RoleCatalog:
+    path = settings.VESTIBULE_ROLE_CATALOG_PATH
+    if path is None:
+        return DEFAULT_CATALOG
+    return RoleCatalog.from_json(path.read_text())
+
+
+class SsoManagedRoles(Exception):
+    """The roles of this scope are managed by an identity provider."""
+
+    def __init__(self, connection_name: str) -> None:
+        super().__init__(
+            f"roles in this scope are managed by the identity provider of connection '{connection_name}' "
+            "(SSO authorization); change them there or in the account's mapping roles"
+        )
+
+
+def grants_by_scope(user: User, account: Account) -> dict[Project | None, set[str]]:
+    scopes: dict[Project | None, set[str]] = defaultdict(set)
+    for grant in RoleGrant.objects.filter(user=user, account=account).select_related("project"):
+        scopes[grant.project].add(grant.role)
+    return scopes
+
+
+def replace_manual_roles(
+    user: User, account: Account, roles: Iterable[str], project: Project | None = None
+) -> frozenset[str]:
+    """Replace the manual roles of one scope, after checking every catalog rule.
+
+    The requirement rules are checked against the union with the scope's other
+    grants (an SSO-granted analyst satisfies a manual pii-viewer), and for a
+    project scope also with the account-scope grants, which apply there too.
+    """
+    catalog = get_catalog()
+    wanted = catalog.require_known(roles)
+    with transaction.atomic():
+        existing = RoleGrant.objects.select_for_update().filter(user=user, account=account, project=project)
+        sso = existing.filter(source=Source.SSO).select_related("connection").first()
+        if sso is not None and sso.connection is not None and sso.connection.sso_authorization:
+            raise SsoManagedRoles(sso.connection.name)
+        others = set(existing.exclude(source=Source.MANUAL).values_list("role", flat=True))
+        if project is not None:
+            others |= set(
+                RoleGrant.objects.filter(user=user, account=account, project__isnull=True).values_list(
+                    "role", flat=True
+                )
+            )
+        catalog.validate(wanted | others)
+        existing.filter(source=Source.MANUAL).exclude(role__in=wanted).delete()
+        have = set(existing.filter(source=Source.MANUAL).values_list("role", flat=True))
+        RoleGrant.objects.bulk_create(
+            RoleGrant(user=user, account=account, project=project, role=r, source=Source.MANUAL)
+            for r in sorted(wanted - have)
+        )
+    return wanted
+
+
+def accounts_payload(user: User) -> list[dict[str, Any]]:
+    """The ``accounts`` list of ``GET /api/v1/session``: effective roles per account and project."""
+    catalog = get_catalog()
+    memberships = Membership.objects.filter(user=user).select_related("account").order_by("account__slug")
+    grants: dict[int, dict[int | None, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for account_id, project_id, role in RoleGrant.objects.filter(user=user).values_list(
+        "account_id", "project_id", "role"
+    ):
+        grants[account_id][project_id].add(role)
+    projects: dict[int, dict[int, Project]] = defaultdict(dict)
+    for access in ProjectAccess.objects.filter(user=user).select_related("project"):
+        projects[access.project.account_id][access.project_id] = access.project
+    result = []
+    for membership in memberships:
+        account_id = membership.account_id
+        account_roles = grants[account_id][None]
+        account_effective = catalog.effective(r for r in account_roles if r in catalog.roles)
+        project_ids = set(projects[account_id]) | {p for p in grants[account_id] if p is not None}
+        project_rows = []
+        for project in sorted(
+            (projects[account_id].get(pid) or Project.objects.get(pk=pid) for pid in project_ids),
+            key=lambda p: p.slug,
+        ):
+            scoped = grants[account_id][project.pk] | account_roles
+            project_rows.append(
+                {"slug": project.slug, "roles": sorted(catalog.effective(r for r in scoped if r in catalog.roles))}
+            )
+        result.append(
+            {
+                "slug": membership.account.slug,
+                "name": membership.account.name,
+                "roles": sorted(account_effective),
+                "projects": project_rows,
+            }
+        )
+    return result
+
+
+def effective_account_roles(user: User, account: Account) -> frozenset[str]:
+    catalog = get_catalog()
+    roles = RoleGrant.objects.filter(user=user, account=account, project__isnull=True).values_list("role", flat=True)
+    return catalog.effective(r for r in roles if r in catalog.roles)

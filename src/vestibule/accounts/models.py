@@ -1,0 +1,186 @@
+"""Accounts, projects, users and who may do what where.
+
+A :class:`User` is one person across the deployment (one row per normalized
+email). :class:`Membership` puts a user in an account; :class:`ProjectAccess`
+lets them into a project; :class:`RoleGrant` gives roles at account scope
+(``project`` is null) or project scope. Grants and project access carry their
+``source``: ``manual`` ones are edited by administrators, ``sso`` ones are
+managed by a connection and replaced at each login through it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from vestibule.domain.emails import email_key, normalize_email
+
+slug_validator = RegexValidator(
+    r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$",
+    "Use 1-50 lowercase letters, digits and inner hyphens.",
+)
+
+
+class Source(models.TextChoices):
+    MANUAL = "manual"
+    SSO = "sso"
+
+
+class Account(models.Model):
+    slug = models.CharField(max_length=50, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=200)
+    # Days after which a password must be changed; null means never (seed 003 "password TTL").
+    password_ttl_days = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Project(models.Model):
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="projects")
+    slug = models.CharField(max_length=50, validators=[slug_validator])
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "slug"], name="project_slug_per_account")]
+
+    def __str__(self) -> str:
+        return f"{self.account.slug}/{self.slug}"
+
+
+class UserManager(BaseUserManager["User"]):
+    def get_by_email(self, email: str) -> User:
+        return self.get(email_key=email_key(email))
+
+    def create_user(self, email: str, name: str = "", password: str | None = None, **extra: Any) -> User:
+        user = self.model(email=normalize_email(email), name=name, **extra)
+        user.set_password(password) if password else user.set_unusable_password()
+        user.save()
+        return user
+
+
+class User(AbstractBaseUser):
+    class LoginMethod(models.TextChoices):
+        PASSWORD = "password"
+        SSO = "sso"
+
+    class Approval(models.TextChoices):
+        APPROVED = "approved"
+        PENDING = "pending"
+
+    email = models.CharField(max_length=254)
+    # The identity key: unique across the deployment, derived from ``email``.
+    email_key = models.CharField(max_length=254, unique=True, editable=False)
+    name = models.CharField(max_length=200, blank=True)
+    login_method = models.CharField(max_length=10, choices=LoginMethod.choices, default=LoginMethod.PASSWORD)
+    approval = models.CharField(max_length=10, choices=Approval.choices, default=Approval.APPROVED)
+    is_active = models.BooleanField(default=True)
+    # The deployment operator (global administrator) stands above all accounts.
+    is_operator = models.BooleanField(default=False)
+    password_changed_at = models.DateTimeField(null=True, blank=True)
+    # Base32 TOTP secret, encrypted with the deployment key (see login.totp).
+    totp_secret_encrypted = models.TextField(blank=True)
+    totp_confirmed = models.BooleanField(default=False)
+    # Last accepted TOTP time step, so one code cannot be used twice.
+    totp_last_step = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    USERNAME_FIELD = "email_key"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["name"]
+
+    objects = UserManager()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.email = normalize_email(self.email)
+        self.email_key = email_key(self.email)
+        super().save(*args, **kwargs)
+
+    def set_password(self, raw_password: str | None) -> None:
+        super().set_password(raw_password)
+        if raw_password is not None:
+            self.password_changed_at = timezone.now()
+
+    @property
+    def has_totp(self) -> bool:
+        return bool(self.totp_secret_encrypted) and self.totp_confirmed
+
+    def purge_credentials(self) -> None:
+        """Remove every local secret: password, TOTP and password age (seed 000, 003)."""
+        self.set_unusable_password()
+        self.password_changed_at = None
+        self.totp_secret_encrypted = ""
+        self.totp_confirmed = False
+        self.totp_last_step = 0
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "account"], name="one_membership_per_account")]
+
+
+class ProjectAccess(models.Model):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="project_access")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="access")
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
+    # For source=sso: the connection whose linked projects granted this access.
+    connection = models.ForeignKey("connections.Connection", null=True, blank=True, on_delete=models.CASCADE)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "project"], condition=Q(source="manual"), name="one_manual_access_per_project"
+            ),
+            models.UniqueConstraint(
+                fields=["user", "project", "connection"], condition=Q(source="sso"), name="one_sso_access_per_link"
+            ),
+        ]
+
+
+class RoleGrantQuerySet(models.QuerySet["RoleGrant"]):
+    def for_account(self, account: Account) -> RoleGrantQuerySet:
+        return self.filter(account=account)
+
+
+class RoleGrant(models.Model):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="role_grants")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="role_grants")
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE)
+    role = models.CharField(max_length=64)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
+    # For source=sso: the connection that manages this grant.
+    connection = models.ForeignKey("connections.Connection", null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = RoleGrantQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            # Two partial constraints because NULL project would defeat one plain unique constraint.
+            models.UniqueConstraint(
+                fields=["user", "account", "role", "source"],
+                condition=Q(project__isnull=True),
+                name="one_account_grant",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "account", "project", "role", "source"],
+                condition=Q(project__isnull=False),
+                name="one_project_grant",
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "account"])]

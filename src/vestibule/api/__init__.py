@@ -1,0 +1,1 @@
+"""The admin REST API (django-ninja), authorized by API keys."""

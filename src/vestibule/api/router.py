@@ -1,0 +1,84 @@
+"""The ninja API object: authentication, error mapping, and the routers of each app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.db import IntegrityError
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from vestibule import __version__
+from vestibule.api.errors import ApiError
+from vestibule.api.security import ApiKeyAuth
+
+api = NinjaAPI(
+    title="Vestibule admin API",
+    version=__version__,
+    description="Accounts, users, roles, SSO connections and audit. Authenticate with `Authorization: Bearer <api key>`.",
+    auth=ApiKeyAuth(),
+    urls_namespace="api",
+    openapi_url="/openapi.json",
+    docs_url="/docs",
+)
+
+
+def _field(loc: list[Any] | tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "payload")]
+    return ".".join(parts) or "body"
+
+
+@api.exception_handler(ApiError)
+def _api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
+    return api.create_response(request, exc.body(), status=exc.status)
+
+
+@api.exception_handler(ValidationError)
+def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    errors = [{"field": _field(e.get("loc", ())), "message": str(e.get("msg", "invalid"))} for e in exc.errors]
+    first = errors[0] if errors else {"field": "body", "message": "invalid"}
+    return api.create_response(
+        request,
+        {"detail": f"{first['field']}: {first['message']}", "field": first["field"], "errors": errors},
+        status=422,
+    )
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    response = api.create_response(
+        request, {"detail": "missing or invalid API key; send Authorization: Bearer <key>"}, status=401
+    )
+    response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    return api.create_response(request, {"detail": "request body is too large (limit 1 MiB)"}, status=413)
+
+
+@api.exception_handler(IntegrityError)
+def _integrity(request: HttpRequest, exc: IntegrityError) -> HttpResponse:
+    # A unique constraint lost a race that the endpoint's own check had passed.
+    return api.create_response(request, {"detail": "conflicts with a concurrent change; retry"}, status=409)
+
+
+def _mount() -> None:
+    from vestibule.accounts.api import router as accounts_router
+    from vestibule.audit.api import router as audit_router
+    from vestibule.connections.api import router as connections_router
+
+    api.add_router("", accounts_router)
+    api.add_router("", connections_router)
+    api.add_router("", audit_router)
+
+
+_mount()

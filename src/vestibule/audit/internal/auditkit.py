@@ -1,0 +1,69 @@
+"""Writing audit events. The one place that decides what an event may contain."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from vestibule.audit.models import AuditEvent, LoginTrace
+
+log = logging.getLogger("vestibule.audit")
+
+# Keys whose values are never stored, whatever a caller passes.
+_SECRET_KEYS = {"password", "client_secret", "secret", "token", "code", "saml_response", "id_token", "private_key"}
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    """The client address, trusting exactly VESTIBULE_TRUSTED_PROXIES hops of X-Forwarded-For."""
+    if request is None:
+        return None
+    addr = request.META.get("REMOTE_ADDR")
+    hops = settings.VESTIBULE_TRUSTED_PROXIES
+    if hops:
+        forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if p.strip()]
+        if len(forwarded) >= hops:
+            addr = forwarded[-hops]
+    try:
+        return str(ipaddress.ip_address(addr or ""))
+    except ValueError:
+        return None
+
+
+def scrub(detail: dict[str, Any]) -> dict[str, Any]:
+    return {k: ("[redacted]" if k.lower() in _SECRET_KEYS else v) for k, v in detail.items()}
+
+
+def record(
+    code: str,
+    *,
+    request: HttpRequest | None = None,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+    account: Any = None,
+    connection: Any = None,
+    actor_user: Any = None,
+    actor_api_key: Any = None,
+    subject_email: str = "",
+    trace: LoginTrace | None = None,
+    **detail: Any,
+) -> AuditEvent:
+    if actor_user is None and request is not None and getattr(request, "user", None) is not None:
+        if request.user.is_authenticated:
+            actor_user = request.user
+    event = AuditEvent.objects.create(
+        code=code,
+        outcome=outcome,
+        account=account,
+        connection_id=getattr(connection, "pk", connection),
+        actor_user=actor_user,
+        actor_api_key=actor_api_key,
+        subject_email=subject_email[:254],
+        ip=client_ip(request),
+        detail=scrub(detail),
+        trace=trace,
+    )
+    log.info("audit %s outcome=%s account=%s subject=%s", code, outcome, getattr(account, "slug", None), subject_email)
+    return event

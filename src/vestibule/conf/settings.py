@@ -1,0 +1,143 @@
+"""Django settings, built from :mod:`vestibule.conf.env` and nothing else.
+
+Operators never edit this file: every knob is a ``VESTIBULE_*`` variable.
+"""
+
+from __future__ import annotations
+
+import dj_database_url
+
+from vestibule.conf.env import load_config
+
+CONFIG = load_config()
+
+SECRET_KEY = CONFIG.secret_key
+DEBUG = CONFIG.debug
+ALLOWED_HOSTS = list(CONFIG.allowed_hosts) + (["127.0.0.1", "localhost", "testserver"] if DEBUG else [])
+VESTIBULE_BASE_URL = CONFIG.base_url
+VESTIBULE_TEST_IDP = CONFIG.test_idp
+VESTIBULE_TRUSTED_PROXIES = CONFIG.trusted_proxies
+VESTIBULE_ROLE_CATALOG_PATH = CONFIG.role_catalog_path
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "vestibule.accounts",
+    "vestibule.audit",
+    "vestibule.connections",
+    "vestibule.login",
+    "vestibule.api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "vestibule.conf.urls"
+WSGI_APPLICATION = "vestibule.conf.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.csrf",
+            ],
+        },
+    }
+]
+
+DATABASES = {"default": dj_database_url.parse(CONFIG.database_url, conn_max_age=60, conn_health_checks=True)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers proceed during a write; the busy timeout turns brief
+    # write contention into waiting instead of "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+if CONFIG.redis_url:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CONFIG.redis_url,
+            "KEY_PREFIX": "vestibule",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "vestibule"}}
+
+# The database stays the source of truth for sessions; the cache (Redis in
+# production) only spares a query per request. Sessions therefore survive a
+# Redis flush and hold across every process that shares the database.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_COOKIE_NAME = "vestibule_session"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = CONFIG.secure
+SESSION_COOKIE_AGE = 8 * 3600
+CSRF_COOKIE_SECURE = CONFIG.secure
+CSRF_COOKIE_HTTPONLY = True
+CSRF_TRUSTED_ORIGINS = [CONFIG.base_url]
+CSRF_FAILURE_VIEW = "vestibule.login.views.csrf_failure"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if CONFIG.secure:
+    SECURE_HSTS_SECONDS = 31536000
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if CONFIG.trusted_proxies else None
+
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["vestibule.login.backends.PasswordBackend"]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+]
+LOGIN_URL = "/login"
+
+# Bodies above this are refused before parsing (SAML responses are far smaller).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
+
+if CONFIG.email.backend == "console":
+    EMAIL_BACKEND = "vestibule.login.mail.LogEmailBackend"
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = CONFIG.email.host
+    EMAIL_PORT = CONFIG.email.port
+    EMAIL_HOST_USER = CONFIG.email.username
+    EMAIL_HOST_PASSWORD = CONFIG.email.password
+    EMAIL_USE_TLS = CONFIG.email.use_tls
+    EMAIL_USE_SSL = CONFIG.email.use_ssl
+    EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = CONFIG.email_from
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en"
+USE_I18N = False
+
+NINJA_PAGINATION_MAX_LIMIT = 500
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": CONFIG.log_level},
+    "loggers": {"django.security.DisallowedHost": {"level": "CRITICAL"}},
+}

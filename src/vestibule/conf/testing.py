@@ -1,0 +1,32 @@
+"""Settings for the test suite.
+
+``VESTIBULE_TEST_DATABASE_URL`` points the whole suite at another database
+(CI runs it once on SQLite and once on PostgreSQL). Argon2 keeps its algorithm
+but with small cost parameters, so tests exercise the real hasher quickly.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ.setdefault("VESTIBULE_DATA_DIR", tempfile.mkdtemp(prefix="vestibule-test-"))
+os.environ.setdefault("VESTIBULE_SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
+os.environ.setdefault("VESTIBULE_BASE_URL", "http://testserver")
+if os.environ.get("VESTIBULE_TEST_DATABASE_URL"):
+    os.environ["VESTIBULE_DATABASE_URL"] = os.environ["VESTIBULE_TEST_DATABASE_URL"]
+
+from vestibule.conf.settings import *  # noqa: E402,F403
+from vestibule.conf.settings import CONFIG  # noqa: E402
+
+PASSWORD_HASHERS = ["vestibule.conf.testing.FastArgon2PasswordHasher"]
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tests"}}
+ALLOWED_HOSTS = [*CONFIG.allowed_hosts, "testserver", "127.0.0.1", "localhost"]
+
+from django.contrib.auth.hashers import Argon2PasswordHasher  # noqa: E402
+
+
+class FastArgon2PasswordHasher(Argon2PasswordHasher):
+    time_cost = 1
+    memory_cost = 256
+    parallelism = 1

@@ -1,0 +1,1 @@
+"""SSO connections ("SSO providers"), claimed domains, mapping roles and login state."""

@@ -1,0 +1,176 @@
+"""Connections to identity providers and everything that hangs off them.
+
+Domains: a :class:`DomainClaim` gives one email domain to exactly one account
+in the whole deployment (the unique constraint is what settles a race between
+two accounts). The owner may :class:`DomainShare` it with other accounts, whose
+connections may then serve it too. :class:`ConnectionDomain` lists which
+claimed or shared domains a connection serves.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+from vestibule.accounts.models import Account, Project, User
+
+
+class DomainClaim(models.Model):
+    domain = models.CharField(max_length=253, unique=True)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="domain_claims")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.domain
+
+
+class DomainShare(models.Model):
+    claim = models.ForeignKey(DomainClaim, on_delete=models.CASCADE, related_name="shares")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="shared_domains")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["claim", "account"], name="one_share_per_account")]
+
+
+class ConnectionQuerySet(models.QuerySet["Connection"]):
+    def for_account(self, account: Account) -> ConnectionQuerySet:
+        # Every lookup of a connection by an ID from a URL goes through here
+        # (or compares ``account_id`` explicitly): the IDOR check.
+        return self.filter(account=account)
+
+
+class Connection(models.Model):
+    class Protocol(models.TextChoices):
+        SAML = "saml"
+        OIDC = "oidc"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="connections")
+    protocol = models.CharField(max_length=4, choices=Protocol.choices)
+    name = models.CharField(max_length=200)
+    enabled = models.BooleanField(default=False)
+    auto_provision = models.BooleanField(default=False)
+    provisioned_users_can_login = models.BooleanField(default=False)
+    ignored_emails = models.JSONField(default=list, blank=True)
+    # Which claim carries what (email, name, external_id, roles, role_mapping) and
+    # the roles-claim policy; validated by vestibule.domain.claims.ClaimMapping.
+    claims = models.JSONField(default=dict, blank=True)
+    sso_authorization = models.BooleanField(default=False)
+    linked_projects = models.ManyToManyField(Project, blank=True, related_name="linked_connections")
+    # Protocol settings documents; secrets are kept apart, encrypted.
+    saml_settings = models.JSONField(default=dict, blank=True)
+    oidc_settings = models.JSONField(default=dict, blank=True)
+    secrets_encrypted = models.TextField(blank=True)
+    # OIDC multi-tenant providers: the external organization this connection is bound to.
+    external_tenant_id = models.CharField(max_length=200, blank=True)
+    tenant_verified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ConnectionQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.account.slug}/{self.name}"
+
+    @property
+    def domain_list(self) -> list[str]:
+        return sorted(d.domain for d in self.domains.all())
+
+
+class ConnectionDomain(models.Model):
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="domains")
+    # Denormalized from the claim so routing is one indexed query.
+    domain = models.CharField(max_length=253, db_index=True)
+    claim = models.ForeignKey(DomainClaim, on_delete=models.CASCADE, related_name="connection_domains")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "domain"], name="domain_once_per_connection")]
+
+
+class MappingRole(models.Model):
+    """A name compared with the provider's ``role_mapping`` claim (seed 002)."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="mapping_roles")
+    name = models.CharField(max_length=200)
+    # [{"scope": "account" | "project:<slug>", "roles": [...]}], each scope once.
+    grants = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "name"], name="mapping_role_name_per_account")]
+
+
+class ExternalIdentity(models.Model):
+    """The protocol subject (SAML NameID, OIDC ``sub``) of a user at one connection."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="identities")
+    external_id = models.CharField(max_length=512)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="external_identities")
+    # The roles-related claims of the last login, so turning on SSO authorization
+    # can warn an admin whose own last login lacked a matching role_mapping.
+    last_claims = models.JSONField(default=dict, blank=True)
+    last_login_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "external_id"], name="one_user_per_subject"),
+            models.UniqueConstraint(fields=["connection", "user"], name="one_subject_per_user"),
+        ]
+
+
+class PendingLogin(models.Model):
+    """Server-side state of a login in flight: SAML RelayState / OIDC state.
+
+    The browser carries only ``key``, an opaque random reference. It is
+    consumed exactly once (see ``connections.internal.statekit.consume``).
+    """
+
+    class Purpose(models.TextChoices):
+        LOGIN = "login"
+        CONNECT_ORGANIZATION = "connect"
+
+    key = models.CharField(max_length=64, unique=True)
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE)
+    purpose = models.CharField(max_length=10, choices=Purpose.choices, default=Purpose.LOGIN)
+    request_id = models.CharField(max_length=200, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    next_url = models.CharField(max_length=2000, blank=True)
+    # Hash of the browser's session binding so a stolen state is useless elsewhere.
+    browser_binding = models.CharField(max_length=64, blank=True)
+    initiated_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+
+class ReplayEntry(models.Model):
+    """A message identifier already accepted (assertion ID, OIDC ``jti``/code).
+
+    The unique key makes "first writer wins" hold across processes sharing
+    the database; expired rows are purged lazily.
+    """
+
+    key = models.CharField(max_length=600, unique=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    @classmethod
+    def unexpired(cls) -> Any:
+        return cls.objects.filter(expires_at__gt=timezone.now())
+
+
+__all__ = [
+    "Connection",
+    "ConnectionDomain",
+    "DomainClaim",
+    "DomainShare",
+    "ExternalIdentity",
+    "MappingRole",
+    "PendingLogin",
+    "ReplayEntry",
+]

@@ -1,0 +1,1 @@
+"""Browser sign-in: email-first routing, password, TOTP, reset, recovery, sessions."""

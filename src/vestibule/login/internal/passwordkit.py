@@ -1,0 +1,100 @@
+"""Password sign-in decisions: lockout, expiry, reset links."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.contrib.auth import authenticate
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+
+from vestibule.accounts.models import Account, User
+from vestibule.audit.internal.auditkit import client_ip, record
+from vestibule.audit.models import AuditEvent
+from vestibule.domain.emails import InvalidEmail, email_key
+from vestibule.login.internal import ratelimit
+from vestibule.login.mail import absolute, send
+from vestibule.login.models import OneTimeLink
+
+RESET_TTL = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class PasswordOutcome:
+    user: User | None
+    error: str = ""  # "invalid", "locked", "rate_limited"
+
+
+def check_password_login(request: HttpRequest, email: str, password: str) -> PasswordOutcome:
+    try:
+        key = email_key(email)
+    except InvalidEmail:
+        return PasswordOutcome(None, "invalid")
+    ip = client_ip(request) or "unknown"
+    if ratelimit.hit(ratelimit.PASSWORD_ATTEMPTS_PER_IP, ip) > ratelimit.PASSWORD_ATTEMPTS_PER_IP.attempts:
+        record("login.password.rate_limited", request=request, outcome=AuditEvent.Outcome.FAILURE, subject_email=key)
+        return PasswordOutcome(None, "rate_limited")
+    if ratelimit.exceeded(ratelimit.PASSWORD_FAILURES_PER_EMAIL, key):
+        record("login.password.locked", request=request, outcome=AuditEvent.Outcome.FAILURE, subject_email=key)
+        return PasswordOutcome(None, "locked")
+    user = authenticate(request, email=email, password=password)
+    if user is None:
+        failures = ratelimit.hit(ratelimit.PASSWORD_FAILURES_PER_EMAIL, key)
+        record(
+            "login.password.failed",
+            request=request,
+            outcome=AuditEvent.Outcome.FAILURE,
+            subject_email=key,
+            failures=failures,
+        )
+        if failures >= ratelimit.PASSWORD_FAILURES_PER_EMAIL.attempts:
+            return PasswordOutcome(None, "locked")
+        return PasswordOutcome(None, "invalid")
+    ratelimit.reset(ratelimit.PASSWORD_FAILURES_PER_EMAIL, key)
+    return PasswordOutcome(user)  # type: ignore[arg-type]
+
+
+def password_expired(user: User) -> bool:
+    """True when any of the user's accounts has a password TTL the password outlived."""
+    ttls = [
+        days
+        for days in Account.objects.filter(memberships__user=user).values_list("password_ttl_days", flat=True)
+        if days
+    ]
+    if not ttls:
+        return False
+    changed = user.password_changed_at or user.created_at
+    return timezone.now() - changed > timedelta(days=min(ttls))
+
+
+def send_reset_link(request: HttpRequest | None, email: str) -> None:
+    """Email a single-use reset link if ``email`` is a password user; do nothing visible otherwise."""
+    try:
+        key = email_key(email)
+    except InvalidEmail:
+        return
+    user = User.objects.filter(email_key=key, is_active=True).first()
+    if user is None or user.login_method != User.LoginMethod.PASSWORD:
+        return
+    if ratelimit.hit(ratelimit.EMAILS_PER_ADDRESS, key) > ratelimit.EMAILS_PER_ADDRESS.attempts:
+        return
+    issue_reset_link(user, request=request)
+
+
+def issue_reset_link(user: User, *, request: HttpRequest | None = None, reason: str = "requested") -> None:
+    # A new link voids the previous ones, so only the latest email works.
+    OneTimeLink.objects.filter(user=user, purpose=OneTimeLink.Purpose.PASSWORD_RESET, used_at__isnull=True).update(
+        used_at=timezone.now()
+    )
+    _, token = OneTimeLink.issue(OneTimeLink.Purpose.PASSWORD_RESET, user, RESET_TTL)
+    url = absolute(reverse("password-reset-confirm", args=[token]))
+    send(
+        user.email,
+        "Reset your Vestibule password",
+        f"Someone asked to reset the password of {user.email}.\n\n"
+        f"Open this link within one hour to choose a new password (it works once):\n{url}\n\n"
+        "If it was not you, ignore this email; your password stays unchanged.",
+    )
+    record("password.reset_link_sent", request=request, subject_email=user.email, reason=reason)

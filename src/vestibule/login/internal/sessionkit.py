@@ -1,0 +1,45 @@
+"""Starting and describing signed-in sessions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import login as django_login
+from django.http import HttpRequest, HttpResponseRedirect
+from django.utils import timezone
+
+from vestibule.accounts.internal.rolekit import accounts_payload
+from vestibule.accounts.models import User
+from vestibule.audit.internal.auditkit import record
+from vestibule.login.internal.redirects import safe_next
+
+BACKEND = "vestibule.login.backends.PasswordBackend"
+PRE_AUTH_KEYS = ("pre_auth_user", "pre_auth_next", "pw_expired_user", "pw_expired_next")
+
+
+def start_session(request: HttpRequest, user: User, *, method: str, next_url: str | None, **detail: Any) -> HttpResponseRedirect:
+    """Sign ``user`` in with a fresh session ID and go to a validated target.
+
+    ``django.contrib.auth.login`` cycles the session key (defeating session
+    fixation) and rotates the CSRF token.
+    """
+    for key in PRE_AUTH_KEYS:
+        request.session.pop(key, None)
+    django_login(request, user, backend=BACKEND)
+    request.session["login_method"] = method
+    request.session["login_at"] = timezone.now().isoformat()
+    record(f"login.{method}.succeeded", request=request, actor_user=user, subject_email=user.email, **detail)
+    return HttpResponseRedirect(safe_next(next_url))
+
+
+def session_payload(user: User) -> dict[str, Any]:
+    return {
+        "id": user.pk,
+        "email": user.email,
+        "name": user.name,
+        "login_method": user.login_method,
+        "approval": user.approval,
+        "totp_enabled": user.has_totp,
+        "is_operator": user.is_operator,
+        "accounts": accounts_payload(user),
+    }

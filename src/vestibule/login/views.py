@@ -1,0 +1,253 @@
+"""Browser sign-in views. Each parses the request, calls one kit, renders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from vestibule.accounts.models import User
+from vestibule.audit.internal.auditkit import record
+from vestibule.audit.models import AuditEvent
+from vestibule.connections.internal.routingkit import route_email
+from vestibule.login.forms import EmailForm, NewPasswordForm, PasswordForm, TotpForm
+from vestibule.login.internal import passwordkit, ratelimit, totp
+from vestibule.login.internal.redirects import safe_next
+from vestibule.login.internal.sessionkit import session_payload, start_session
+from vestibule.login.models import OneTimeLink
+
+PASSWORD_ERRORS = {
+    "invalid": "The email or password is not correct.",
+    "locked": "Too many failed attempts for this email. Wait 15 minutes or reset your password.",
+    "rate_limited": "Too many sign-in attempts from your network. Wait a few minutes and try again.",
+}
+
+
+def page(request: HttpRequest, template: str, status: int = 200, **context: Any) -> HttpResponse:
+    return render(request, f"vestibule/{template}", context, status=status)
+
+
+def message(request: HttpRequest, title: str, text: str, *, status: int = 200, code: str = "", hint: str = "") -> HttpResponse:
+    return page(request, "message.html", status=status, title=title, text=text, code=code, hint=hint)
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return HttpResponseRedirect(reverse("login"))
+    return page(request, "home.html", me=session_payload(request.user))  # type: ignore[arg-type]
+
+
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        form = EmailForm(initial={"next": safe_next(request.GET.get("next"))})
+        return page(request, "login_email.html", form=form)
+    if "password" in request.POST:
+        return _password_step(request)
+    form = EmailForm(request.POST)
+    if not form.is_valid():
+        return page(request, "login_email.html", status=400, form=form)
+    email, next_url = form.cleaned_data["email"], safe_next(form.cleaned_data["next"])
+    route = route_email(email)
+    if route.kind == "sso":
+        target = reverse("sso-start", args=[route.connections[0].pk])
+        return HttpResponseRedirect(f"{target}?{_query(next=next_url, login_hint=email)}")
+    if route.kind == "choose":
+        return page(request, "login_choose.html", connections=route.connections, next=next_url, email=email)
+    return page(request, "login_password.html", form=PasswordForm(initial={"email": email, "next": next_url}))
+
+
+def _query(**params: str) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode(params)
+
+
+def _password_step(request: HttpRequest) -> HttpResponse:
+    form = PasswordForm(request.POST)
+    if not form.is_valid():
+        return page(request, "login_password.html", status=400, form=form)
+    email, next_url = form.cleaned_data["email"], safe_next(form.cleaned_data["next"])
+    outcome = passwordkit.check_password_login(request, email, form.cleaned_data["password"])
+    if outcome.user is None:
+        status = 429 if outcome.error in {"locked", "rate_limited"} else 401
+        form.add_error(None, PASSWORD_ERRORS[outcome.error])
+        return page(request, "login_password.html", status=status, form=PasswordForm(initial={"email": email, "next": next_url}), error=PASSWORD_ERRORS[outcome.error])
+    user = outcome.user
+    request.session.cycle_key()
+    if passwordkit.password_expired(user):
+        request.session["pw_expired_user"] = user.pk
+        request.session["pw_expired_next"] = next_url
+        record("login.password.expired", request=request, actor_user=user, subject_email=user.email)
+        return HttpResponseRedirect(reverse("password-expired"))
+    if user.has_totp:
+        request.session["pre_auth_user"] = user.pk
+        request.session["pre_auth_next"] = next_url
+        return HttpResponseRedirect(reverse("login-totp"))
+    return start_session(request, user, method="password", next_url=next_url)
+
+
+@require_http_methods(["GET", "POST"])
+def totp_view(request: HttpRequest) -> HttpResponse:
+    user = User.objects.filter(pk=request.session.get("pre_auth_user"), is_active=True).first()
+    if user is None:
+        return HttpResponseRedirect(reverse("login"))
+    form = TotpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if ratelimit.exceeded(ratelimit.TOTP_FAILURES_PER_USER, str(user.pk)):
+            form.add_error("code", "Too many wrong codes. Wait 15 minutes and sign in again.")
+            return page(request, "login_totp.html", status=429, form=form)
+        if totp.verify_code(user, form.cleaned_data["code"]):
+            ratelimit.reset(ratelimit.TOTP_FAILURES_PER_USER, str(user.pk))
+            return start_session(request, user, method="password", next_url=request.session.get("pre_auth_next"), second_factor="totp")
+        ratelimit.hit(ratelimit.TOTP_FAILURES_PER_USER, str(user.pk))
+        record("login.totp.failed", request=request, outcome=AuditEvent.Outcome.FAILURE, subject_email=user.email)
+        form.add_error("code", "That code is not valid. Use the current code from your authenticator app.")
+        return page(request, "login_totp.html", status=401, form=form)
+    return page(request, "login_totp.html", status=400 if request.method == "POST" else 200, form=form)
+
+
+@require_http_methods(["GET", "POST"])
+def totp_setup(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return HttpResponseRedirect(f"{reverse('login')}?next={reverse('totp-setup')}")
+    user: User = request.user  # type: ignore[assignment]
+    if user.login_method != User.LoginMethod.PASSWORD:
+        return message(request, "Not available", "Your second factor is managed by your identity provider.", status=403)
+    if request.method == "GET" or "start" in request.POST:
+        secret = totp.begin_enrollment(user)
+        return page(request, "totp_setup.html", secret=secret, uri=totp.provisioning_uri(user, secret), form=TotpForm())
+    form = TotpForm(request.POST)
+    if form.is_valid() and totp.verify_code(user, form.cleaned_data["code"]):
+        User.objects.filter(pk=user.pk).update(totp_confirmed=True)
+        record("user.totp_enabled", request=request, subject_email=user.email)
+        return message(request, "Two-factor sign-in is on", "From now on you will be asked for a code from your authenticator app.")
+    form.add_error("code", "That code is not valid; check your app's clock and try the current code.")
+    return page(request, "totp_setup.html", status=400, form=form, secret=None)
+
+
+@require_http_methods(["GET", "POST"])
+def password_expired(request: HttpRequest) -> HttpResponse:
+    user = User.objects.filter(pk=request.session.get("pw_expired_user"), is_active=True).first()
+    if user is None:
+        return HttpResponseRedirect(reverse("login"))
+    form = NewPasswordForm(request.POST or None, user=user)
+    if request.method == "POST" and form.is_valid():
+        user.set_password(form.cleaned_data["password1"])
+        user.save()
+        record("password.changed", request=request, actor_user=user, subject_email=user.email, reason="expired")
+        next_url = request.session.get("pw_expired_next")
+        if user.has_totp:
+            request.session["pre_auth_user"] = user.pk
+            request.session["pre_auth_next"] = next_url
+            return HttpResponseRedirect(reverse("login-totp"))
+        return start_session(request, user, method="password", next_url=next_url)
+    status = 400 if request.method == "POST" else 200
+    return page(request, "password_set.html", status=status, form=form, title="Your password has expired", intro="Your organization requires a new password every so often. Choose a new one to continue.")
+
+
+@require_http_methods(["GET", "POST"])
+def password_reset(request: HttpRequest) -> HttpResponse:
+    form = EmailForm(request.POST or None)
+    if request.method == "POST":
+        if not form.is_valid():
+            return page(request, "password_reset.html", status=400, form=form)
+        passwordkit.send_reset_link(request, form.cleaned_data["email"])
+        # The same answer whether or not the address has an account.
+        return message(request, "Check your email", "If that address belongs to a password account, a reset link is on its way. It works once and expires in one hour.")
+    return page(request, "password_reset.html", form=form)
+
+
+@require_http_methods(["GET", "POST"])
+def password_reset_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    link = OneTimeLink.peek(OneTimeLink.Purpose.PASSWORD_RESET, token)
+    if link is None:
+        return message(request, "This link no longer works", "Reset links work once and expire after an hour. Ask for a new one.", status=410, hint=reverse("password-reset"))
+    form = NewPasswordForm(request.POST or None, user=link.user)
+    if request.method == "POST" and form.is_valid():
+        used = OneTimeLink.consume(OneTimeLink.Purpose.PASSWORD_RESET, token)
+        if used is None:
+            return message(request, "This link no longer works", "It was used a moment ago. Ask for a new one.", status=410)
+        user = used.user
+        if user.login_method != User.LoginMethod.PASSWORD:
+            # An SSO user gets no password until an admin switches them back.
+            return message(request, "Password not changed", "This account signs in through your identity provider.", status=409)
+        user.set_password(form.cleaned_data["password1"])
+        user.save()
+        record("password.reset", request=request, actor_user=user, subject_email=user.email)
+        return message(request, "Password changed", "Your new password is set. Sign in with it now.", hint=reverse("login"))
+    status = 400 if request.method == "POST" else 200
+    return page(request, "password_set.html", status=status, form=form, title="Choose a new password", intro=f"For {link.user.email}.")
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        record("logout", request=request, subject_email=request.user.email)  # type: ignore[union-attr]
+    logout(request)
+    return HttpResponseRedirect(reverse("login"))
+
+
+@require_GET
+def session_api(request: HttpRequest) -> JsonResponse:
+    if not request.user.is_authenticated:
+        return JsonResponse({"detail": "not signed in"}, status=401)
+    payload = session_payload(request.user)  # type: ignore[arg-type]
+    payload["login_at"] = request.session.get("login_at")
+    payload["session_method"] = request.session.get("login_method")
+    return JsonResponse(payload)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    record("security.csrf_rejected", request=request, outcome=AuditEvent.Outcome.FAILURE, path=request.path[:200])
+    return message(
+        request,
+        "Your form expired",
+        "The page was open too long or cookies are blocked, so we could not confirm the request came from you. Go back, reload the page and try again.",
+        status=403,
+        code="security.csrf_failed",
+    )
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "not found"}, status=404)
+    return message(request, "Page not found", "There is nothing at this address.", status=404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    return message(request, "Something went wrong", "An unexpected error happened on our side. It has been logged; try again in a moment.", status=500)
+
+
+
+
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """Accepting an invitation: SSO users go to their provider, others set a password."""
+    link = OneTimeLink.peek(OneTimeLink.Purpose.INVITATION, token)
+    if link is None:
+        return message(request, "This invitation no longer works", "Invitations work once and expire after 7 days. Ask your administrator for a new one.", status=410)
+    route = route_email(link.user.email)
+    if route.kind != "password" or link.user.login_method == User.LoginMethod.SSO:
+        OneTimeLink.consume(OneTimeLink.Purpose.INVITATION, token)
+        record("invitation.accepted", request=request, account=link.account, subject_email=link.user.email, via="sso")
+        return HttpResponseRedirect(f"{reverse('login')}?next=/")
+    form = NewPasswordForm(request.POST or None, user=link.user)
+    if request.method == "POST" and form.is_valid():
+        used = OneTimeLink.consume(OneTimeLink.Purpose.INVITATION, token)
+        if used is None:
+            return message(request, "This invitation no longer works", "It was used a moment ago.", status=410)
+        user = used.user
+        user.set_password(form.cleaned_data["password1"])
+        user.save()
+        record("invitation.accepted", request=request, account=used.account, subject_email=user.email, via="password")
+        return start_session(request, user, method="password", next_url="/")
+    status = 400 if request.method == "POST" else 200
+    account_name = link.account.name if link.account else "Vestibule"
+    return page(request, "password_set.html", status=status, form=form, title=f"Join {account_name}", intro=f"Choose a password for {link.user.email}.")
