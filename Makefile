@@ -1,0 +1,46 @@
+# Two entry points for a fresh clone:
+#   make demo   set up a virtualenv and run Vestibule with demo data (SQLite, no other server)
+#   make test   install test dependencies and run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+OIDC_PEER := tests/interop/oidc_provider
+
+.PHONY: demo serve test install install-test peers lint typecheck bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+
+# Third-party protocol peers the interoperability tests start: pysaml2's IdP
+# needs the xmlsec1 program; the OpenID Provider is an npm package.
+peers:
+	@command -v xmlsec1 >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq xmlsec1 >/dev/null); \
+	  else echo "note: install xmlsec1 (apt-get install xmlsec1) for the pysaml2 interop tests"; fi; }
+	@if [ -f $(OIDC_PEER)/package-lock.json ]; then npm ci --prefix $(OIDC_PEER) --silent --no-audit --no-fund; fi
+
+demo: install
+	$(BIN)/vestibule demo --port $(PORT)
+
+serve: install
+	$(BIN)/vestibule serve --port $(PORT)
+
+test: install-test peers
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+typecheck: install-test
+	$(BIN)/mypy
+
+bench: install-test
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache
