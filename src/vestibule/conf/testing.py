@@ -12,7 +12,8 @@ import tempfile
 
 os.environ.setdefault("VESTIBULE_DATA_DIR", tempfile.mkdtemp(prefix="vestibule-test-"))
 os.environ.setdefault("VESTIBULE_SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
-os.environ.setdefault("VESTIBULE_BASE_URL", "http://testserver")
+# A loopback URL: protocol code accepts plain http only there.
+os.environ.setdefault("VESTIBULE_BASE_URL", "http://localhost")
 if os.environ.get("VESTIBULE_TEST_DATABASE_URL"):
     os.environ["VESTIBULE_DATABASE_URL"] = os.environ["VESTIBULE_TEST_DATABASE_URL"]
 

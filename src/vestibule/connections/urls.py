@@ -4,4 +4,8 @@ from vestibule.connections import views
 
 urlpatterns = [
     path("sso/start/<str:connection_id>", views.sso_start, name="sso-start"),
+    path("sso/saml/<str:connection_id>/metadata", views.saml_metadata, name="saml-metadata"),
+    path("sso/saml/<str:connection_id>/acs", views.saml_acs, name="saml-acs"),
+    path("sso/oidc/<str:connection_id>/callback", views.oidc_callback, name="oidc-callback"),
+    path("sso/oidc/<str:connection_id>/connect", views.oidc_connect, name="oidc-connect"),
 ]

@@ -1,11 +1,275 @@
-"""SSO browser endpoints."""
+"""SSO browser endpoints: start, SAML metadata and ACS, OIDC callback.
+
+Each view resolves the connection, runs one protocol step, and hands the
+verified subject to the login pipeline. Failures become a 4xx page carrying
+the stable reason code and the login-trace reference.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+import logging
+import uuid
+from datetime import datetime, timezone
+from urllib.parse import urlencode
 
-from vestibule.login.views import message
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from vestibule.accounts.models import User
+from vestibule.connections.internal import oidckit, samlkit, statekit
+from vestibule.connections.internal.pipelinekit import VerifiedSubject, require_enabled, run_pipeline
+from vestibule.connections.internal.reachkit import holds_sso_admin_everywhere
+from vestibule.connections.internal.replaykit import DatabaseReplayCache
+from vestibule.connections.internal.tracekit import TraceRecorder
+from vestibule.connections.models import Connection, PendingLogin
+from vestibule.domain.pipeline import LoginFailure
+from vestibule.login.internal.redirects import safe_next
+from vestibule.login.internal.sessionkit import start_session
+from vestibule.oidc import OidcError, PendingAuthorization
+from vestibule.saml import SamlError, build_authn_request, build_authn_request_form, build_sp_metadata, validate_response
+from vestibule.audit.internal.auditkit import record
+from django.utils import timezone as dj_timezone
+
+log = logging.getLogger("vestibule.sso")
+
+# Refusals caused by the protocol message are 400; policy refusals are 403.
+_BAD_REQUEST = {"sso.assertion_invalid", "sso.id_token_invalid", "sso.state_invalid", "sso.provider_error"}
 
 
+def _connection(connection_id: str) -> Connection:
+    try:
+        pk = uuid.UUID(connection_id)
+    except ValueError:
+        raise Http404("unknown connection") from None
+    connection = Connection.objects.select_related("account").filter(pk=pk).first()
+    if connection is None:
+        raise Http404("unknown connection")
+    return connection
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def failure_page(request: HttpRequest, failure: LoginFailure, trace: TraceRecorder | None) -> HttpResponse:
+    status = 400 if failure.code in _BAD_REQUEST else 403
+    title = "Waiting for approval" if failure.code == "sso.pending_approval" else "We could not sign you in"
+    return render(
+        request,
+        "vestibule/sso_error.html",
+        {"title": title, "failure": failure, "trace_id": trace.id if trace else None},
+        status=status,
+    )
+
+
+def _protocol_failure(exc: SamlError | OidcError, code: str) -> LoginFailure:
+    return LoginFailure(
+        code,
+        "validate",
+        "The sign-in response from your identity provider was not valid.",
+        expected=getattr(exc, "expected", None),
+        received=getattr(exc, "received", None),
+        fix_in=getattr(exc, "fix_in", "identity_provider") or "identity_provider",
+        detail_code=exc.code,
+    )
+
+
+def _finish(request: HttpRequest, connection: Connection, trace: TraceRecorder, verified: VerifiedSubject, next_url: str) -> HttpResponse:
+    try:
+        user = run_pipeline(connection, verified, trace)
+    except LoginFailure as failure:
+        trace.fail(failure)
+        return failure_page(request, failure, trace)
+    trace.ok("session")
+    trace.succeed(user.email)
+    return start_session(request, user, method="sso", next_url=next_url, connection=str(connection.pk), trace=trace.id)
+
+
+# Start ---------------------------------------------------------------------
+
+
+@require_GET
 def sso_start(request: HttpRequest, connection_id: str) -> HttpResponse:
-    return message(request, "Single sign-on is not available", "This connection cannot start a sign-in yet.", status=404, code="sso.connection_unknown")
+    """The sign-in link: goes straight to the connection's provider (seed 001)."""
+    connection = _connection(connection_id)
+    next_url = safe_next(request.GET.get("next"))
+    try:
+        require_enabled(connection)
+        if connection.protocol == Connection.Protocol.SAML:
+            return _saml_start(request, connection, next_url)
+        return _oidc_start(request, connection, next_url, login_hint=request.GET.get("login_hint", ""))
+    except LoginFailure as failure:
+        trace = TraceRecorder(request, connection, connection.protocol)
+        trace.fail(failure)
+        return failure_page(request, failure, trace)
+    except (SamlError, OidcError) as exc:
+        trace = TraceRecorder(request, connection, connection.protocol)
+        failure = LoginFailure(
+            "sso.connection_misconfigured", "start",
+            "This sign-in is not fully set up yet. Ask your administrator.",
+            expected=getattr(exc, "expected", None), received=getattr(exc, "received", None) or str(exc)[:200],
+            fix_in="vestibule", detail_code=exc.code,
+        )
+        trace.fail(failure)
+        return failure_page(request, failure, trace)
+
+
+def _saml_start(request: HttpRequest, connection: Connection, next_url: str) -> HttpResponse:
+    sp = samlkit.service_provider(connection)
+    settings = samlkit.saml_settings(connection)
+    pending, token = statekit.create(request, connection, next_url=next_url, bind_browser=statekit.binds_saml_post())
+    if settings.sso_binding == "post":
+        form, request_id = build_authn_request_form(sp, settings, _now(), pending.key)
+        response: HttpResponse = render(request, "vestibule/post_form.html", {"form": form})
+    else:
+        url, request_id = build_authn_request(sp, settings, _now(), pending.key)
+        response = HttpResponseRedirect(url)
+    PendingLogin.objects.filter(pk=pending.pk).update(request_id=request_id)
+    statekit.set_binding_cookie(response, token)
+    return response
+
+
+def _oidc_start(
+    request: HttpRequest, connection: Connection, next_url: str, *, login_hint: str = "", purpose: str = PendingLogin.Purpose.LOGIN
+) -> HttpResponse:
+    rp = oidckit.relying_party(connection)
+    extra = {"login_hint": login_hint[:254]} if login_hint else None
+    auth = rp.begin(oidckit.redirect_uri(connection), extra_params=extra)
+    _, token = statekit.create(
+        request, connection, key=auth.state, next_url=next_url, purpose=purpose,
+        data={"nonce": auth.nonce, "code_verifier": auth.code_verifier},
+    )  # fmt: skip
+    response = HttpResponseRedirect(auth.url)
+    statekit.set_binding_cookie(response, token)
+    return response
+
+
+# SAML ----------------------------------------------------------------------
+
+
+@require_GET
+def saml_metadata(request: HttpRequest, connection_id: str) -> HttpResponse:
+    connection = _connection(connection_id)
+    if connection.protocol != Connection.Protocol.SAML:
+        raise Http404("not a SAML connection")
+    try:
+        settings = samlkit.saml_settings(connection)
+    except SamlError:
+        settings = None
+    xml = build_sp_metadata(samlkit.service_provider(connection), settings=settings)
+    return HttpResponse(xml, content_type="application/samlmetadata+xml")
+
+
+@csrf_exempt  # The IdP posts cross-site; the signed response and RelayState are the proof.
+@require_POST
+def saml_acs(request: HttpRequest, connection_id: str) -> HttpResponse:
+    connection = _connection(connection_id)
+    if connection.protocol != Connection.Protocol.SAML:
+        raise Http404("not a SAML connection")
+    trace = TraceRecorder(request, connection, "saml")
+    try:
+        require_enabled(connection)
+        relay_state = request.POST.get("RelayState") or None
+        pending = statekit.consume(request, connection, relay_state) if relay_state else None
+        if relay_state and pending is None:
+            trace.ok("relay_state", result="unknown, used or expired reference: treated as unsolicited")
+        saml_response = request.POST.get("SAMLResponse")
+        if not saml_response:
+            raise LoginFailure("sso.assertion_invalid", "validate", "The sign-in response is empty.", expected="a SAMLResponse form field", received="none", detail_code="saml.malformed")
+        try:
+            assertion = validate_response(
+                saml_response,
+                sp=samlkit.service_provider(connection),
+                settings=samlkit.saml_settings(connection),
+                now=_now(),
+                expected_request_id=pending.request_id if pending else None,
+                replay=DatabaseReplayCache(),
+            )
+        except SamlError as exc:
+            raise _protocol_failure(exc, "sso.assertion_invalid") from None
+        trace.ok("validate", issuer=assertion.issuer, assertion_id=assertion.assertion_id, signed=",".join(assertion.signed_parts))
+    except LoginFailure as failure:
+        trace.fail(failure)
+        return failure_page(request, failure, trace)
+    verified = VerifiedSubject(subject=assertion.name_id, claims=assertion.attributes)
+    return _finish(request, connection, trace, verified, pending.next_url if pending else "/")
+
+
+# OIDC ----------------------------------------------------------------------
+
+
+@require_GET
+def oidc_callback(request: HttpRequest, connection_id: str) -> HttpResponse:
+    connection = _connection(connection_id)
+    if connection.protocol != Connection.Protocol.OIDC:
+        raise Http404("not an OIDC connection")
+    trace = TraceRecorder(request, connection, "oidc")
+    try:
+        require_enabled(connection)
+        pending = statekit.consume(request, connection, request.GET.get("state"))
+        if pending is None:
+            raise LoginFailure(
+                "sso.state_invalid", "state",
+                "This sign-in link was already used, has expired, or was started in another browser. Start again.",
+                expected="the state of a login started in this browser in the last 10 minutes", received="unknown, used or expired state",
+                fix_in="user", detail_code="oidc.state_invalid",
+            )
+        learn = pending.purpose == PendingLogin.Purpose.CONNECT_ORGANIZATION
+        try:
+            login = oidckit.relying_party(connection).complete(
+                request.GET.dict(),
+                PendingAuthorization(
+                    state=pending.key, nonce=pending.data["nonce"], code_verifier=pending.data["code_verifier"],
+                    redirect_uri=oidckit.redirect_uri(connection),
+                ),
+                learn_tenant=learn,
+            )
+        except OidcError as exc:
+            code = "sso.provider_error" if exc.code == "oidc.provider_error" else "sso.id_token_invalid"
+            raise _protocol_failure(exc, code) from None
+        trace.ok("validate", subject=login.subject, tenant=login.tenant_id or "")
+    except LoginFailure as failure:
+        trace.fail(failure)
+        return failure_page(request, failure, trace)
+    if learn:
+        return _record_tenant(request, connection, pending, login.tenant_id, trace)
+    return _finish(request, connection, trace, VerifiedSubject(subject=login.subject, claims=login.claims), pending.next_url)
+
+
+def _record_tenant(request: HttpRequest, connection: Connection, pending: PendingLogin, tenant_id: str | None, trace: TraceRecorder) -> HttpResponse:
+    """Connect organization (seed 003): bind the connection to the tenant just seen."""
+    admin = pending.initiated_by
+    if admin is None or not holds_sso_admin_everywhere(admin, [connection.account]) or not tenant_id:
+        failure = LoginFailure(
+            "sso.connect_not_allowed", "connect",
+            "Connecting an organization needs an sso-admin of the account, and a provider that names its tenant.",
+            expected="an sso-admin starting 'connect organization'", received=admin.email if admin else "nobody signed in", fix_in="vestibule",
+        )
+        trace.fail(failure)
+        return failure_page(request, failure, trace)
+    connection.external_tenant_id = tenant_id
+    connection.tenant_verified_at = dj_timezone.now()
+    connection.save(update_fields=["external_tenant_id", "tenant_verified_at", "updated_at"])
+    trace.ok("connect", tenant=tenant_id)
+    trace.succeed(admin.email, purpose="connect_organization", tenant=tenant_id)
+    record("connection.organization_connected", request=request, account=connection.account, connection=connection, actor_user=admin, tenant=tenant_id)
+    return render(request, "vestibule/message.html", {"title": "Organization connected", "text": f"{connection.name} is now bound to the external organization {tenant_id}. Sign-ins from any other organization are refused.", "hint": "/"})
+
+
+@require_http_methods(["GET", "POST"])
+def oidc_connect(request: HttpRequest, connection_id: str) -> HttpResponse:
+    """Start "connect organization": an sso-admin signs in once through the provider."""
+    connection = _connection(connection_id)
+    if connection.protocol != Connection.Protocol.OIDC:
+        raise Http404("not an OIDC connection")
+    if not request.user.is_authenticated:
+        return HttpResponseRedirect("/login?" + urlencode({"next": request.path}))
+    user: User = request.user  # type: ignore[assignment]
+    if not holds_sso_admin_everywhere(user, [connection.account]):
+        return render(request, "vestibule/message.html", {"title": "Not allowed", "text": "Connecting an organization needs the sso-admin role in this account.", "code": "sso.connect_not_allowed"}, status=403)
+    try:
+        return _oidc_start(request, connection, "/", purpose=PendingLogin.Purpose.CONNECT_ORGANIZATION)
+    except OidcError as exc:
+        return render(request, "vestibule/message.html", {"title": "Provider unavailable", "text": exc.description if hasattr(exc, "description") else str(exc), "code": exc.code}, status=502)

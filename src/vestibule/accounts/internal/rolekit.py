@@ -32,11 +32,18 @@ class SsoManagedRoles(Exception):
         )
 
 
-def grants_by_scope(user: User, account: Account) -> dict[Project | None, set[str]]:
-    scopes: dict[Project | None, set[str]] = defaultdict(set)
-    for grant in RoleGrant.objects.filter(user=user, account=account).select_related("project"):
-        scopes[grant.project].add(grant.role)
-    return scopes
+def sso_managing_connection(user: User, account: Account) -> Any:
+    """The connection managing this user's roles in ``account`` (SSO authorization on), if any.
+
+    Once an identity provider manages a user's authorization in an account,
+    every scope of that account is its to decide (seed 002, seed 004).
+    """
+    grant = (
+        RoleGrant.objects.filter(user=user, account=account, source=Source.SSO, connection__sso_authorization=True)
+        .select_related("connection")
+        .first()
+    )
+    return grant.connection if grant is not None else None
 
 
 def replace_manual_roles(
@@ -51,10 +58,10 @@ def replace_manual_roles(
     catalog = get_catalog()
     wanted = catalog.require_known(roles)
     with transaction.atomic():
+        managed = sso_managing_connection(user, account)
+        if managed is not None:
+            raise SsoManagedRoles(managed.name)
         existing = RoleGrant.objects.select_for_update().filter(user=user, account=account, project=project)
-        sso = existing.filter(source=Source.SSO).select_related("connection").first()
-        if sso is not None and sso.connection is not None and sso.connection.sso_authorization:
-            raise SsoManagedRoles(sso.connection.name)
         others = set(existing.exclude(source=Source.MANUAL).values_list("role", flat=True))
         if project is not None:
             others |= set(

@@ -1,0 +1,69 @@
+"""OIDC glue: a connection's relying party, with Django's cache and a shared HTTP client."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.core.cache import cache
+from django.urls import reverse
+
+from vestibule import __version__
+from vestibule.connections.internal.keykit import read_secrets
+from vestibule.connections.models import Connection
+from vestibule.oidc import OidcClientConfig, OidcRelyingParty
+
+_http: httpx.Client | None = None
+
+
+def http_client() -> httpx.Client:
+    """One pooled client per process, with bounded timeouts and no redirects."""
+    global _http
+    if _http is None:
+        _http = httpx.Client(
+            timeout=httpx.Timeout(5.0, connect=3.0),
+            follow_redirects=False,
+            headers={"User-Agent": f"Vestibule/{__version__}"},
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        )
+    return _http
+
+
+class DjangoCache:
+    """The ``vestibule.oidc.Cache`` port on Django's cache (Redis in production)."""
+
+    prefix = "oidc:"
+
+    def get(self, key: str) -> Any | None:
+        return cache.get(self.prefix + key)
+
+    def set(self, key: str, value: Any, ttl: float) -> None:
+        cache.set(self.prefix + key, value, timeout=max(1, int(ttl)))
+
+
+def _clock() -> datetime:
+    return datetime.fromtimestamp(time.time(), tz=timezone.utc)
+
+
+def redirect_uri(connection: Connection) -> str:
+    return settings.VESTIBULE_BASE_URL + reverse("oidc-callback", args=[connection.pk])
+
+
+def client_config(connection: Connection) -> OidcClientConfig:
+    """Settings document plus the sealed secrets; raises ``OidcConfigError`` when incomplete."""
+    secrets = read_secrets(connection)
+    data = dict(connection.oidc_settings)
+    if secrets.get("client_secret"):
+        data["client_secret"] = secrets["client_secret"]
+    if secrets.get("private_key"):
+        data["private_key"] = secrets["private_key"]
+    if connection.external_tenant_id and isinstance(data.get("tenant_binding"), dict):
+        data["tenant_binding"] = {**data["tenant_binding"], "tenant_id": connection.external_tenant_id}
+    return OidcClientConfig.from_dict(data)
+
+
+def relying_party(connection: Connection) -> OidcRelyingParty:
+    return OidcRelyingParty(client_config(connection), http_client(), DjangoCache(), _clock)

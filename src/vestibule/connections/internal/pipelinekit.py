@@ -1,0 +1,235 @@
+"""Running the login pipeline against the database (DESIGN "Login", step 3).
+
+Protocol views validate their message, then call :func:`run_pipeline` with the
+verified subject and claims. Everything after that is protocol-independent:
+claims -> domain ownership -> user lookup / provisioning -> SSO-only upgrade
+-> roles -> linked projects. Each step is recorded in the login trace, and a
+refusal raises :class:`~vestibule.domain.pipeline.LoginFailure`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from vestibule.accounts.internal.rolekit import get_catalog
+from vestibule.accounts.models import Membership, Project, ProjectAccess, RoleGrant, Source, User
+from vestibule.audit.internal.auditkit import record
+from vestibule.connections.internal.reachkit import accounts_reached, holds_sso_admin_everywhere
+from vestibule.connections.internal.tracekit import TraceRecorder
+from vestibule.connections.models import Connection, ExternalIdentity, MappingRole
+from vestibule.domain.claims import ClaimMapping
+from vestibule.domain.pipeline import (
+    Action,
+    AssertedIdentity,
+    LoginFailure,
+    MappingRoleGrants,
+    RoleDecision,
+    decide_action,
+    decide_roles,
+    extract_identity,
+    require_domain,
+)
+
+
+@dataclass(frozen=True)
+class VerifiedSubject:
+    """What a protocol layer hands over once its message is fully validated."""
+
+    subject: str
+    claims: Mapping[str, Any]
+
+
+def require_enabled(connection: Connection) -> None:
+    if not connection.enabled:
+        raise LoginFailure(
+            "sso.connection_disabled", "start",
+            "Single sign-on through this provider is turned off. Ask your administrator, or sign in with a password if you have one.",
+            expected="an enabled connection", received="disabled", fix_in="vestibule",
+        )
+
+
+def mapping_roles_of(connection: Connection) -> list[MappingRoleGrants]:
+    result = []
+    for mapping_role in MappingRole.objects.filter(account=connection.account_id):
+        account_roles: frozenset[str] = frozenset()
+        projects: dict[str, frozenset[str]] = {}
+        for grant in mapping_role.grants:
+            roles = frozenset(grant.get("roles", ()))
+            scope = grant.get("scope", "")
+            if scope == "account":
+                account_roles = roles
+            elif scope.startswith("project:"):
+                projects[scope.removeprefix("project:")] = roles
+        result.append(MappingRoleGrants(mapping_role.name, account_roles, projects))
+    return result
+
+
+def run_pipeline(connection: Connection, verified: VerifiedSubject, trace: TraceRecorder) -> User:
+    mapping = ClaimMapping.from_dict(connection.claims)
+    trace.note_identity(subject=verified.subject)
+    identity = extract_identity(verified.claims, verified.subject, mapping)
+    trace.note_identity(subject=identity.external_id, email=identity.email)
+    trace.ok("claims", email=identity.email, external_id=identity.external_id)
+
+    require_domain(identity, connection.domains.values_list("domain", flat=True))
+    trace.ok("domain", domain=identity.domain)
+
+    decision = _decide_roles(connection, identity, mapping)
+    if decision is not None:
+        trace.ok("roles", account=",".join(sorted(decision.account_roles)), mapping_roles=",".join(decision.matched_mapping_roles))
+
+    # Two first logins of the same new person can race; the loser of the
+    # unique constraint retries once and then finds the winner's rows.
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                user = _apply(connection, identity, mapping, decision, trace)
+            break
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    if not user.is_active:
+        raise LoginFailure("sso.user_disabled", "user", "Your user is deactivated in Vestibule. Ask your administrator.", fix_in="vestibule")
+    if user.approval == User.Approval.PENDING:
+        raise LoginFailure(
+            "sso.pending_approval", "approval",
+            "Your account was created and is waiting for approval by an administrator of your organization.",
+            expected="approved user", received="pending", fix_in="vestibule",
+        )
+    return user
+
+
+def _decide_roles(connection: Connection, identity: AssertedIdentity, mapping: ClaimMapping) -> RoleDecision | None:
+    """Roles from the claims, or None to leave the user's roles alone.
+
+    With SSO authorization on, the claims decide and a bad value refuses the
+    login. With it off, a configured roles claim is still applied at login,
+    but leniently: unusable values fall back to the catalog default and an
+    unmet requirement drops the role instead of locking the person out.
+    """
+    catalog = get_catalog()
+    if connection.sso_authorization:
+        return decide_roles(identity, mapping, catalog, mapping_roles_of(connection))
+    if mapping.role_source != "roles_claim" or not mapping.roles:
+        return None
+    lenient = ClaimMapping.from_dict({**mapping.to_dict(), "requirement_policy": "drop"})
+    try:
+        return decide_roles(identity, lenient, catalog, ())
+    except LoginFailure:
+        return RoleDecision(frozenset({catalog.default_role}), {}, notes=("no usable role values: default role",))
+
+
+def _find_user(connection: Connection, identity: AssertedIdentity) -> tuple[User | None, ExternalIdentity | None]:
+    link = (
+        ExternalIdentity.objects.select_for_update()
+        .select_related("user")
+        .filter(connection=connection, external_id=identity.external_id)
+        .first()
+    )
+    if link is not None:
+        return link.user, link
+    return User.objects.select_for_update().filter(email_key=identity.email_key).first(), None
+
+
+def _apply(
+    connection: Connection,
+    identity: AssertedIdentity,
+    mapping: ClaimMapping,
+    decision: RoleDecision | None,
+    trace: TraceRecorder,
+) -> User:
+    account = connection.account
+    user, link = _find_user(connection, identity)
+    action = decide_action(linked=link is not None, email_match=user is not None, auto_provision=connection.auto_provision)
+    if action is Action.DENY:
+        raise LoginFailure(
+            "sso.provisioning_disabled", "user",
+            "You have no user in Vestibule yet, and this organization does not create users automatically. Ask your administrator to invite you.",
+            expected="an existing user or auto-provisioning on", received=f"unknown user {identity.email}", fix_in="vestibule",
+        )
+    if action is Action.ENROLL:
+        user = User.objects.create_user(
+            identity.email,
+            name=identity.name,
+            login_method=User.LoginMethod.SSO,
+            approval=User.Approval.APPROVED if connection.provisioned_users_can_login else User.Approval.PENDING,
+        )
+        record("sso.user_provisioned", account=account, connection=connection, subject_email=user.email, approval=user.approval)
+    assert user is not None
+    if link is None:
+        # The subject is new at this connection: link it. Email is used only here.
+        link = ExternalIdentity.objects.create(connection=connection, external_id=identity.external_id, user=user)
+        if action is Action.LINK:
+            record("sso.identity_linked", account=account, connection=connection, subject_email=user.email)
+    trace.ok("user", action=action.value, user=user.email)
+
+    if user.email_key != identity.email_key:
+        # Same subject, new address at the provider (e.g. a rename): follow it
+        # unless another user holds that address already.
+        if not User.objects.filter(email_key=identity.email_key).exclude(pk=user.pk).exists():
+            record("sso.email_changed", account=account, connection=connection, subject_email=identity.email, previous=user.email)
+            user.email = identity.email
+    if user.login_method == User.LoginMethod.SSO or connection.sso_authorization:
+        user.name = identity.name
+
+    membership, _ = Membership.objects.get_or_create(user=user, account=account, defaults={"source": Source.SSO})
+    if decision is not None:
+        _replace_sso_roles(user, connection, decision)
+        for dropped in decision.dropped:
+            record("sso.role_dropped", account=account, connection=connection, subject_email=user.email, role=dropped)
+    elif _has_no_roles(user, account.pk):
+        RoleGrant.objects.create(user=user, account=account, role=get_catalog().default_role, source=Source.MANUAL)
+    _sync_linked_projects(user, connection)
+
+    if user.login_method == User.LoginMethod.PASSWORD:
+        if holds_sso_admin_everywhere(user, accounts_reached(connection)):
+            trace.ok("upgrade", result="kept password login (break-glass sso-admin)")
+        else:
+            user.login_method = User.LoginMethod.SSO
+            user.purge_credentials()
+            record("sso.user_upgraded", account=account, connection=connection, subject_email=user.email)
+            trace.ok("upgrade", result="upgraded to SSO-only; password, TOTP and password age purged")
+    user.last_login = timezone.now()
+    user.save()
+    link.last_claims = identity.authorization_claims()
+    link.last_login_at = timezone.now()
+    link.save(update_fields=["last_claims", "last_login_at"])
+    return user
+
+
+def _has_no_roles(user: User, account_id: int) -> bool:
+    return not RoleGrant.objects.filter(user=user, account_id=account_id).exists()
+
+
+def _replace_sso_roles(user: User, connection: Connection, decision: RoleDecision) -> None:
+    """SSO-managed roles are replaced wholesale at each login (seed 002)."""
+    account = connection.account
+    RoleGrant.objects.filter(user=user, account=account, source=Source.SSO).delete()
+    projects = {p.slug: p for p in Project.objects.filter(account=account, slug__in=list(decision.project_roles))}
+    grants = [RoleGrant(user=user, account=account, role=r, source=Source.SSO, connection=connection) for r in sorted(decision.account_roles)]
+    for slug, roles in decision.project_roles.items():
+        project = projects.get(slug)
+        if project is None:
+            continue
+        grants += [RoleGrant(user=user, account=account, project=project, role=r, source=Source.SSO, connection=connection) for r in sorted(roles)]
+        ProjectAccess.objects.get_or_create(user=user, project=project, source=Source.SSO, connection=connection)
+    RoleGrant.objects.bulk_create(grants)
+
+
+def _sync_linked_projects(user: User, connection: Connection) -> None:
+    """Access to the connection's linked projects; access from removed links goes."""
+    linked = set(connection.linked_projects.values_list("pk", flat=True))
+    mapped = set(
+        RoleGrant.objects.filter(user=user, connection=connection, project__isnull=False).values_list("project_id", flat=True)
+    )
+    wanted = linked | mapped
+    ProjectAccess.objects.filter(user=user, connection=connection, source=Source.SSO).exclude(project_id__in=wanted).delete()
+    have = set(ProjectAccess.objects.filter(user=user, connection=connection, source=Source.SSO).values_list("project_id", flat=True))
+    ProjectAccess.objects.bulk_create(
+        ProjectAccess(user=user, project_id=pid, source=Source.SSO, connection=connection) for pid in sorted(wanted - have)
+    )

@@ -1,0 +1,100 @@
+"""Logins in flight: opaque references the browser carries, consumed once.
+
+The browser only ever holds ``PendingLogin.key`` (SAML RelayState, OIDC
+``state``). A second cookie binds the attempt to the browser that started it,
+so a state or RelayState lifted from one browser is useless in another. The
+SAML HTTP-POST binding arrives as a cross-site POST, on which browsers send
+only ``SameSite=None`` cookies, and those require HTTPS: on a plain-HTTP
+development deployment SAML attempts are therefore not browser-bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from vestibule.connections.models import Connection, PendingLogin
+
+LIFETIME = timedelta(minutes=10)
+BINDING_COOKIE = "vestibule_sso_binding"
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def create(
+    request: HttpRequest,
+    connection: Connection,
+    *,
+    key: str | None = None,
+    request_id: str = "",
+    next_url: str = "",
+    purpose: str = PendingLogin.Purpose.LOGIN,
+    data: dict[str, Any] | None = None,
+    bind_browser: bool = True,
+) -> tuple[PendingLogin, str | None]:
+    """Store a pending login; returns it and the binding token to set as a cookie (if any)."""
+    token = request.COOKIES.get(BINDING_COOKIE) or secrets.token_urlsafe(24)
+    pending = PendingLogin.objects.create(
+        key=key or secrets.token_urlsafe(32),
+        connection=connection,
+        purpose=purpose,
+        request_id=request_id,
+        next_url=next_url,
+        data=data or {},
+        browser_binding=_digest(token) if bind_browser else "",
+        initiated_by=request.user if request.user.is_authenticated else None,
+        expires_at=timezone.now() + LIFETIME,
+    )
+    return pending, token if bind_browser else None
+
+
+def set_binding_cookie(response: HttpResponse, token: str | None) -> None:
+    if token is None:
+        return
+    secure = settings.VESTIBULE_BASE_URL.startswith("https://")
+    response.set_cookie(
+        BINDING_COOKIE,
+        token,
+        max_age=int(LIFETIME.total_seconds()),
+        httponly=True,
+        secure=secure,
+        samesite="None" if secure else "Lax",
+        path="/sso/",
+    )
+
+
+def binds_saml_post() -> bool:
+    return bool(settings.VESTIBULE_BASE_URL.startswith("https://"))
+
+
+def consume(request: HttpRequest, connection: Connection, key: str | None) -> PendingLogin | None:
+    """Use a pending login once. None when unknown, expired, used, foreign or unbound."""
+    if not key or len(key) > 64:
+        return None
+    now = timezone.now()
+    # IDOR check: the reference must belong to the connection of this URL.
+    claimed = PendingLogin.objects.filter(
+        key=key, connection=connection, consumed_at__isnull=True, expires_at__gt=now
+    ).update(consumed_at=now)
+    if claimed != 1:
+        return None
+    pending = PendingLogin.objects.select_related("initiated_by").get(key=key)
+    if pending.browser_binding:
+        token = request.COOKIES.get(BINDING_COOKIE, "")
+        if not hmac.compare_digest(pending.browser_binding, _digest(token)):
+            return None
+    return pending
+
+
+def purge_expired() -> int:
+    deleted, _ = PendingLogin.objects.filter(expires_at__lt=timezone.now() - timedelta(days=1)).delete()
+    return deleted

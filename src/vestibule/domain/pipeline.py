@@ -1,0 +1,291 @@
+"""The login pipeline's pure decisions (DESIGN "Login", step 3).
+
+The Django layer (``connections.internal.pipelinekit``) runs the steps in
+order against the database; every decision it takes is one of the functions
+here, and every refusal is a :class:`LoginFailure` with a stable reason code:
+
+    LoginFailure
+      code                    step        meaning
+      sso.connection_disabled start       the connection is off
+      sso.assertion_invalid   validate    the protocol message failed validation
+      sso.claim_missing.<c>   claims      a required claim is absent
+      sso.email_invalid       claims      the asserted email is not canonical / valid
+      sso.email_domain_not_owned domain   email domain not served by this connection
+      sso.provisioning_disabled  user     unknown user and auto-provision is off
+      sso.user_disabled       user        the user is deactivated
+      sso.pending_approval    approval    provisioned user waits for an admin
+      sso.role_mapping_missing   roles    SSO authorization needs role_mapping
+      sso.role_mapping_unmatched roles    no mapping role has that name
+      sso.roles_unmatched     roles       roles claim values are all unknown
+      sso.roles_requirement_not_met roles a role lacks its required partner
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from vestibule.domain.claims import ClaimMapping, claim_values
+from vestibule.domain.emails import InvalidEmail, email_domain, email_key, require_canonical_email
+from vestibule.domain.roles import RoleCatalog, RoleRuleError
+
+__all__ = [
+    "LoginFailure",
+    "AssertedIdentity",
+    "Action",
+    "RoleDecision",
+    "MappingRoleGrants",
+    "extract_identity",
+    "require_domain",
+    "decide_action",
+    "decide_roles",
+]
+
+
+class LoginFailure(Exception):
+    """A login refused at a named step.
+
+    ``message`` is for the person signing in; ``expected``/``received`` and
+    ``fix_in`` are for the account's administrators (login trace).
+    """
+
+    def __init__(
+        self,
+        code: str,
+        step: str,
+        message: str,
+        *,
+        expected: str | None = None,
+        received: str | None = None,
+        fix_in: str = "identity_provider",
+        detail_code: str | None = None,
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.step = step
+        self.message = message
+        self.expected = expected
+        self.received = received
+        self.fix_in = fix_in
+        self.detail_code = detail_code
+
+
+@dataclass(frozen=True)
+class AssertedIdentity:
+    external_id: str
+    email: str
+    email_key: str
+    domain: str
+    name: str
+    role_mapping: tuple[str, ...] | None
+    roles: tuple[str, ...] | None
+
+    def authorization_claims(self) -> dict[str, Any]:
+        return {"role_mapping": list(self.role_mapping or ()), "roles": list(self.roles or ()) if self.roles is not None else None}
+
+
+def _first(values: tuple[str, ...] | None) -> str | None:
+    return values[0] if values else None
+
+
+def extract_identity(claims: Mapping[str, Any], subject: str, mapping: ClaimMapping) -> AssertedIdentity:
+    emails = claim_values(claims, mapping.email)
+    email = _first(emails)
+    if email is None:
+        raise LoginFailure(
+            "sso.claim_missing.email",
+            "claims",
+            "Your identity provider did not send your email address.",
+            expected=f"a claim named '{mapping.email}'",
+            received="claims: " + ", ".join(sorted(map(str, claims))[:30]) if claims else "no claims",
+        )
+    if emails is not None and len(set(emails)) > 1:
+        raise LoginFailure(
+            "sso.email_invalid", "claims", "Your identity provider sent several email addresses.",
+            expected="exactly one value", received=f"{len(emails)} values",
+        )
+    try:
+        canonical = require_canonical_email(email)
+    except InvalidEmail as exc:
+        raise LoginFailure(
+            "sso.email_invalid", "claims", "Your identity provider sent an email address Vestibule cannot accept.",
+            expected="a canonical email address (no surrounding spaces, NFC, valid syntax)",
+            received=f"{email!r}: {exc.reason}",
+        ) from None
+    name = _first(claim_values(claims, mapping.name))
+    if not name or not name.strip():
+        raise LoginFailure(
+            "sso.claim_missing.name", "claims", "Your identity provider did not send your name.",
+            expected=f"a claim named '{mapping.name}'",
+            received="claims: " + ", ".join(sorted(map(str, claims))[:30]),
+        )
+    external_id = subject
+    if mapping.external_id:
+        external_id = _first(claim_values(claims, mapping.external_id)) or ""
+        if not external_id:
+            raise LoginFailure(
+                "sso.claim_missing.external_id", "claims", "Your identity provider did not send your user ID.",
+                expected=f"a claim named '{mapping.external_id}'",
+            )
+    if not external_id or len(external_id) > 512:
+        raise LoginFailure(
+            "sso.claim_missing.external_id", "claims", "Your identity provider sent no usable user ID.",
+            expected="a subject of 1-512 characters", received=f"{len(external_id)} characters",
+        )
+    return AssertedIdentity(
+        external_id=external_id,
+        email=canonical,
+        email_key=email_key(canonical),
+        domain=email_domain(canonical),
+        name=name.strip()[:200],
+        role_mapping=claim_values(claims, mapping.role_mapping),
+        roles=claim_values(claims, mapping.roles),
+    )
+
+
+def require_domain(identity: AssertedIdentity, connection_domains: Iterable[str]) -> None:
+    """The email's domain must be one the connection serves (owned or shared).
+
+    This is the cross-tenant barrier: an identity provider of one account can
+    never sign in a user whose domain belongs to another account.
+    """
+    domains = sorted(set(connection_domains))
+    if identity.domain not in domains:
+        raise LoginFailure(
+            "sso.email_domain_not_owned",
+            "domain",
+            "Your email domain is not one this sign-in serves. Use your organization's own sign-in.",
+            expected="an email at " + ", ".join(domains),
+            received=identity.domain,
+        )
+
+
+class Action(enum.Enum):
+    AUTH = "auth"  # a user is linked to this subject at this connection
+    LINK = "link"  # no link yet; a user with that email exists: link it
+    ENROLL = "enroll"  # nobody: create the user (auto-provision)
+    DENY = "deny"  # nobody, and auto-provision is off
+
+
+def decide_action(*, linked: bool, email_match: bool, auto_provision: bool) -> Action:
+    if linked:
+        return Action.AUTH
+    if email_match:
+        return Action.LINK
+    return Action.ENROLL if auto_provision else Action.DENY
+
+
+@dataclass(frozen=True)
+class MappingRoleGrants:
+    """A mapping role as plain data: scope ("account" or a project slug) -> roles."""
+
+    name: str
+    account_roles: frozenset[str]
+    project_roles: Mapping[str, frozenset[str]]
+
+
+@dataclass(frozen=True)
+class RoleDecision:
+    account_roles: frozenset[str]
+    project_roles: Mapping[str, frozenset[str]]
+    dropped: Sequence[str] = ()
+    ignored_values: Sequence[str] = ()
+    matched_mapping_roles: Sequence[str] = ()
+    notes: Sequence[str] = field(default_factory=tuple)
+
+
+def _apply_requirements(
+    roles: frozenset[str], catalog: RoleCatalog, mapping: ClaimMapping, scope: str, context: frozenset[str] = frozenset()
+) -> tuple[frozenset[str], list[str]]:
+    problems = catalog.unmet_requirements(roles | context)
+    if not problems:
+        return roles, []
+    if mapping.requirement_policy == "refuse":
+        first = problems[0]
+        raise LoginFailure(
+            "sso.roles_requirement_not_met",
+            "roles",
+            "The roles your identity provider sent are incomplete; ask your administrator.",
+            expected=f"{first.role} together with one of {', '.join(first.requires_one_of)} ({scope})",
+            received=", ".join(sorted(roles)) or "none",
+        )
+    kept, dropped = catalog.drop_unmet(roles | context)
+    kept_here = roles & kept
+    return kept_here, [f"{d.role} ({scope})" for d in dropped if d.role in roles]
+
+
+def decide_roles(
+    identity: AssertedIdentity,
+    mapping: ClaimMapping,
+    catalog: RoleCatalog,
+    mapping_roles: Iterable[MappingRoleGrants],
+) -> RoleDecision:
+    """Roles for this account from the claims, when SSO authorization is on."""
+    if mapping.role_source == "mapping_roles":
+        values = identity.role_mapping
+        if not values:
+            raise LoginFailure(
+                "sso.role_mapping_missing", "roles",
+                "Your identity provider did not say which role mapping applies to you.",
+                expected=f"a '{mapping.role_mapping}' claim naming one of this account's mapping roles",
+                received="no such claim",
+            )
+        by_name = {m.name: m for m in mapping_roles}
+        matched = [by_name[v] for v in dict.fromkeys(values) if v in by_name]
+        if not matched:
+            raise LoginFailure(
+                "sso.role_mapping_unmatched", "roles",
+                "No role is set up in Vestibule for the role mapping your identity provider sent.",
+                expected="one of: " + (", ".join(sorted(by_name)) or "(no mapping roles defined)"),
+                received=", ".join(values),
+                fix_in="identity_provider_or_vestibule",
+            )
+        account_roles: frozenset[str] = frozenset().union(*(m.account_roles for m in matched))
+        projects: dict[str, frozenset[str]] = {}
+        for m in matched:
+            for slug, roles in m.project_roles.items():
+                projects[slug] = projects.get(slug, frozenset()) | roles
+        ignored = [v for v in values if v not in by_name]
+    else:
+        values = identity.roles
+        if values is None:
+            return RoleDecision(frozenset({catalog.default_role}), {}, notes=("roles claim absent: default role",))
+        translated = [mapping.role_values.get(v, v) for v in values]
+        known = [r for r in translated if r in catalog.roles]
+        ignored = [v for v, r in zip(values, translated, strict=True) if r not in catalog.roles]
+        if not known:
+            if not values:
+                return RoleDecision(frozenset({catalog.default_role}), {}, notes=("roles claim empty: default role",))
+            raise LoginFailure(
+                "sso.roles_unmatched", "roles",
+                "None of the roles your identity provider sent exist in Vestibule.",
+                expected="roles from: " + ", ".join(sorted(catalog.roles)),
+                received=", ".join(values),
+            )
+        account_roles = frozenset(known)
+        projects = {}
+        matched = []
+    try:
+        catalog.require_known(account_roles)
+        for roles in projects.values():
+            catalog.require_known(roles)
+    except RoleRuleError as exc:
+        raise LoginFailure(
+            "sso.role_mapping_unmatched", "roles", "A mapping role grants a role that no longer exists.",
+            expected="roles from the catalog", received=exc.role, fix_in="vestibule",
+        ) from None
+    account_roles, dropped = _apply_requirements(account_roles, catalog, mapping, "account")
+    project_out: dict[str, frozenset[str]] = {}
+    for slug, roles in projects.items():
+        kept, dropped_here = _apply_requirements(roles, catalog, mapping, f"project {slug}", context=account_roles)
+        dropped.extend(dropped_here)
+        project_out[slug] = kept
+    return RoleDecision(
+        account_roles=account_roles,
+        project_roles=project_out,
+        dropped=tuple(dropped),
+        ignored_values=tuple(ignored),
+        matched_mapping_roles=tuple(m.name for m in matched),
+    )
