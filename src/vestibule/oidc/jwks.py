@@ -11,8 +11,6 @@ request amplifier against the provider.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -102,18 +100,18 @@ class JwksClient:
         self._min_interval = min_refetch_interval
         self._key = f"vestibule.oidc.jwks:{issuer}|{jwks_uri}"
         self._marker = f"vestibule.oidc.jwks_refetch:{issuer}"
-        self._memo: tuple[str, tuple[Key, ...]] | None = None
+        self._memo: tuple[Mapping[str, Any], tuple[Key, ...]] | None = None
         #: Number of HTTP fetches made by this instance (observability, tests).
         self.fetch_count = 0
 
     def _parsed(self, doc: Mapping[str, Any]) -> tuple[Key, ...]:
-        # Parsing keys costs more than verifying a signature, so parsed keys
-        # are memoized per document (keyed by a digest of its canonical form).
-        digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-        if self._memo is not None and self._memo[0] == digest:
+        # Importing keys costs more than verifying a signature, so parsed keys
+        # are memoized per document; equality (not identity) because a shared
+        # cache hands back a fresh copy on every get.
+        if self._memo is not None and (self._memo[0] is doc or self._memo[0] == doc):
             return self._memo[1]
         keys = parse_jwks(doc)
-        self._memo = (digest, keys)
+        self._memo = (doc, keys)
         return keys
 
     def _fetch(self) -> tuple[Key, ...]:
