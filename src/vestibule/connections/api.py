@@ -1,7 +1,396 @@
-"""REST endpoints: connections, domains, mapping roles."""
+"""REST endpoints: connections, SAML metadata import, domains and shares, mapping roles."""
 
 from __future__ import annotations
 
+import json
+from typing import Any, Literal
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
 from ninja import Router
+from pydantic import Field
+
+from vestibule.accounts.models import Account
+from vestibule.api.errors import ApiError, Conflict, NotFound, Unprocessable
+from vestibule.api.schemas import StrictSchema
+from vestibule.api.security import account_for, api_key, require_operator
+from vestibule.audit.internal.auditkit import record
+from vestibule.connections.internal import connectionkit, oidckit, samlkit
+from vestibule.connections.internal.authorizationkit import MappingRoleError, validate_grants
+from vestibule.connections.internal.connectionkit import ConnectionRuleError
+from vestibule.connections.models import Connection, DomainClaim, DomainShare, MappingRole
+from vestibule.domain.claims import ClaimMapping
+from vestibule.domain.emails import InvalidEmail, normalize_domain
+from vestibule.oidc import OidcError
+from vestibule.saml import SamlError, parse_idp_metadata
 
 router = Router(tags=["connections"])
+
+MAX_METADATA_BYTES = 512 * 1024
+
+
+class ConnectionIn(StrictSchema):
+    protocol: Literal["saml", "oidc"]
+    name: str = Field(min_length=1, max_length=200)
+    domains: list[str] = Field(min_length=1, max_length=50)
+    saml: dict[str, Any] | None = None
+    oidc: dict[str, Any] | None = None
+    claims: dict[str, Any] | None = None
+    auto_provision: bool = False
+    provisioned_users_can_login: bool = False
+    ignored_emails: list[str] | None = Field(default=None, max_length=1000)
+    sso_authorization: bool = False
+    linked_projects: list[str] = Field(default_factory=list, max_length=200)
+
+
+class ConnectionPatch(StrictSchema):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    enabled: bool | None = None
+    auto_provision: bool | None = None
+    provisioned_users_can_login: bool | None = None
+    ignored_emails: list[str] | None = Field(default=None, max_length=1000)
+    claims: dict[str, Any] | None = None
+    sso_authorization: bool | None = None
+    linked_projects: list[str] | None = Field(default=None, max_length=200)
+    saml: dict[str, Any] | None = None
+    oidc: dict[str, Any] | None = None
+
+
+class DomainIn(StrictSchema):
+    domain: str = Field(max_length=253)
+
+
+class ShareIn(StrictSchema):
+    account: str = Field(max_length=50)
+
+
+class GrantIn(StrictSchema):
+    scope: str = Field(max_length=60, description="'account' or 'project:<slug>'")
+    roles: list[str] = Field(max_length=50)
+
+
+class MappingRoleIn(StrictSchema):
+    name: str = Field(min_length=1, max_length=200)
+    grants: list[GrantIn] = Field(min_length=1, max_length=201)
+
+
+class MappingRolePatch(StrictSchema):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    grants: list[GrantIn] | None = Field(default=None, min_length=1, max_length=201)
+
+
+def _rule(fn: Any) -> Any:
+    try:
+        return fn()
+    except ConnectionRuleError as exc:
+        raise ApiError(exc.detail, field=exc.field, status=exc.status) from None
+
+
+def connection_out(connection: Connection) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": str(connection.pk),
+        "account": connection.account.slug,
+        "protocol": connection.protocol,
+        "name": connection.name,
+        "enabled": connection.enabled,
+        "domains": connection.domain_list,
+        "auto_provision": connection.auto_provision,
+        "provisioned_users_can_login": connection.provisioned_users_can_login,
+        "ignored_emails": connection.ignored_emails,
+        "claims": ClaimMapping.from_dict(connection.claims).to_dict(),
+        "sso_authorization": connection.sso_authorization,
+        "linked_projects": sorted(connection.linked_projects.values_list("slug", flat=True)),
+        "created_at": connection.created_at.isoformat(),
+    }
+    if connection.protocol == Connection.Protocol.SAML:
+        out.update(samlkit.sp_urls(connection))
+        out["saml"] = connection.saml_settings
+    else:
+        from vestibule.connections.internal.keykit import read_secrets
+
+        secrets = read_secrets(connection)
+        out["oidc"] = {
+            **connection.oidc_settings,
+            "client_secret_set": bool(secrets.get("client_secret")),
+            "private_key_set": bool(secrets.get("private_key")),
+        }
+        out["redirect_uri"] = oidckit.redirect_uri(connection)
+        out["sign_in_url"] = samlkit.sp_urls(connection)["sign_in_url"]
+        out["connect_url"] = out["sign_in_url"].replace("/sso/start/", "/sso/oidc/").rstrip("/") + "/connect"
+        out["external_tenant_id"] = connection.external_tenant_id or None
+        out["tenant_verified_at"] = connection.tenant_verified_at.isoformat() if connection.tenant_verified_at else None
+    return out
+
+
+def connection_or_404(request: HttpRequest, connection_id: str) -> Connection:
+    import uuid
+
+    try:
+        pk = uuid.UUID(connection_id)
+    except ValueError:
+        raise NotFound(f"connection '{connection_id}' not found", field="id") from None
+    connection = Connection.objects.select_related("account").filter(pk=pk).first()
+    key = api_key(request)
+    # IDOR check: an account key sees only its own account's connections.
+    if connection is None or (not key.is_operator and key.account_id != connection.account_id):
+        raise NotFound(f"connection '{connection_id}' not found", field="id")
+    return connection
+
+
+# Connections ---------------------------------------------------------------
+
+
+@router.get("/accounts/{slug}/connections")
+def list_connections(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
+    account = account_for(request, slug)
+    return [connection_out(c) for c in Connection.objects.for_account(account).order_by("created_at")]
+
+
+@router.post("/accounts/{slug}/connections", response={201: dict})
+def create_connection(request: HttpRequest, slug: str, payload: ConnectionIn) -> tuple[int, dict[str, Any]]:
+    account = account_for(request, slug)
+    key = api_key(request)
+    connection = _rule(lambda: connectionkit.create_connection(account, payload.model_dump(), may_claim=key.is_operator))
+    record("connection.created", account=account, connection=connection, actor_api_key=key, protocol=connection.protocol, domains=connection.domain_list)
+    return 201, connection_out(connection)
+
+
+@router.get("/connections/{connection_id}")
+def get_connection(request: HttpRequest, connection_id: str) -> dict[str, Any]:
+    return connection_out(connection_or_404(request, connection_id))
+
+
+@router.patch("/connections/{connection_id}")
+def patch_connection(request: HttpRequest, connection_id: str, payload: ConnectionPatch) -> dict[str, Any]:
+    connection = connection_or_404(request, connection_id)
+    changes = payload.model_dump(exclude_unset=True)
+    for field in ("name", "enabled", "auto_provision", "provisioned_users_can_login", "sso_authorization"):
+        if field in changes and changes[field] is None:
+            raise Unprocessable(f"{field} cannot be null", field=field)
+    warnings = _rule(lambda: connectionkit.update_connection(connection, changes))
+    record("connection.updated", account=connection.account, connection=connection, actor_api_key=api_key(request), fields=sorted(changes), warnings=warnings)
+    out = connection_out(connection)
+    out["warnings"] = warnings
+    return out
+
+
+@router.delete("/connections/{connection_id}", response={204: None})
+def delete_connection(request: HttpRequest, connection_id: str) -> tuple[int, None]:
+    connection = connection_or_404(request, connection_id)
+    record("connection.deleted", account=connection.account, connection=connection, actor_api_key=api_key(request), name=connection.name)
+    connection.delete()
+    return 204, None
+
+
+@router.put("/connections/{connection_id}/saml/idp-metadata")
+def put_idp_metadata(request: HttpRequest, connection_id: str) -> dict[str, Any]:
+    """Generate the SAML settings from the IdP's metadata XML (raw body, or JSON {"metadata", "entity_id"})."""
+    connection = connection_or_404(request, connection_id)
+    if connection.protocol != Connection.Protocol.SAML:
+        raise Unprocessable("this is an OIDC connection; IdP metadata applies to SAML connections", field="id")
+    body = request.body
+    if len(body) > MAX_METADATA_BYTES:
+        raise ApiError("metadata is larger than 512 KiB", field="body", status=413)
+    entity_id = request.GET.get("entity_id") or None
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(body)
+            xml = data["metadata"].encode()
+            entity_id = data.get("entity_id") or entity_id
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise Unprocessable('send the metadata XML as the body, or JSON {"metadata": "<xml>"}', field="metadata") from None
+    else:
+        xml = body
+    if not xml.strip():
+        raise Unprocessable("the body is empty; send the IdP metadata XML", field="metadata")
+    try:
+        generated = parse_idp_metadata(xml, entity_id=entity_id).to_dict()
+    except SamlError as exc:
+        raise Unprocessable(f"metadata: {getattr(exc, 'description', str(exc))}", field="metadata") from None
+    # Keep this connection's own policy choices; the metadata speaks for the IdP only.
+    idp_fields = ("idp_entity_id", "sso_url", "sso_binding", "certificates", "name_id_format")
+    policy = {k: v for k, v in connection.saml_settings.items() if k in generated and k not in idp_fields}
+    connection.saml_settings = connectionkit.validate_saml_settings({**generated, **policy})
+    connection.save(update_fields=["saml_settings", "updated_at"])
+    record("connection.idp_metadata_imported", account=connection.account, connection=connection, actor_api_key=api_key(request), idp_entity_id=generated["idp_entity_id"])
+    return connection.saml_settings
+
+
+@router.get("/connections/{connection_id}/oidc/setup-url")
+def oidc_setup_url(request: HttpRequest, connection_id: str) -> dict[str, Any]:
+    """The URL for the external organization's administrator (admin consent where the provider has it)."""
+    connection = connection_or_404(request, connection_id)
+    if connection.protocol != Connection.Protocol.OIDC:
+        raise Unprocessable("setup URLs apply to OIDC connections", field="id")
+    try:
+        url = oidckit.relying_party(connection).setup_url(oidckit.redirect_uri(connection))
+    except OidcError as exc:
+        raise ApiError(f"the provider could not be reached or is misconfigured: {exc.code}", field="oidc", status=502) from None
+    return {"setup_url": url, "connect_url": connection_out(connection)["connect_url"]}
+
+
+# Domains -------------------------------------------------------------------
+
+
+def domain_out(claim: DomainClaim) -> dict[str, Any]:
+    return {
+        "domain": claim.domain,
+        "account": claim.account.slug,
+        "shared_with": sorted(claim.shares.values_list("account__slug", flat=True)),
+        "connections": sorted(str(c) for c in claim.connection_domains.values_list("connection_id", flat=True)),
+    }
+
+
+def _domain(value: str) -> str:
+    try:
+        return normalize_domain(value)
+    except InvalidEmail as exc:
+        raise Unprocessable(f"{value!r} is not a domain: {exc.reason}", field="domain") from None
+
+
+@router.get("/accounts/{slug}/domains")
+def list_domains(request: HttpRequest, slug: str) -> dict[str, Any]:
+    account = account_for(request, slug)
+    owned = DomainClaim.objects.filter(account=account).select_related("account").order_by("domain")
+    shared = DomainClaim.objects.filter(shares__account=account).select_related("account").order_by("domain")
+    return {"items": [domain_out(c) for c in owned], "shared_with_this_account": [domain_out(c) for c in shared]}
+
+
+@router.post("/accounts/{slug}/domains", response={201: dict})
+def claim_domain(request: HttpRequest, slug: str, payload: DomainIn) -> tuple[int, dict[str, Any]]:
+    key = require_operator(request)
+    account = account_for(request, slug)
+    domain = _domain(payload.domain)
+    if DomainClaim.objects.filter(domain=domain, account=account).exists():
+        raise Conflict(f"domain {domain} is already claimed by '{slug}'", field="domain")
+    claim = _rule(lambda: connectionkit.claim_domain(account, domain))
+    record("domain.claimed", account=account, actor_api_key=key, domain=domain)
+    return 201, domain_out(claim)
+
+
+def _owned_claim(account: Account, domain: str) -> DomainClaim:
+    claim = DomainClaim.objects.filter(domain=_domain(domain), account=account).select_related("account").first()
+    if claim is None:
+        raise NotFound(f"account '{account.slug}' does not own domain {domain}", field="domain")
+    return claim
+
+
+@router.delete("/accounts/{slug}/domains/{domain}", response={204: None})
+def release_domain(request: HttpRequest, slug: str, domain: str) -> tuple[int, None]:
+    key = require_operator(request)
+    account = account_for(request, slug)
+    claim = _owned_claim(account, domain)
+    if claim.connection_domains.exists():
+        raise Conflict(f"connections still serve {claim.domain}; delete them first", field="domain")
+    claim.delete()
+    record("domain.released", account=account, actor_api_key=key, domain=claim.domain)
+    return 204, None
+
+
+@router.post("/accounts/{slug}/domains/{domain}/shares", response={201: dict})
+def share_domain(request: HttpRequest, slug: str, domain: str, payload: ShareIn) -> tuple[int, dict[str, Any]]:
+    """The owner (or the operator) shares a domain with another account, e.g. its sandbox."""
+    owner = account_for(request, slug)
+    claim = _owned_claim(owner, domain)
+    target = Account.objects.filter(slug=payload.account).first()
+    if target is None:
+        raise Unprocessable(f"no account '{payload.account}'", field="account")
+    if target.pk == owner.pk:
+        raise Unprocessable("an account cannot share a domain with itself", field="account")
+    try:
+        with transaction.atomic():
+            DomainShare.objects.create(claim=claim, account=target)
+    except IntegrityError:
+        raise Conflict(f"{claim.domain} is already shared with '{target.slug}'", field="account") from None
+    record("domain.shared", account=owner, actor_api_key=api_key(request), domain=claim.domain, shared_with=target.slug)
+    return 201, domain_out(claim)
+
+
+@router.delete("/accounts/{slug}/domains/{domain}/shares/{target}", response={204: None})
+def revoke_share(request: HttpRequest, slug: str, domain: str, target: str) -> tuple[int, None]:
+    """Revoking a share removes the target's connections from that domain at once."""
+    owner = account_for(request, slug)
+    claim = _owned_claim(owner, domain)
+    share = DomainShare.objects.filter(claim=claim, account__slug=target).first()
+    if share is None:
+        raise NotFound(f"{claim.domain} is not shared with '{target}'", field="target")
+    with transaction.atomic():
+        claim.connection_domains.filter(connection__account=share.account).delete()
+        share.delete()
+    record("domain.share_revoked", account=owner, actor_api_key=api_key(request), domain=claim.domain, shared_with=target)
+    return 204, None
+
+
+# Mapping roles -------------------------------------------------------------
+
+
+def mapping_role_out(mapping_role: MappingRole) -> dict[str, Any]:
+    return {"id": mapping_role.pk, "name": mapping_role.name, "grants": mapping_role.grants, "updated_at": mapping_role.updated_at.isoformat()}
+
+
+def _grants(account: Account, grants: list[GrantIn]) -> list[dict[str, Any]]:
+    try:
+        return validate_grants(account, [g.model_dump() for g in grants])
+    except MappingRoleError as exc:
+        raise Unprocessable(exc.detail, field=exc.field) from None
+
+
+def _mapping_role(account: Account, mapping_role_id: int) -> MappingRole:
+    found = MappingRole.objects.filter(account=account, pk=mapping_role_id).first()
+    if found is None:
+        raise NotFound(f"mapping role {mapping_role_id} not found", field="id")
+    return found
+
+
+@router.get("/accounts/{slug}/mapping-roles")
+def list_mapping_roles(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
+    account = account_for(request, slug)
+    return [mapping_role_out(m) for m in MappingRole.objects.filter(account=account).order_by("name")]
+
+
+@router.post("/accounts/{slug}/mapping-roles", response={201: dict})
+def create_mapping_role(request: HttpRequest, slug: str, payload: MappingRoleIn) -> tuple[int, dict[str, Any]]:
+    account = account_for(request, slug)
+    grants = _grants(account, payload.grants)
+    try:
+        with transaction.atomic():
+            mapping_role = MappingRole.objects.create(account=account, name=payload.name, grants=grants)
+    except IntegrityError:
+        raise Conflict(f"a mapping role named '{payload.name}' exists", field="name") from None
+    record("mapping_role.created", account=account, actor_api_key=api_key(request), name=payload.name)
+    return 201, mapping_role_out(mapping_role)
+
+
+@router.get("/accounts/{slug}/mapping-roles/{mapping_role_id}")
+def get_mapping_role(request: HttpRequest, slug: str, mapping_role_id: int) -> dict[str, Any]:
+    return mapping_role_out(_mapping_role(account_for(request, slug), mapping_role_id))
+
+
+@router.patch("/accounts/{slug}/mapping-roles/{mapping_role_id}")
+def patch_mapping_role(request: HttpRequest, slug: str, mapping_role_id: int, payload: MappingRolePatch) -> dict[str, Any]:
+    """Changes reach every user under the mapping role at their next login (seed 002)."""
+    account = account_for(request, slug)
+    mapping_role = _mapping_role(account, mapping_role_id)
+    if payload.grants is not None:
+        mapping_role.grants = _grants(account, payload.grants)
+    if payload.name is not None:
+        mapping_role.name = payload.name
+    try:
+        with transaction.atomic():
+            mapping_role.save()
+    except IntegrityError:
+        raise Conflict(f"a mapping role named '{payload.name}' exists", field="name") from None
+    record("mapping_role.updated", account=account, actor_api_key=api_key(request), name=mapping_role.name)
+    return mapping_role_out(mapping_role)
+
+
+@router.delete("/accounts/{slug}/mapping-roles/{mapping_role_id}", response={204: None})
+def delete_mapping_role(request: HttpRequest, slug: str, mapping_role_id: int) -> tuple[int, None]:
+    account = account_for(request, slug)
+    mapping_role = _mapping_role(account, mapping_role_id)
+    mapping_role.delete()
+    record("mapping_role.deleted", account=account, actor_api_key=api_key(request), name=mapping_role.name)
+    return 204, None
+
+
+__all__ = ["router"]

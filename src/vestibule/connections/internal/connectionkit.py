@@ -1,0 +1,280 @@
+"""Creating and changing connections, with every rule of DESIGN "Connection".
+
+Functions raise :class:`ConnectionRuleError` (with the HTTP status that fits
+and the field it concerns); the API layer only translates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from vestibule.accounts.internal.rolekit import effective_account_roles
+from vestibule.accounts.models import Account, Project, ProjectAccess, Source, User
+from vestibule.connections.internal.keykit import ensure_sp_keys, read_secrets, write_secrets
+from vestibule.connections.models import Connection, ConnectionDomain, DomainClaim, DomainShare
+from vestibule.domain.claims import ClaimMapping, ClaimMappingError
+from vestibule.domain.emails import InvalidEmail, email_domain, email_key, normalize_domain, normalize_email
+from vestibule.oidc import OidcClientConfig, OidcConfigError
+from vestibule.saml import SamlError, SamlSettings, SamlSettingsError, default_settings
+
+MAX_DOMAINS = 50
+MAX_IGNORED = 1000
+OIDC_SECRET_FIELDS = ("client_secret", "private_key")
+
+
+class ConnectionRuleError(Exception):
+    def __init__(self, status: int, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.field = field
+
+
+def _unprocessable(detail: str, field: str) -> ConnectionRuleError:
+    return ConnectionRuleError(422, detail, field)
+
+
+# Domains -------------------------------------------------------------------
+
+
+def normalize_domains(domains: Iterable[str], field: str = "domains") -> list[str]:
+    result: list[str] = []
+    for index, raw in enumerate(domains):
+        try:
+            domain = normalize_domain(raw)
+        except InvalidEmail as exc:
+            raise _unprocessable(f"{raw!r} is not a domain: {exc.reason}", f"{field}[{index}]") from None
+        if domain in result:
+            raise _unprocessable(f"domain {domain} is listed twice", f"{field}[{index}]")
+        result.append(domain)
+    if not result:
+        raise _unprocessable("a connection serves at least one email domain", field)
+    if len(result) > MAX_DOMAINS:
+        raise _unprocessable(f"a connection serves at most {MAX_DOMAINS} domains", field)
+    return result
+
+
+def claim_domain(account: Account, domain: str) -> DomainClaim:
+    """Claim ``domain`` for ``account`` (operator only; the caller checks).
+
+    The unique constraint settles concurrent claims: exactly one account wins
+    and the other gets a 409, on every database.
+    """
+    existing = DomainClaim.objects.filter(domain=domain).select_related("account").first()
+    if existing is not None:
+        if existing.account_id == account.pk:
+            return existing
+        raise ConnectionRuleError(409, f"domain {domain} is already claimed by another account", "domain")
+    try:
+        with transaction.atomic():
+            return DomainClaim.objects.create(domain=domain, account=account)
+    except IntegrityError:
+        winner = DomainClaim.objects.filter(domain=domain).first()
+        if winner is not None and winner.account_id == account.pk:
+            return winner
+        raise ConnectionRuleError(409, f"domain {domain} is already claimed by another account", "domain") from None
+
+
+def usable_claim(account: Account, domain: str, *, may_claim: bool) -> DomainClaim:
+    """The claim through which ``account`` may serve ``domain``: owned, shared, or newly claimed."""
+    claim = DomainClaim.objects.filter(domain=domain).first()
+    if claim is not None:
+        if claim.account_id == account.pk or DomainShare.objects.filter(claim=claim, account=account).exists():
+            return claim
+        raise ConnectionRuleError(409, f"domain {domain} is claimed by another account and not shared with '{account.slug}'", "domains")
+    if not may_claim:
+        raise ConnectionRuleError(403, f"domain {domain} is not claimed by '{account.slug}'; claiming a domain needs the operator", "domains")
+    return claim_domain(account, domain)
+
+
+# Settings ------------------------------------------------------------------
+
+
+def validate_claims(claims: dict[str, Any] | None) -> dict[str, Any]:
+    try:
+        return ClaimMapping.from_dict(claims).to_dict()
+    except ClaimMappingError as exc:
+        raise _unprocessable(exc.message, exc.field) from None
+
+
+def validate_saml_settings(doc: dict[str, Any] | None, *, require_complete: bool = False) -> dict[str, Any]:
+    """A SAML settings document: complete and valid, or the default incomplete template."""
+    if not doc:
+        if require_complete:
+            raise _unprocessable("the SAML settings are incomplete: set idp_entity_id, sso_url and certificates (or PUT the IdP metadata)", "saml")
+        return default_settings()
+    try:
+        return SamlSettings.from_dict(doc).to_dict()
+    except SamlSettingsError as exc:
+        raise _unprocessable(f"saml.{exc.field}: {exc.description}", f"saml.{exc.field}") from None
+    except SamlError as exc:
+        raise _unprocessable(f"saml: {exc}", "saml") from None
+
+
+def split_oidc(doc: dict[str, Any], existing_secrets: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate OIDC settings; return (public settings, secrets). Secrets are write-only."""
+    secrets = {k: existing_secrets[k] for k in OIDC_SECRET_FIELDS if existing_secrets.get(k)}
+    for key in OIDC_SECRET_FIELDS:
+        if key in doc:
+            if doc[key] in (None, ""):
+                secrets.pop(key, None)
+            else:
+                secrets[key] = doc[key]
+    public = {k: v for k, v in doc.items() if k not in OIDC_SECRET_FIELDS}
+    try:
+        config = OidcClientConfig.from_dict({**public, **secrets})
+    except OidcConfigError as exc:
+        field = getattr(exc, "field", None) or "oidc"
+        raise _unprocessable(f"oidc.{field}: {getattr(exc, 'description', str(exc))}", f"oidc.{field}") from None
+    stored = config.to_dict(redact=True)
+    for derived in ("client_secret_set", "private_key_set"):
+        stored.pop(derived, None)
+    if stored.get("tenant_binding") and isinstance(stored["tenant_binding"], dict):
+        # The bound tenant lives on the connection (set by "connect organization").
+        stored["tenant_binding"] = {k: v for k, v in stored["tenant_binding"].items() if v is not None}
+    if isinstance(private := secrets.get("private_key"), dict):
+        import json
+
+        secrets["private_key"] = json.dumps(private, sort_keys=True)
+    return stored, secrets
+
+
+def validate_ignored_emails(emails: Iterable[str], domains: Iterable[str]) -> list[str]:
+    """Ignored emails must belong to the connection's domains (seed 001)."""
+    allowed = set(domains)
+    result: list[str] = []
+    for index, raw in enumerate(emails):
+        try:
+            email = normalize_email(raw)
+        except InvalidEmail as exc:
+            raise _unprocessable(f"{raw!r} is not an email address: {exc.reason}", f"ignored_emails[{index}]") from None
+        if email_domain(email) not in allowed:
+            raise _unprocessable(
+                f"{email} is not in this connection's domains ({', '.join(sorted(allowed))})", f"ignored_emails[{index}]"
+            )
+        if email_key(email) not in {email_key(e) for e in result}:
+            result.append(email)
+    if len(result) > MAX_IGNORED:
+        raise _unprocessable(f"at most {MAX_IGNORED} ignored emails", "ignored_emails")
+    return result
+
+
+def default_ignored_emails(account: Account, domains: list[str]) -> list[str]:
+    """Seed 001: a new provider ignores the account administrators of its domains, so they keep password login."""
+    admins = []
+    for user in User.objects.filter(memberships__account=account).order_by("email_key"):
+        if email_domain(user.email) in domains and {"administrator", "sso-admin"} & effective_account_roles(user, account):
+            admins.append(user.email)
+    return admins
+
+
+def resolve_projects(account: Account, slugs: Iterable[str], field: str = "linked_projects") -> list[Project]:
+    projects = []
+    for index, slug in enumerate(slugs):
+        project = Project.objects.filter(account=account, slug=slug).first()
+        if project is None:
+            raise _unprocessable(f"account '{account.slug}' has no project '{slug}'", f"{field}[{index}]")
+        projects.append(project)
+    return projects
+
+
+# Create / change -----------------------------------------------------------
+
+
+@transaction.atomic
+def create_connection(account: Account, data: dict[str, Any], *, may_claim: bool) -> Connection:
+    protocol = data["protocol"]
+    domains = normalize_domains(data["domains"])
+    claims = [usable_claim(account, d, may_claim=may_claim) for d in domains]
+    connection = Connection(
+        account=account,
+        protocol=protocol,
+        name=data["name"],
+        auto_provision=data.get("auto_provision", False),
+        provisioned_users_can_login=data.get("provisioned_users_can_login", False),
+        sso_authorization=data.get("sso_authorization", False),
+        claims=validate_claims(data.get("claims")),
+    )
+    ignored = data.get("ignored_emails")
+    connection.ignored_emails = (
+        validate_ignored_emails(ignored, domains) if ignored is not None else default_ignored_emails(account, domains)
+    )
+    if protocol == Connection.Protocol.SAML:
+        if data.get("oidc") is not None:
+            raise _unprocessable("a SAML connection takes 'saml' settings, not 'oidc'", "oidc")
+        connection.saml_settings = validate_saml_settings(data.get("saml"))
+        ensure_sp_keys(connection)
+    else:
+        if data.get("saml") is not None:
+            raise _unprocessable("an OIDC connection takes 'oidc' settings, not 'saml'", "saml")
+        if not data.get("oidc"):
+            raise _unprocessable("an OIDC connection needs 'oidc' settings with issuer and client_id", "oidc")
+        public, secrets = split_oidc(data["oidc"], {})
+        connection.oidc_settings = public
+        write_secrets(connection, secrets)
+    connection.save()
+    ConnectionDomain.objects.bulk_create(
+        ConnectionDomain(connection=connection, domain=c.domain, claim=c) for c in claims
+    )
+    connection.linked_projects.set(resolve_projects(account, data.get("linked_projects") or []))
+    return connection
+
+
+def is_complete(connection: Connection) -> str | None:
+    """None when the connection can be enabled, else what is missing."""
+    if connection.protocol == Connection.Protocol.SAML:
+        try:
+            SamlSettings.from_dict(connection.saml_settings)
+        except SamlError as exc:
+            return f"the SAML settings are incomplete ({exc}); set them or PUT the IdP metadata first"
+        return None
+    return None
+
+
+@transaction.atomic
+def update_connection(connection: Connection, changes: dict[str, Any]) -> list[str]:
+    """Apply a PATCH; returns warnings for the admin (never silently ignored)."""
+    warnings: list[str] = []
+    domains = connection.domain_list
+    for field in ("name", "auto_provision", "provisioned_users_can_login"):
+        if field in changes:
+            setattr(connection, field, changes[field])
+    if "ignored_emails" in changes:
+        connection.ignored_emails = validate_ignored_emails(changes["ignored_emails"] or [], domains)
+    if "claims" in changes:
+        connection.claims = validate_claims(changes["claims"])
+    if "saml" in changes:
+        if connection.protocol != Connection.Protocol.SAML:
+            raise _unprocessable("this is an OIDC connection; send 'oidc' settings", "saml")
+        connection.saml_settings = validate_saml_settings(changes["saml"], require_complete=connection.enabled)
+    if "oidc" in changes:
+        if connection.protocol != Connection.Protocol.OIDC:
+            raise _unprocessable("this is a SAML connection; send 'saml' settings", "oidc")
+        secrets = read_secrets(connection)
+        merged = {**connection.oidc_settings, **(changes["oidc"] or {})}
+        public, oidc_secrets = split_oidc(merged, secrets)
+        connection.oidc_settings = public
+        write_secrets(connection, {**{k: v for k, v in secrets.items() if k not in OIDC_SECRET_FIELDS}, **oidc_secrets})
+    if "sso_authorization" in changes and changes["sso_authorization"] != connection.sso_authorization:
+        connection.sso_authorization = changes["sso_authorization"]
+        if connection.sso_authorization:
+            from vestibule.connections.internal.authorizationkit import lockout_warnings
+
+            warnings.extend(lockout_warnings(connection))
+    if "linked_projects" in changes:
+        projects = resolve_projects(connection.account, changes["linked_projects"] or [])
+        removed = set(connection.linked_projects.values_list("pk", flat=True)) - {p.pk for p in projects}
+        connection.linked_projects.set(projects)
+        # Access granted through a removed link goes now, not at the next login.
+        ProjectAccess.objects.filter(connection=connection, source=Source.SSO, project_id__in=removed).delete()
+    if changes.get("enabled") and not connection.enabled:
+        missing = is_complete(connection)
+        if missing:
+            raise ConnectionRuleError(409, missing, "enabled")
+    if "enabled" in changes:
+        connection.enabled = changes["enabled"]
+    connection.save()
+    return warnings
