@@ -29,9 +29,11 @@ from datetime import datetime
 from functools import lru_cache
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
-from signxml import SignatureConfiguration, XMLSigner, XMLVerifier
+from signxml.signer import XMLSigner
+from signxml.verifier import SignatureConfiguration, XMLVerifier
 from signxml.algorithms import (
     CanonicalizationMethod,
     DigestAlgorithm,
@@ -247,7 +249,7 @@ def sign_element(
     element: etree._Element,
     key_pair: KeyPair,
     *,
-    signature_method: SignatureMethod = SignatureMethod.RSA_SHA256,
+    signature_method: SignatureMethod | None = None,
     digest: DigestAlgorithm = DigestAlgorithm.SHA256,
 ) -> etree._Element:
     """Return a signed copy of ``element`` (enveloped, exclusive C14N, SAML core §5.4).
@@ -258,6 +260,10 @@ def sign_element(
     element_id = element.get("ID")
     if not element_id:
         raise ValueError("element to sign has no ID")
+    key = load_private_key(key_pair.private_key_pem)
+    if signature_method is None:
+        is_ec = isinstance(key, ec.EllipticCurvePrivateKey)
+        signature_method = SignatureMethod.ECDSA_SHA256 if is_ec else SignatureMethod.RSA_SHA256
     copy = etree.fromstring(etree.tostring(element), parser=hardened_parser())
     placeholder = etree.Element(q(DS, "Signature"), nsmap={"ds": DS}, Id="placeholder")
     issuer = copy.find(q(SAML, "Issuer"))
@@ -270,7 +276,7 @@ def sign_element(
     )
     signed: etree._Element = signer.sign(
         copy,
-        key=load_private_key(key_pair.private_key_pem),  # type: ignore[arg-type]
+        key=key,  # type: ignore[arg-type]
         cert=key_pair.certificate_pem,
         reference_uri="#" + element_id,
         id_attribute="ID",

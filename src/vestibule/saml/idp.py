@@ -197,7 +197,7 @@ def build_response(
     response = assemble_response(idp, acs_url=acs_url, now=now, assertion=assertion, in_response_to=in_response_to)
     if sign_response:
         response = sign_element(response, idp.signing)
-    return etree.tostring(response)
+    return bytes(etree.tostring(response))
 
 
 def response_form(xml: bytes, acs_url: str, relay_state: str | None) -> PostForm:
@@ -228,4 +228,4 @@ def build_idp_metadata(
         etree.SubElement(descriptor, q(MD, "NameIDFormat")).text = fmt
     for binding in (HTTP_REDIRECT, HTTP_POST):
         etree.SubElement(descriptor, q(MD, "SingleSignOnService"), Binding=binding, Location=idp.sso_url)
-    return etree.tostring(entity, xml_declaration=True, encoding="UTF-8")
+    return bytes(etree.tostring(entity, xml_declaration=True, encoding="UTF-8"))

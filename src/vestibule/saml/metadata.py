@@ -73,7 +73,7 @@ def build_sp_metadata(
         descriptor, q(MD, "AssertionConsumerService"), Binding=HTTP_POST, Location=sp.acs_url, index="0",
         isDefault="true",
     )  # fmt: skip
-    return etree.tostring(entity, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return bytes(etree.tostring(entity, xml_declaration=True, encoding="UTF-8", pretty_print=True))
 
 
 def _idp_entities(root: etree._Element) -> list[etree._Element]:

@@ -97,9 +97,9 @@ def _oaep(method: etree._Element) -> padding.OAEP:
 
 
 def _encrypted_keys(encrypted_assertion: etree._Element, data: etree._Element) -> list[etree._Element]:
-    inside = data.findall(f"{q(DS, 'KeyInfo')}/{q(XENC, 'EncryptedKey')}")
+    inside: list[etree._Element] = data.findall(f"{q(DS, 'KeyInfo')}/{q(XENC, 'EncryptedKey')}")
     # Some IdPs (e.g. Shibboleth) place EncryptedKey beside EncryptedData (core §6.2).
-    beside = encrypted_assertion.findall(q(XENC, "EncryptedKey"))
+    beside: list[etree._Element] = encrypted_assertion.findall(q(XENC, "EncryptedKey"))
     return inside + beside
 
 
