@@ -118,7 +118,7 @@ def validate(
         settings=settings_ or settings(),
         now=now,
         expected_request_id=expected_request_id,
-        replay=replay or InMemoryReplayCache(),
+        replay=replay if replay is not None else InMemoryReplayCache(),
     )
 
 
