@@ -1,0 +1,200 @@
+"""Interop against a real peer: pysaml2's IdP (``saml2.server.Server``), in process.
+
+pysaml2 signs and encrypts by running the ``xmlsec1`` program (Debian package
+``xmlsec1``); these tests are skipped only when that program is absent.
+The flow is the real one: our AuthnRequest (HTTP-Redirect) → pysaml2 parses it
+and issues a Response → :func:`validate_response` accepts it.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import shutil
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.saml_support import KEYS, SP, cert
+from vestibule.saml import InMemoryReplayCache, SamlSettings, build_authn_request, build_sp_metadata, errors
+from vestibule.saml import parse_idp_metadata, validate_response
+from vestibule.saml.settings import EMAIL_ADDRESS
+
+XMLSEC1 = shutil.which("xmlsec1")
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.skipif(XMLSEC1 is None, reason="pysaml2 needs the xmlsec1 program (apt-get install xmlsec1)"),
+]
+
+saml2 = pytest.importorskip("saml2")
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT  # noqa: E402
+from saml2.config import IdPConfig  # noqa: E402
+from saml2.metadata import create_metadata_string  # noqa: E402
+from saml2.saml import NAME_FORMAT_URI, NameID  # noqa: E402
+from saml2.server import Server  # noqa: E402
+from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256  # noqa: E402
+
+IDP_ENTITY = "https://pysaml2-idp.interop.test/metadata"
+IDP_SSO = "https://pysaml2-idp.interop.test/sso/redirect"
+AES256_CBC = "http://www.w3.org/2001/04/xmlenc#aes256-cbc"
+AES256_GCM = "http://www.w3.org/2009/xmlenc11#aes256-gcm"
+IDENTITY = {"mail": ["alice@example.com"], "displayName": ["Alice Example"], "groups": ["eng", "ops"]}
+
+
+def idp_config(key: str = "pysaml2_idp") -> dict[str, Any]:
+    return {
+        "entityid": IDP_ENTITY,
+        "xmlsec_binary": XMLSEC1,
+        "key_file": str(KEYS / f"{key}.key"),
+        "cert_file": str(KEYS / f"{key}.crt"),
+        "metadata": {"inline": [build_sp_metadata(SP).decode()]},
+        "service": {
+            "idp": {
+                "endpoints": {"single_sign_on_service": [(IDP_SSO, BINDING_HTTP_REDIRECT)]},
+                "name_id_format": [EMAIL_ADDRESS],
+                "policy": {"default": {"lifetime": {"minutes": 5}, "name_form": NAME_FORMAT_URI}},
+            }
+        },
+        "delete_tmpfiles": True,
+    }
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    yield Server(config=IdPConfig().load(idp_config()))
+
+
+def our_settings(**overrides: Any) -> SamlSettings:
+    base: dict[str, Any] = {"idp_entity_id": IDP_ENTITY, "sso_url": IDP_SSO, "certificates": [cert("pysaml2_idp")]}
+    base.update(overrides)
+    return SamlSettings.from_dict(base)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)  # pysaml2 stamps real time; the test follows it.
+
+
+def sp_initiated(server: Server, settings: SamlSettings, **response_kw: Any) -> tuple[str, str]:
+    url, request_id = build_authn_request(SP, settings, now(), "rs-1")
+    query = parse_qs(urlsplit(url).query)
+    request = server.parse_authn_request(query["SAMLRequest"][0], BINDING_HTTP_REDIRECT)
+    assert request.message.id == request_id
+    assert request.message.assertion_consumer_service_url == SP.acs_url
+    response = issue(server, in_response_to=request_id, **response_kw)
+    return response, request_id
+
+
+def issue(server: Server, *, in_response_to: str | None, **kw: Any) -> str:
+    params: dict[str, Any] = dict(
+        sign_response=False, sign_assertion=True, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256
+    )
+    params.update(kw)
+    xml = server.create_authn_response(
+        identity=IDENTITY,
+        in_response_to=in_response_to,
+        destination=SP.acs_url,
+        sp_entity_id=SP.entity_id,
+        name_id=NameID(format=EMAIL_ADDRESS, text="alice@example.com"),
+        authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"},
+        **params,
+    )
+    return base64.b64encode(str(xml).encode()).decode()
+
+
+def validate(b64: str, settings: SamlSettings, request_id: str | None) -> Any:
+    return validate_response(
+        b64, sp=SP, settings=settings, now=now(), expected_request_id=request_id, replay=InMemoryReplayCache()
+    )
+
+
+def test_sp_initiated_assertion_signed(server: Server) -> None:
+    settings = our_settings()
+    response, request_id = sp_initiated(server, settings)
+    result = validate(response, settings, request_id)
+    assert result.name_id == "alice@example.com"
+    assert result.signed_parts == ("assertion",)
+    assert result.attributes["groups"] == ("eng", "ops")
+    assert result.in_response_to == request_id
+
+
+def test_sp_initiated_response_signed_only(server: Server) -> None:
+    settings = our_settings(want_assertions_signed=False, want_response_signed=True)
+    response, request_id = sp_initiated(server, settings, sign_response=True, sign_assertion=False)
+    assert validate(response, settings, request_id).signed_parts == ("response",)
+
+
+def test_sp_initiated_response_and_assertion_signed(server: Server) -> None:
+    settings = our_settings(want_response_signed=True)
+    response, request_id = sp_initiated(server, settings, sign_response=True, sign_assertion=True)
+    assert validate(response, settings, request_id).signed_parts == ("response", "assertion")
+
+
+def test_idp_initiated(server: Server) -> None:
+    settings = our_settings(allow_idp_initiated=True)
+    result = validate(issue(server, in_response_to=None), settings, None)
+    assert result.in_response_to is None
+
+
+def test_idp_initiated_refused_by_default(server: Server) -> None:
+    with pytest.raises(errors.UnsolicitedResponseError):
+        validate(issue(server, in_response_to=None), our_settings(), None)
+
+
+def test_certificate_rollover(server: Server) -> None:
+    """The IdP has switched to its second key; both certificates are in the ring."""
+    rolled = Server(config=IdPConfig().load(idp_config("pysaml2_idp_next")))
+    settings = our_settings(certificates=[cert("pysaml2_idp"), cert("pysaml2_idp_next")])
+    response, request_id = sp_initiated(rolled, settings)
+    assert validate(response, settings, request_id).name_id == "alice@example.com"
+    old_ring_only = our_settings()
+    response, request_id = sp_initiated(rolled, old_ring_only)
+    with pytest.raises(errors.CertificateUntrustedError):
+        validate(response, old_ring_only, request_id)
+
+
+def _encrypting(server: Server, monkeypatch: pytest.MonkeyPatch, algorithm: str) -> None:
+    """pysaml2 hard-codes Triple-DES for assertion encryption; make its IdP use AES instead."""
+    import saml2.entity
+    import saml2.sigver
+
+    monkeypatch.setattr(
+        saml2.entity, "pre_encryption_part", functools.partial(saml2.sigver.pre_encryption_part, msg_enc=algorithm)
+    )
+    monkeypatch.setattr(server.sec, "encrypt_assertion", functools.partial(server.sec.encrypt_assertion, key_type="aes-256"))
+
+
+@pytest.mark.parametrize("algorithm", [AES256_GCM, AES256_CBC])
+def test_encrypted_assertion(server: Server, monkeypatch: pytest.MonkeyPatch, algorithm: str) -> None:
+    """pysaml2 encrypts to the SP encryption certificate published in our metadata."""
+    _encrypting(server, monkeypatch, algorithm)
+    settings = our_settings(want_assertions_encrypted=True, allow_aes_cbc=algorithm == AES256_CBC)
+    response, request_id = sp_initiated(
+        server, settings, encrypt_assertion=True, encrypt_cert_assertion=SP.encryption.certificate_pem  # type: ignore[union-attr]
+    )
+    assert b"EncryptedAssertion" in base64.b64decode(response)
+    assert validate(response, settings, request_id).name_id == "alice@example.com"
+
+
+def test_default_triple_des_encryption_is_refused(server: Server) -> None:
+    """Out of the box pysaml2 encrypts with 3DES-CBC, which Vestibule refuses with a clear code."""
+    settings = our_settings()
+    response, request_id = sp_initiated(
+        server, settings, encrypt_assertion=True, encrypt_cert_assertion=SP.encryption.certificate_pem  # type: ignore[union-attr]
+    )
+    with pytest.raises(errors.AlgorithmNotAllowedError) as exc:
+        validate(response, settings, request_id)
+    assert exc.value.received is not None and "tripledes" in exc.value.received
+
+
+def test_import_pysaml2_idp_metadata() -> None:
+    config = idp_config()
+    config["service"]["idp"]["endpoints"]["single_sign_on_service"].append((IDP_SSO + "/post", BINDING_HTTP_POST))
+    xml = create_metadata_string(None, config=IdPConfig().load(config), sign=False)
+    settings = parse_idp_metadata(xml if isinstance(xml, bytes) else xml.encode())
+    assert settings.idp_entity_id == IDP_ENTITY
+    assert settings.sso_url == IDP_SSO and settings.sso_binding == "redirect"
+    assert settings.certificates == our_settings().certificates
+    assert settings.name_id_format == EMAIL_ADDRESS
