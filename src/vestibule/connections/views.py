@@ -84,7 +84,7 @@ def _finish(request: HttpRequest, connection: Connection, trace: TraceRecorder, 
         return failure_page(request, failure, trace)
     trace.ok("session")
     trace.succeed(user.email)
-    return start_session(request, user, method="sso", next_url=next_url, connection=str(connection.pk), trace=trace.id)
+    return start_session(request, user, method="sso", next_url=next_url, account=connection.account, connection_id=str(connection.pk), trace_id=trace.id)
 
 
 # Start ---------------------------------------------------------------------

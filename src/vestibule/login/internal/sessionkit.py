@@ -17,7 +17,9 @@ BACKEND = "vestibule.login.backends.PasswordBackend"
 PRE_AUTH_KEYS = ("pre_auth_user", "pre_auth_next", "pw_expired_user", "pw_expired_next")
 
 
-def start_session(request: HttpRequest, user: User, *, method: str, next_url: str | None, **detail: Any) -> HttpResponseRedirect:
+def start_session(
+    request: HttpRequest, user: User, *, method: str, next_url: str | None, account: Any = None, **detail: Any
+) -> HttpResponseRedirect:
     """Sign ``user`` in with a fresh session ID and go to a validated target.
 
     ``django.contrib.auth.login`` cycles the session key (defeating session
@@ -28,7 +30,7 @@ def start_session(request: HttpRequest, user: User, *, method: str, next_url: st
     django_login(request, user, backend=BACKEND)
     request.session["login_method"] = method
     request.session["login_at"] = timezone.now().isoformat()
-    record(f"login.{method}.succeeded", request=request, actor_user=user, subject_email=user.email, **detail)
+    record(f"login.{method}.succeeded", request=request, account=account, actor_user=user, subject_email=user.email, **detail)
     return HttpResponseRedirect(safe_next(next_url))
 
 
