@@ -108,6 +108,11 @@ def decode_post_value(value: str, *, max_chars: int = MAX_SAML_RESPONSE_B64) -> 
             received=f"{len(value)} characters",
         )
     try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        pass
+    # Some IdPs wrap the base64 at 64/76 columns; strip that only when needed.
+    try:
         return base64.b64decode(_B64_WS.sub("", value), validate=True)
     except (binascii.Error, ValueError):
         raise MalformedError("The SAMLResponse is not valid base64.") from None

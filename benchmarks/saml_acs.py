@@ -1,0 +1,122 @@
+"""ACS validation throughput on one core, against the raw-signature-check floor.
+
+    .venv/bin/python benchmarks/saml_acs.py [--rounds 5] [--seconds 1.0]
+
+Input: a ~6-7 KB Response with a signed assertion (RSA-SHA256, exclusive
+C14N) and Entra-style attributes, made by vestibule.saml.idp with the test
+keys. "floor" is the minimum any validator must do: base64 → parse →
+exclusive C14N of the assertion (signature removed) and of SignedInfo →
+SHA-256 → RSA verify, with cryptography directly and no SAML checks.
+Rounds are interleaved; medians are reported. The replay port is a no-op so
+the same response can be validated repeatedly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import datetime as dt
+import hashlib
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from lxml import etree
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from vestibule.saml import IdentityProvider, KeyPair, SamlSettings, ServiceProvider, validate_response  # noqa: E402
+from vestibule.saml.idp import build_response  # noqa: E402
+from vestibule.saml.keys import load_certificate  # noqa: E402
+
+KEYS = ROOT / "tests" / "fixtures" / "saml" / "keys"
+NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
+DS = "http://www.w3.org/2000/09/xmldsig#"
+CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
+
+
+class NoReplay:
+    def add_once(self, *, key: str, expires_at: dt.datetime) -> bool:
+        return True
+
+
+def fixture() -> tuple[str, ServiceProvider, SamlSettings]:
+    pair = KeyPair((KEYS / "idp.key").read_text(), (KEYS / "idp.crt").read_text())
+    idp = IdentityProvider("https://sts.windows.net/6f1c2a0e-3b7d-4c55-9a1e-0d4c2b9e7f10/", "https://login.microsoftonline.com/x/saml2", pair)
+    sp = ServiceProvider("https://sso.vestibule.test/saml/acme", "https://sso.vestibule.test/sso/saml/acme/acs", "https://sso.vestibule.test/sso/saml/acme/metadata")
+    attributes = {
+        "http://schemas.microsoft.com/identity/claims/tenantid": ["6f1c2a0e-3b7d-4c55-9a1e-0d4c2b9e7f10"],
+        "http://schemas.microsoft.com/identity/claims/objectidentifier": ["0b7e2c4a-91d3-4f6e-a5b8-2c7d9e0f1a3b"],
+        "http://schemas.microsoft.com/identity/claims/displayname": ["Alice Example"],
+        "http://schemas.microsoft.com/identity/claims/identityprovider": [idp.entity_id],
+        "http://schemas.microsoft.com/claims/authnmethodsreferences": ["http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password", "http://schemas.microsoft.com/claims/multipleauthn"],
+        CLAIMS + "givenname": ["Alice"],
+        CLAIMS + "surname": ["Example"],
+        CLAIMS + "emailaddress": ["alice@example.com"],
+        CLAIMS + "name": ["alice@example.com"],
+        "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups": [f"{i:08x}-1111-2222-3333-444455556666" for i in range(5)],
+        "http://schemas.microsoft.com/ws/2008/06/identity/claims/role": ["analyst", "report-viewer"],
+    }
+    xml = build_response(idp, sp_entity_id=sp.entity_id, acs_url=sp.acs_url, name_id="alice@example.com",
+                         attributes=attributes, now=NOW, in_response_to="_req1")
+    settings = SamlSettings.from_dict({"idp_entity_id": idp.entity_id, "sso_url": idp.sso_url,
+                                       "certificates": [pair.certificate_pem]})
+    return base64.b64encode(xml).decode(), sp, settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=1.0)
+    args = parser.parse_args()
+    b64, sp, settings = fixture()
+    public_key = load_certificate(settings.certificates[0]).public_key()
+
+    def vestibule() -> None:
+        validate_response(b64, sp=sp, settings=settings, now=NOW, expected_request_id="_req1", replay=NoReplay())
+
+    def floor() -> None:
+        root = etree.fromstring(base64.b64decode(b64))
+        assertion = root.find("{urn:oasis:names:tc:SAML:2.0:assertion}Assertion")
+        signature = assertion.find(f"{{{DS}}}Signature")
+        signed_info = signature.find(f"{{{DS}}}SignedInfo")
+        detached = copy.deepcopy(assertion)
+        detached.remove(detached.find(f"{{{DS}}}Signature"))
+        digest = hashlib.sha256(etree.tostring(detached, method="c14n", exclusive=True)).digest()
+        expected = base64.b64decode(signed_info.findtext(f".//{{{DS}}}DigestValue"))
+        assert digest == expected
+        public_key.verify(  # type: ignore[union-attr]
+            base64.b64decode(signature.findtext(f"{{{DS}}}SignatureValue")),
+            etree.tostring(signed_info, method="c14n", exclusive=True),
+            padding.PKCS1v15(),
+            hashes.SHA256(),
+        )
+
+    cases: dict[str, Callable[[], None]] = {"floor (raw signature check)": floor, "vestibule.saml validate_response": vestibule}
+    for fn in cases.values():
+        fn()  # Warm caches and fail fast.
+    rates: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(args.rounds):
+        for name, fn in cases.items():
+            count, start = 0, time.perf_counter()
+            while (elapsed := time.perf_counter() - start) < args.seconds:
+                fn()
+                count += 1
+            rates[name].append(count / elapsed)
+    size = len(base64.b64decode(b64))
+    print(f"Response: {size} bytes ({len(b64)} base64), RSA-2048/SHA-256, 1 core, {args.rounds} interleaved rounds")
+    print(f"{'what':40} {'validations/s':>14} {'µs each':>9} {'vs floor':>9}")
+    floor_rate = statistics.median(rates["floor (raw signature check)"])
+    for name, values in rates.items():
+        rate = statistics.median(values)
+        print(f"{name:40} {rate:14,.0f} {1e6 / rate:9.0f} {rate / floor_rate:9.2f}")
+
+
+if __name__ == "__main__":
+    main()
