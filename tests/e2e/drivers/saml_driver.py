@@ -1,4 +1,4 @@
-"""SSO drivers for the end-to-end tests (see conftest.py for the interface)."""
+"""The SAML end-to-end driver (see tests/e2e/conftest.py for the interface)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 from django.test import Client
 
 from tests.saml_support import KEYS
@@ -42,9 +41,3 @@ class SamlDriver:
         )  # fmt: skip
         form = response_form(xml, connection["acs_url"], request.relay_state)
         return browser.post(urlsplit(connection["acs_url"]).path, dict(form.fields))
-
-
-def make_driver(protocol: str, request: pytest.FixtureRequest) -> Any:
-    if protocol == "saml":
-        return SamlDriver()
-    pytest.skip("the OIDC end-to-end driver is being built (oidc-provider)")
