@@ -34,6 +34,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "generated into $VESTIBULE_DATA_DIR/secret_key",
         "Signing and encryption root secret, at least 32 characters. Set it in production.",
     ),
+    "VESTIBULE_SECRET_KEY_FALLBACKS": ("(unset)", "Comma-separated previous secret keys, still accepted for reading sealed secrets during a rotation."),
     "VESTIBULE_EMAIL_URL": ("console:", "console: (print to the log) or smtp://user:pass@host:587?tls=1 / smtps://..."),
     "VESTIBULE_EMAIL_FROM": ("vestibule@localhost", "Sender address of the emails Vestibule sends."),
     "VESTIBULE_ALLOWED_HOSTS": ("host of VESTIBULE_BASE_URL", "Extra comma-separated host names to serve."),
