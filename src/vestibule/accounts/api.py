@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 from pydantic import Field, field_validator
 
 from vestibule.accounts.internal import userkit
@@ -170,7 +170,7 @@ def list_accounts(request: HttpRequest) -> list[dict[str, Any]]:
 
 
 @router.post("/accounts", response={201: dict})
-def create_account(request: HttpRequest, payload: AccountIn) -> tuple[int, dict[str, Any]]:
+def create_account(request: HttpRequest, payload: AccountIn) -> Status[Any]:
     require_operator(request)
     try:
         with transaction.atomic():
@@ -178,7 +178,7 @@ def create_account(request: HttpRequest, payload: AccountIn) -> tuple[int, dict[
     except IntegrityError:
         raise Conflict(f"account slug '{payload.slug}' is taken", field="slug") from None
     record("account.created", account=account, actor_api_key=api_key(request))
-    return 201, account_out(account)
+    return Status(201, account_out(account))
 
 
 @router.get("/accounts/{slug}")
@@ -200,12 +200,12 @@ def patch_account(request: HttpRequest, slug: str, payload: AccountPatch) -> dic
 
 
 @router.delete("/accounts/{slug}", response={204: None})
-def delete_account(request: HttpRequest, slug: str) -> tuple[int, None]:
+def delete_account(request: HttpRequest, slug: str) -> Status[Any]:
     require_operator(request)
     account = account_for(request, slug)
     record("account.deleted", actor_api_key=api_key(request), slug=account.slug)
     account.delete()
-    return 204, None
+    return Status(204, None)
 
 
 # Projects ------------------------------------------------------------------
@@ -218,7 +218,7 @@ def list_projects(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
 
 
 @router.post("/accounts/{slug}/projects", response={201: dict})
-def create_project(request: HttpRequest, slug: str, payload: ProjectIn) -> tuple[int, dict[str, Any]]:
+def create_project(request: HttpRequest, slug: str, payload: ProjectIn) -> Status[Any]:
     account = account_for(request, slug)
     try:
         with transaction.atomic():
@@ -226,18 +226,18 @@ def create_project(request: HttpRequest, slug: str, payload: ProjectIn) -> tuple
     except IntegrityError:
         raise Conflict(f"project '{payload.slug}' already exists in '{slug}'", field="slug") from None
     record("project.created", account=account, actor_api_key=api_key(request), project=project.slug)
-    return 201, project_out(project)
+    return Status(201, project_out(project))
 
 
 @router.delete("/accounts/{slug}/projects/{project}", response={204: None})
-def delete_project(request: HttpRequest, slug: str, project: str) -> tuple[int, None]:
+def delete_project(request: HttpRequest, slug: str, project: str) -> Status[Any]:
     account = account_for(request, slug)
     found = Project.objects.filter(account=account, slug=project).first()
     if found is None:
         raise NotFound(f"project '{project}' not found", field="project")
     found.delete()
     record("project.deleted", account=account, actor_api_key=api_key(request), project=project)
-    return 204, None
+    return Status(204, None)
 
 
 # Users ---------------------------------------------------------------------
@@ -251,7 +251,7 @@ def list_users(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
 
 
 @router.post("/accounts/{slug}/users", response={201: dict})
-def create_user(request: HttpRequest, slug: str, payload: UserIn) -> tuple[int, dict[str, Any]]:
+def create_user(request: HttpRequest, slug: str, payload: UserIn) -> Status[Any]:
     account = account_for(request, slug)
     managed_by = userkit.sso_authorization_connection(account)
     if managed_by is not None:
@@ -277,7 +277,7 @@ def create_user(request: HttpRequest, slug: str, payload: UserIn) -> tuple[int, 
     if payload.send_invitation and user.login_method == User.LoginMethod.PASSWORD and not user.has_usable_password():
         userkit.send_invitation(user, account, inviter=f"An administrator of {account.name}")
     record("user.invited", account=account, actor_api_key=api_key(request), subject_email=user.email, created=created)
-    return 201, user_out(user, account)
+    return Status(201, user_out(user, account))
 
 
 @router.get("/accounts/{slug}/users/{user_id}")
@@ -310,13 +310,13 @@ def patch_user(request: HttpRequest, slug: str, user_id: int, payload: UserPatch
 
 
 @router.delete("/accounts/{slug}/users/{user_id}", response={204: None})
-def delete_user(request: HttpRequest, slug: str, user_id: int) -> tuple[int, None]:
+def delete_user(request: HttpRequest, slug: str, user_id: int) -> Status[Any]:
     account = account_for(request, slug)
     user = member_or_404(account, user_id)
     email = user.email
     userkit.remove_member(user, account)
     record("user.removed", account=account, actor_api_key=api_key(request), subject_email=email)
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/accounts/{slug}/users/{user_id}/roles")
@@ -366,22 +366,22 @@ def list_keys(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
 
 
 @router.post("/accounts/{slug}/api-keys", response={201: dict})
-def create_key(request: HttpRequest, slug: str, payload: ApiKeyIn) -> tuple[int, dict[str, Any]]:
+def create_key(request: HttpRequest, slug: str, payload: ApiKeyIn) -> Status[Any]:
     account = account_for(request, slug)
     key, secret = ApiKey.issue(account=account, name=payload.name)
     record("api_key.created", account=account, actor_api_key=api_key(request), key=key.prefix)
-    return 201, {**key_out(key), "key": secret}
+    return Status(201, {**key_out(key), "key": secret})
 
 
 @router.delete("/accounts/{slug}/api-keys/{prefix}", response={204: None})
-def revoke_key(request: HttpRequest, slug: str, prefix: str) -> tuple[int, None]:
+def revoke_key(request: HttpRequest, slug: str, prefix: str) -> Status[Any]:
     from django.utils import timezone
 
     account = account_for(request, slug)
     if not ApiKey.objects.filter(account=account, prefix=prefix, revoked_at__isnull=True).update(revoked_at=timezone.now()):
         raise NotFound(f"API key '{prefix}' not found", field="prefix")
     record("api_key.revoked", account=account, actor_api_key=api_key(request), key=prefix)
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/roles")
