@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -44,8 +43,9 @@ class DjangoCache:
         cache.set(self.prefix + key, value, timeout=max(1, int(ttl)))
 
 
-def _clock() -> datetime:
-    return datetime.fromtimestamp(time.time(), tz=timezone.utc)
+def _clock() -> float:
+    # vestibule.oidc's Clock is POSIX seconds (JWT NumericDate, RFC 7519 §2), not a datetime.
+    return time.time()
 
 
 def redirect_uri(connection: Connection) -> str:
