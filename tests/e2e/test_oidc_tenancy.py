@@ -137,3 +137,43 @@ def test_one_external_organization_linked_to_several_projects(api, oidc, oidc_co
     assert projects == {"production", "sandbox"}
     api.patch(f"/connections/{connection['id']}", {"linked_projects": ["production"]})
     assert {p["slug"] for p in session(browser)["accounts"][0]["projects"]} == {"production"}
+
+
+def test_connect_organization_works_before_the_connection_is_enabled(api, oidc, oidc_connection, make_account):
+    """Connect first, then enable: an enabled but unbound connection would lock the domain's users out."""
+    make_account("acme")
+    password_user(api, "acme", "admin@acme.com", ["sso-admin"])
+    connection = oidc_connection(oidc, oidc={"tenant_binding": UNBOUND}, enabled=False)
+    browser = Client()
+    password_login(browser, "admin@acme.com")
+    callback = oidc.authorize(browser.get(connect_path(connection)), connection, subject="it", claims=claims_of("it@acme.com", tid="tenant-a"))
+    assert browser.get(callback).status_code == 200
+    assert api.get(f"/connections/{connection['id']}")["external_tenant_id"] == "tenant-a"
+    # Logins still wait for the connection to be enabled.
+    disabled = Client().get(f"/sso/start/{connection['id']}")
+    assert disabled.status_code == 403 and b"sso.connection_disabled" in disabled.content
+    api.patch(f"/connections/{connection['id']}", {"enabled": True})
+    assert oidc.login(Client(), connection, subject="u-a", claims=claims_of("alice@acme.com", tid="tenant-a")).status_code == 302
+
+
+def test_tenant_learned_for_an_entra_template_issuer_binds_later_logins(api, make_account):
+    """Glue: an Entra multi-tenant issuer without explicit tenant_binding keeps the tenant connect learned."""
+    from vestibule.connections.internal import oidckit
+    from vestibule.connections.models import Connection
+    from vestibule.oidc import ProviderMetadata, TenantBinding, validate_tenant
+    from vestibule.oidc.errors import TenantMismatch
+
+    make_account("acme")
+    issuer = "https://login.microsoftonline.com/organizations/v2.0"
+    payload = {"protocol": "oidc", "name": "Entra", "domains": ["acme.com"], "oidc": {"issuer": issuer, "client_id": "app", "client_secret": "s"}}
+    created = api.post("/accounts/acme/connections", payload).json()
+    connection = Connection.objects.get(pk=created["id"])
+    connection.external_tenant_id = "72f988bf-86f1-41af-91ab-2d7cd011db47"  # as "connect organization" records it
+    connection.save()
+    config = oidckit.client_config(connection)
+    assert config.tenant_binding == TenantBinding(kind="entra", tenant_id=connection.external_tenant_id)
+    template = "https://login.microsoftonline.com/{tenantid}/v2.0"
+    metadata = ProviderMetadata(template, f"{issuer}/authorize", f"{issuer}/token", f"{issuer}/keys")
+    assert validate_tenant({"tid": connection.external_tenant_id}, config=config, metadata=metadata) == connection.external_tenant_id
+    with pytest.raises(TenantMismatch):
+        validate_tenant({"tid": "00000000-0000-0000-0000-000000000000"}, config=config, metadata=metadata)
