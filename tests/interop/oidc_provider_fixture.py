@@ -1,4 +1,10 @@
-"""Starts the real oidc-provider (Node) for the interop tests; see oidc_provider/README.md."""
+"""Starts the real oidc-provider (Node) for the interop and end-to-end tests; see oidc_provider/README.md.
+
+:func:`launch_provider` is the one launcher: it writes the settings JSON,
+starts ``node server.mjs``, waits for ``READY <issuer>`` and stops the
+process afterwards. The interop suite runs its own provider per module
+(``oidc_op``); the e2e OIDC driver shares one per session.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,20 +28,48 @@ REDIRECT_URI = "http://127.0.0.1:9/sso/oidc/interop/callback"  # never contacted
 SECRET_BASIC = "basic secret:with%odd+chars/="
 SECRET_POST = "post-secret-value"
 ACCOUNTS = {
-    "alice": {"email": "alice@tenant-a.example", "name": "Alice A", "tid": "tenant-a", "groups": ["admins", "staff"]},
-    "bob": {"email": "bob@tenant-b.example", "name": "Bob B", "tid": "tenant-b", "groups": ["staff"]},
+    "alice": {
+        "claims": {"email": "alice@tenant-a.example", "email_verified": True, "name": "Alice A", "tid": "tenant-a"},
+        "userinfo": {"groups": ["admins", "staff"]},
+    },
+    "bob": {
+        "claims": {"email": "bob@tenant-b.example", "email_verified": True, "name": "Bob B", "tid": "tenant-b"},
+        "userinfo": {"groups": ["staff"]},
+    },
 }
+
+
+@dataclass
+class ProviderProcess:
+    """A running ``server.mjs``; ``admin`` reaches its test-only ``/__admin/*`` endpoints."""
+
+    issuer: str
+    process: subprocess.Popen[str]
+    log: list[str] = field(default_factory=list)
+
+    def admin(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        response = httpx.request(method, f"{self.issuer}/__admin/{path}", json=body, timeout=5)
+        response.raise_for_status()
+        return response
+
+    def rotate_keys(self, jwks: dict[str, Any] | None = None) -> None:
+        """Switch to ``jwks`` (private JWKs, signing key first), or to the settings' ``rotated_jwks``."""
+        self.admin("POST", "rotate", {"jwks": jwks} if jwks else None)
+
+    def request_counts(self) -> dict[str, int]:
+        """How many requests each path of the provider served so far."""
+        counts: dict[str, int] = self.admin("GET", "requests").json()
+        return counts
 
 
 @dataclass
 class InteropProvider:
     issuer: str
     rp_jwt_key: Key
-    process: subprocess.Popen[str]
-    log: list[str] = field(default_factory=list)
+    server: ProviderProcess
 
     def rotate_keys(self) -> None:
-        httpx.post(f"{self.issuer}/__admin/rotate", timeout=5).raise_for_status()
+        self.server.rotate_keys()
 
 
 def _clients(rp_jwt_key: Key) -> list[dict[str, Any]]:
@@ -58,23 +93,14 @@ def _ensure_node_modules() -> None:
     subprocess.run([npm, "ci", "--prefix", str(HERE), "--no-audit", "--no-fund"], check=True, timeout=300)
 
 
-@pytest.fixture(scope="module")
-def oidc_op(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InteropProvider]:
+@contextmanager
+def launch_provider(settings: dict[str, Any], workdir: Path) -> Iterator[ProviderProcess]:
+    """Run ``server.mjs`` with ``settings`` until the block ends; skips the test without node."""
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed")
     _ensure_node_modules()
-    rsa1 = RSAKey.generate_key(2048, parameters={"kid": "op-rsa-1", "use": "sig", "alg": "RS256"})
-    ec1 = ECKey.generate_key("P-256", parameters={"kid": "op-ec-1", "use": "sig", "alg": "ES256"})
-    rsa2 = RSAKey.generate_key(2048, parameters={"kid": "op-rsa-2", "use": "sig", "alg": "RS256"})
-    rp_jwt_key = RSAKey.generate_key(2048, parameters={"kid": "rp-jwt-1"})
-    settings = {
-        "clients": _clients(rp_jwt_key),
-        "accounts": ACCOUNTS,
-        "jwks": {"keys": [k.as_dict(private=True) for k in (rsa1, ec1)]},
-        "rotated_jwks": {"keys": [k.as_dict(private=True) for k in (rsa2, rsa1, ec1)]},
-    }
-    path = tmp_path_factory.mktemp("oidc-op") / "settings.json"
+    path = workdir / "settings.json"
     path.write_text(json.dumps(settings))
     proc = subprocess.Popen(
         [node, str(HERE / "server.mjs"), str(path)],
@@ -98,16 +124,31 @@ def oidc_op(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InteropProvide
                 got_ready.set()
 
     threading.Thread(target=pump, daemon=True).start()
-    if not got_ready.wait(30):
-        proc.kill()
-        raise RuntimeError("oidc-provider did not start:\n" + "".join(log))
     try:
+        if not got_ready.wait(30):
+            raise RuntimeError("oidc-provider did not start:\n" + "".join(log))
         issuer = ready[0]
         httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=5).raise_for_status()
-        yield InteropProvider(issuer=issuer, rp_jwt_key=rp_jwt_key, process=proc, log=log)
+        yield ProviderProcess(issuer=issuer, process=proc, log=log)
     finally:
         proc.terminate()
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def oidc_op(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InteropProvider]:
+    rsa1 = RSAKey.generate_key(2048, parameters={"kid": "op-rsa-1", "use": "sig", "alg": "RS256"})
+    ec1 = ECKey.generate_key("P-256", parameters={"kid": "op-ec-1", "use": "sig", "alg": "ES256"})
+    rsa2 = RSAKey.generate_key(2048, parameters={"kid": "op-rsa-2", "use": "sig", "alg": "RS256"})
+    rp_jwt_key = RSAKey.generate_key(2048, parameters={"kid": "rp-jwt-1"})
+    settings = {
+        "clients": _clients(rp_jwt_key),
+        "accounts": ACCOUNTS,
+        "jwks": {"keys": [k.as_dict(private=True) for k in (rsa1, ec1)]},
+        "rotated_jwks": {"keys": [k.as_dict(private=True) for k in (rsa2, rsa1, ec1)]},
+    }
+    with launch_provider(settings, tmp_path_factory.mktemp("oidc-op")) as server:
+        yield InteropProvider(issuer=server.issuer, rp_jwt_key=rp_jwt_key, server=server)

@@ -207,7 +207,6 @@ def oidc_callback(request: HttpRequest, connection_id: str) -> HttpResponse:
         raise Http404("not an OIDC connection")
     trace = TraceRecorder(request, connection, "oidc")
     try:
-        require_enabled(connection)
         pending = statekit.consume(request, connection, request.GET.get("state"))
         if pending is None:
             raise LoginFailure(
@@ -217,6 +216,11 @@ def oidc_callback(request: HttpRequest, connection_id: str) -> HttpResponse:
                 fix_in="user", detail_code="oidc.state_invalid",
             )
         learn = pending.purpose == PendingLogin.Purpose.CONNECT_ORGANIZATION
+        # "Connect organization" signs nobody in, and must work before the
+        # connection is enabled: enabling an unbound connection would route
+        # the domain's users to a provider that refuses them all.
+        if not learn:
+            require_enabled(connection)
         try:
             login = oidckit.relying_party(connection).complete(
                 request.GET.dict(),

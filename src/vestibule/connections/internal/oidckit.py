@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -44,8 +43,9 @@ class DjangoCache:
         cache.set(self.prefix + key, value, timeout=max(1, int(ttl)))
 
 
-def _clock() -> datetime:
-    return datetime.fromtimestamp(time.time(), tz=timezone.utc)
+def _clock() -> float:
+    # vestibule.oidc's Clock is POSIX seconds (JWT NumericDate, RFC 7519 §2), not a datetime.
+    return time.time()
 
 
 def redirect_uri(connection: Connection) -> str:
@@ -60,8 +60,15 @@ def client_config(connection: Connection) -> OidcClientConfig:
         data["client_secret"] = secrets["client_secret"]
     if secrets.get("private_key"):
         data["private_key"] = secrets["private_key"]
-    if connection.external_tenant_id and isinstance(data.get("tenant_binding"), dict):
-        data["tenant_binding"] = {**data["tenant_binding"], "tenant_id": connection.external_tenant_id}
+    if connection.external_tenant_id:
+        if isinstance(data.get("tenant_binding"), dict):
+            data["tenant_binding"] = {**data["tenant_binding"], "tenant_id": connection.external_tenant_id}
+        elif data.get("tenant_binding") is None:
+            # Without an explicit binding only an Entra {tenantid}-template issuer
+            # yields a tenant at "connect organization" (vestibule.oidc.tenancy), so
+            # the learned tenant is an Entra tid; dropping it would leave the
+            # connection refusing every login as "not bound yet".
+            data["tenant_binding"] = {"kind": "entra", "tenant_id": connection.external_tenant_id}
     return OidcClientConfig.from_dict(data)
 
 
