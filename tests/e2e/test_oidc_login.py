@@ -108,7 +108,7 @@ def test_rejects_code_injected_into_another_login(oidc, oidc_connection):
     response = victim.get(f"{urlsplit(connection['redirect_uri']).path}?code={code}&state={params['state']}")
     assert response.status_code == 400 and b"oidc.token_endpoint_error" in response.content
     assert session(victim) is None
-    trace = last_event("sso.id_token_invalid").trace
+    trace = last_event("sso.provider_error").trace
     assert trace is not None and any(step.get("received") == "invalid_grant" for step in trace.steps)
 
 

@@ -34,13 +34,13 @@ def test_rejects_login_from_another_tenant(api, oidc, oidc_connection, binding):
     assert ok.status_code == 302, ok.content.decode()
     browser = Client()
     refused = oidc.login(browser, connection, subject="u-b", claims=claims_of("bob@acme.com", tid="tenant-b"))
-    assert refused.status_code == 400 and b"oidc.tenant_mismatch" in refused.content
+    assert refused.status_code == 403 and b"sso.tenant_mismatch" in refused.content and b"oidc.tenant_mismatch" in refused.content
     assert session(browser) is None
-    event = last_event("sso.id_token_invalid")
+    event = last_event("sso.tenant_mismatch")
     assert event.detail["detail_code"] == "oidc.tenant_mismatch" and event.outcome == "failure"
     step = LoginTrace.objects.get(pk=event.trace_id).steps[-1]
     assert (step["expected"], step["received"]) == ("tenant-a", "tenant-b")
-    events = api.get("/accounts/acme/audit-events?code=sso.id_token_invalid")
+    events = api.get("/accounts/acme/audit-events?code=sso.tenant_mismatch")
     assert events[0]["detail"]["detail_code"] == "oidc.tenant_mismatch"
 
 
@@ -50,7 +50,7 @@ def test_connect_organization_binds_the_tenant(api, oidc, oidc_connection, make_
     connection = oidc_connection(oidc, oidc={"tenant_binding": UNBOUND})
     # Unbound: nobody can sign in yet.
     refused = oidc.login(Client(), connection, subject="u-a", claims=claims_of("alice@acme.com", tid="tenant-a"))
-    assert refused.status_code == 400 and b"oidc.tenant_mismatch" in refused.content
+    assert refused.status_code == 403 and b"sso.tenant_mismatch" in refused.content and b"oidc.tenant_mismatch" in refused.content
 
     browser = Client()
     password_login(browser, "admin@acme.com")
@@ -72,7 +72,7 @@ def test_connect_organization_binds_the_tenant(api, oidc, oidc_connection, make_
 
     assert oidc.login(Client(), connection, subject="u-a", claims=claims_of("alice@acme.com", tid="tenant-a")).status_code == 302
     other = oidc.login(Client(), connection, subject="u-b", claims=claims_of("bob@acme.com", tid="tenant-b"))
-    assert other.status_code == 400 and b"oidc.tenant_mismatch" in other.content
+    assert other.status_code == 403 and b"oidc.tenant_mismatch" in other.content
 
 
 def test_connect_organization_refused_for_non_admin(api, oidc, oidc_connection, make_account):

@@ -35,7 +35,21 @@ from django.utils import timezone as dj_timezone
 log = logging.getLogger("vestibule.sso")
 
 # Refusals caused by the protocol message are 400; policy refusals are 403.
-_BAD_REQUEST = {"sso.assertion_invalid", "sso.id_token_invalid", "sso.state_invalid", "sso.provider_error"}
+_BAD_REQUEST = {
+    "sso.assertion_invalid", "sso.id_token_invalid", "sso.state_invalid", "sso.provider_error", "sso.provider_unavailable",
+}  # fmt: skip
+# OIDC failures by their protocol code; anything else about the ID token is sso.id_token_invalid.
+_OIDC_REASONS = {
+    "oidc.tenant_mismatch": "sso.tenant_mismatch",
+    "oidc.provider_error": "sso.provider_error",
+    "oidc.token_endpoint_error": "sso.provider_error",
+    "oidc.userinfo_sub_mismatch": "sso.provider_error",
+    "oidc.discovery_failed": "sso.provider_unavailable",
+    "oidc.jwks_unavailable": "sso.provider_unavailable",
+    "oidc.userinfo_failed": "sso.provider_unavailable",
+    "oidc.state_invalid": "sso.state_invalid",
+    "oidc.callback_invalid": "sso.state_invalid",
+}
 
 
 def _connection(connection_id: str) -> Connection:
@@ -231,8 +245,7 @@ def oidc_callback(request: HttpRequest, connection_id: str) -> HttpResponse:
                 learn_tenant=learn,
             )
         except OidcError as exc:
-            code = "sso.provider_error" if exc.code == "oidc.provider_error" else "sso.id_token_invalid"
-            raise _protocol_failure(exc, code) from None
+            raise _protocol_failure(exc, _OIDC_REASONS.get(exc.code, "sso.id_token_invalid")) from None
         trace.ok("validate", subject=login.subject, tenant=login.tenant_id or "")
     except LoginFailure as failure:
         trace.fail(failure)

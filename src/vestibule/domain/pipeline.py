@@ -7,7 +7,13 @@ here, and every refusal is a :class:`LoginFailure` with a stable reason code:
     LoginFailure
       code                    step        meaning
       sso.connection_disabled start       the connection is off
-      sso.assertion_invalid   validate    the protocol message failed validation
+      sso.connection_misconfigured start  settings incomplete / provider unreachable at start
+      sso.assertion_invalid   validate    the SAML response failed validation (detail: saml.*)
+      sso.id_token_invalid    validate    the OIDC ID token failed validation (detail: oidc.id_token.*)
+      sso.state_invalid       state       OIDC state unknown, used, expired or from another browser
+      sso.provider_error      validate    the provider answered with an error (callback, token endpoint)
+      sso.provider_unavailable validate   discovery, JWKS or userinfo could not be fetched
+      sso.tenant_mismatch     validate    the login came from another external organization
       sso.claim_missing.<c>   claims      a required claim is absent
       sso.email_invalid       claims      the asserted email is not canonical / valid
       sso.email_domain_not_owned domain   email domain not served by this connection
