@@ -277,6 +277,12 @@ def decide_roles(
             expected="roles from the catalog", received=exc.role, fix_in="vestibule",
         ) from None
     account_roles, dropped = _apply_requirements(account_roles, catalog, mapping, "account")
+    notes: tuple[str, ...] = ()
+    if mapping.role_source == "roles_claim" and not account_roles:
+        # Every sent role was dropped: the person is left as if the provider had
+        # sent none, which seed 004 answers with the default role.
+        account_roles = frozenset({catalog.default_role})
+        notes = ("every role dropped: default role",)
     project_out: dict[str, frozenset[str]] = {}
     for slug, roles in projects.items():
         kept, dropped_here = _apply_requirements(roles, catalog, mapping, f"project {slug}", context=account_roles)
@@ -288,4 +294,5 @@ def decide_roles(
         dropped=tuple(dropped),
         ignored_values=tuple(ignored),
         matched_mapping_roles=tuple(m.name for m in matched),
+        notes=notes,
     )
