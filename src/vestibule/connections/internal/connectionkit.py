@@ -270,10 +270,12 @@ def update_connection(connection: Connection, changes: dict[str, Any]) -> list[s
         write_secrets(connection, {**{k: v for k, v in secrets.items() if k not in OIDC_SECRET_FIELDS}, **oidc_secrets})
     if "sso_authorization" in changes and changes["sso_authorization"] != connection.sso_authorization:
         connection.sso_authorization = changes["sso_authorization"]
-        if connection.sso_authorization:
-            from vestibule.connections.internal.authorizationkit import lockout_warnings
+        from vestibule.connections.internal.authorizationkit import lockout_warnings, release_managed_roles
 
+        if connection.sso_authorization:
             warnings.extend(lockout_warnings(connection))
+        else:
+            release_managed_roles(connection)
     if "linked_projects" in changes:
         projects = resolve_projects(connection.account, changes["linked_projects"] or [])
         removed = set(connection.linked_projects.values_list("pk", flat=True)) - {p.pk for p in projects}
