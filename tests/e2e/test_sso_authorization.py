@@ -167,6 +167,12 @@ def test_rejects_login_without_role_mapping_claim(acme, sso, sso_driver):
     assert trace["failed_step"] == "roles"
 
 
+def test_rejects_login_with_empty_role_mapping(acme, sso, sso_driver):
+    """Azure sends an empty value when user.department is empty: that is a missing claim, not a name."""
+    mapping_roles(acme, FINANCE)
+    Login(sso_driver, sso(), "blank@acme.com").refused("sso.role_mapping_missing", role_mapping="")
+
+
 def test_rejects_login_with_unmatched_role_mapping(acme, sso, sso_driver):
     """A role_mapping value naming no mapping role of the account: ``sso.role_mapping_unmatched``."""
     mapping_roles(acme, FINANCE)
@@ -235,6 +241,7 @@ def test_sso_managed_roles_cannot_be_edited(acme, sso, sso_driver):
         response = acme.put(f"/accounts/acme/users/{user['id']}/roles", body, expect=409)
         detail = response.json()["detail"]
         assert "managed by the identity provider" in detail and "mapping roles" in detail
+        assert "turn SSO authorization off" in detail
     assert user_by_email(acme, "alice@acme.com")["roles"] == ["analyst", "report-viewer"]
 
 
