@@ -232,6 +232,7 @@ def _extend(sub: Any) -> None:
     from vestibule.connections import cli as connections_cli
 
     connections_cli.register(sub)
+    __import__("vestibule.connections.cli_mapping_roles", fromlist=["register"]).register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -222,6 +222,10 @@ def _apply_requirements(
     return kept_here, [f"{d.role} ({scope})" for d in dropped if d.role in roles]
 
 
+def _present(values: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(v for v in values if v.strip())
+
+
 def decide_roles(
     identity: AssertedIdentity,
     mapping: ClaimMapping,
@@ -230,7 +234,9 @@ def decide_roles(
 ) -> RoleDecision:
     """Roles for this account from the claims, when SSO authorization is on."""
     if mapping.role_source == "mapping_roles":
-        values = identity.role_mapping
+        # An IdP maps an empty profile field (no department) to an empty value:
+        # that is a claim not defined, not a name to look up.
+        values = _present(identity.role_mapping)
         if not values:
             raise LoginFailure(
                 "sso.role_mapping_missing", "roles",
@@ -255,7 +261,7 @@ def decide_roles(
                 projects[slug] = projects.get(slug, frozenset()) | roles
         ignored = [v for v in values if v not in by_name]
     else:
-        values = identity.roles
+        values = _present(identity.roles)
         if values is None:
             return RoleDecision(frozenset({catalog.default_role}), {}, notes=("roles claim absent: default role",))
         translated = [mapping.role_values.get(v, v) for v in values]
@@ -283,8 +289,15 @@ def decide_roles(
             expected="roles from the catalog", received=exc.role, fix_in="vestibule",
         ) from None
     account_roles, dropped = _apply_requirements(account_roles, catalog, mapping, "account")
+    notes: tuple[str, ...] = ()
+    if mapping.role_source == "roles_claim" and not account_roles:
+        # Every sent role was dropped: the person is left as if the provider had
+        # sent none, which seed 004 answers with the default role.
+        account_roles = frozenset({catalog.default_role})
+        notes = ("every role dropped: default role",)
     project_out: dict[str, frozenset[str]] = {}
-    for slug, roles in projects.items():
+    # Sorted, so the first refusal reported and the drop order never depend on claim order.
+    for slug, roles in sorted(projects.items()):
         kept, dropped_here = _apply_requirements(roles, catalog, mapping, f"project {slug}", context=account_roles)
         dropped.extend(dropped_here)
         project_out[slug] = kept
@@ -294,4 +307,5 @@ def decide_roles(
         dropped=tuple(dropped),
         ignored_values=tuple(ignored),
         matched_mapping_roles=tuple(m.name for m in matched),
+        notes=notes,
     )

@@ -28,7 +28,8 @@ class SsoManagedRoles(Exception):
     def __init__(self, connection_name: str) -> None:
         super().__init__(
             f"roles in this scope are managed by the identity provider of connection '{connection_name}' "
-            "(SSO authorization); change them there or in the account's mapping roles"
+            "(SSO authorization); change them there or in the account's mapping roles, "
+            "or turn SSO authorization off on that connection to manage roles in Vestibule again"
         )
 
 

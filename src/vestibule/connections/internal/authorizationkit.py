@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from vestibule.accounts.internal.rolekit import effective_account_roles, get_catalog
-from vestibule.accounts.models import Account, Project
+from vestibule.accounts.models import Account, Project, ProjectAccess, RoleGrant, Source
 from vestibule.connections.models import Connection, ExternalIdentity, MappingRole
 from vestibule.domain.claims import ClaimMapping
+from vestibule.domain.pipeline import AssertedIdentity, LoginFailure, decide_roles
 from vestibule.domain.roles import RoleRuleError
 
 
@@ -54,22 +55,76 @@ def validate_grants(account: Account, grants: list[dict[str, Any]]) -> list[dict
 
 
 def lockout_warnings(connection: Connection) -> list[str]:
-    """Who would be locked out by turning SSO authorization on (seed 002 "Requirement")."""
+    """Who would be locked out by turning SSO authorization on (seed 002 "Requirement").
+
+    Each sso-admin who signed in through this connection has their last
+    login's authorization claims replayed against the rules the connection
+    would now apply: a login that would be refused, or one that would no
+    longer grant sso-admin, leaves the account without its SSO administrator.
+    """
+    from vestibule.connections.internal.pipelinekit import mapping_roles_of
+
     mapping = ClaimMapping.from_dict(connection.claims)
-    if mapping.role_source != "mapping_roles":
-        return []
-    names = set(MappingRole.objects.filter(account=connection.account).values_list("name", flat=True))
+    catalog = get_catalog()
+    mapping_roles = mapping_roles_of(connection)
+    claim = mapping.role_mapping if mapping.role_source == "mapping_roles" else mapping.roles
+    advice = "Fix the identity provider or the mapping roles first, or keep a break-glass password admin."
     warnings = []
-    for identity in ExternalIdentity.objects.filter(connection=connection).select_related("user"):
-        if "sso-admin" not in effective_account_roles(identity.user, connection.account):
+    identities = ExternalIdentity.objects.filter(connection=connection).select_related("user").order_by("user__email_key")
+    for identity in identities:
+        user = identity.user
+        if "sso-admin" not in effective_account_roles(user, connection.account):
             continue
-        sent = set(identity.last_claims.get("role_mapping") or [])
-        if not sent & names:
+        last = identity.last_claims or {}
+        asserted = AssertedIdentity(
+            external_id=identity.external_id,
+            email=user.email,
+            email_key=user.email_key,
+            domain="",
+            name=user.name,
+            role_mapping=tuple(last.get("role_mapping") or ()) or None,
+            roles=tuple(last["roles"]) if last.get("roles") is not None else None,
+        )
+        try:
+            decision = decide_roles(asserted, mapping, catalog, mapping_roles)
+        except LoginFailure as failure:
             warnings.append(
-                f"sso-admin {identity.user.email} last signed in without a '{mapping.role_mapping}' value matching a "
-                "mapping role; with SSO authorization on, that login would fail. Fix the identity provider or the "
-                "mapping roles first, or keep a break-glass password admin."
+                f"sso-admin {user.email} last signed in without a '{claim}' value matching "
+                f"{'a mapping role' if mapping.role_source == 'mapping_roles' else 'the role rules'} "
+                f"(received: {failure.received or 'nothing'}); with SSO authorization on, that login would fail "
+                f"with {failure.code}. {advice}"
             )
-    if not names:
+            continue
+        if "sso-admin" not in catalog.effective(decision.account_roles):
+            warnings.append(
+                f"sso-admin {user.email} would lose sso-admin at their next login: their last '{claim}' claim grants "
+                f"{', '.join(sorted(decision.account_roles)) or 'no account roles'}. {advice}"
+            )
+    if mapping.role_source == "mapping_roles" and not mapping_roles:
         warnings.append("the account has no mapping roles yet: every SSO login through this connection will fail")
     return warnings
+
+
+def release_managed_roles(connection: Connection) -> int:
+    """SSO authorization turned off: the roles it granted stay, as manual roles (seed 002).
+
+    Users keep exactly the roles they had, and administrators can edit them
+    again: a PUT of a scope replaces manual roles, so the grants must become
+    manual rather than linger as SSO grants nobody could remove. Projects the
+    mapping roles opened stay open the same way. Returns how many grants moved.
+    """
+    grants = RoleGrant.objects.filter(connection=connection, source=Source.SSO)
+    moved = 0
+    for grant in grants.select_related("project"):
+        duplicate = RoleGrant.objects.filter(
+            user_id=grant.user_id, account_id=grant.account_id, project=grant.project, role=grant.role, source=Source.MANUAL
+        )
+        if duplicate.exists():
+            grant.delete()
+            continue
+        grant.source, grant.connection = Source.MANUAL, None
+        grant.save(update_fields=["source", "connection"])
+        moved += 1
+        if grant.project is not None:
+            ProjectAccess.objects.get_or_create(user_id=grant.user_id, project=grant.project, source=Source.MANUAL, connection=None)
+    return moved

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from vestibule.accounts.internal.rolekit import effective_account_roles
+from vestibule.accounts.internal.rolekit import effective_account_roles, get_catalog
 from vestibule.accounts.models import Account, Project, ProjectAccess, Source, User
 from vestibule.connections.internal.keykit import ensure_sp_keys, read_secrets, write_secrets
 from vestibule.connections.models import Connection, ConnectionDomain, DomainClaim, DomainShare
@@ -95,9 +95,19 @@ def usable_claim(account: Account, domain: str, *, may_claim: bool) -> DomainCla
 
 def validate_claims(claims: dict[str, Any] | None) -> dict[str, Any]:
     try:
-        return ClaimMapping.from_dict(claims).to_dict()
+        mapping = ClaimMapping.from_dict(claims)
     except ClaimMappingError as exc:
         raise _unprocessable(exc.message, exc.field) from None
+    # A translation to a role the catalog lacks would be silently ignored at
+    # every login; say so now, while the admin is looking.
+    catalog = get_catalog()
+    for value, role in sorted(mapping.role_values.items()):
+        if role not in catalog.roles:
+            raise _unprocessable(
+                f"claims.role_values maps '{value}' to '{role}', which is not a role; roles: {', '.join(sorted(catalog.roles))}",
+                "claims.role_values",
+            )
+    return mapping.to_dict()
 
 
 def validate_saml_settings(doc: dict[str, Any] | None, *, require_complete: bool = False) -> dict[str, Any]:
@@ -260,10 +270,12 @@ def update_connection(connection: Connection, changes: dict[str, Any]) -> list[s
         write_secrets(connection, {**{k: v for k, v in secrets.items() if k not in OIDC_SECRET_FIELDS}, **oidc_secrets})
     if "sso_authorization" in changes and changes["sso_authorization"] != connection.sso_authorization:
         connection.sso_authorization = changes["sso_authorization"]
-        if connection.sso_authorization:
-            from vestibule.connections.internal.authorizationkit import lockout_warnings
+        from vestibule.connections.internal.authorizationkit import lockout_warnings, release_managed_roles
 
+        if connection.sso_authorization:
             warnings.extend(lockout_warnings(connection))
+        else:
+            release_managed_roles(connection)
     if "linked_projects" in changes:
         projects = resolve_projects(connection.account, changes["linked_projects"] or [])
         removed = set(connection.linked_projects.values_list("pk", flat=True)) - {p.pk for p in projects}

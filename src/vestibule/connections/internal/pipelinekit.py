@@ -207,9 +207,18 @@ def _has_no_roles(user: User, account_id: int) -> bool:
 
 
 def _replace_sso_roles(user: User, connection: Connection, decision: RoleDecision) -> None:
-    """SSO-managed roles are replaced wholesale at each login (seed 002)."""
+    """SSO-managed roles are replaced wholesale at each login (seed 002).
+
+    With SSO authorization on, the identity provider decides every role of the
+    user in this account: manual grants from before go too, or an administrator
+    granted by hand would stay one whatever the provider now says. With it off,
+    a roles claim only refreshes what earlier logins granted.
+    """
     account = connection.account
-    RoleGrant.objects.filter(user=user, account=account, source=Source.SSO).delete()
+    previous = RoleGrant.objects.filter(user=user, account=account)
+    if not connection.sso_authorization:
+        previous = previous.filter(source=Source.SSO)
+    previous.delete()
     projects = {p.slug: p for p in Project.objects.filter(account=account, slug__in=list(decision.project_roles))}
     grants = [RoleGrant(user=user, account=account, role=r, source=Source.SSO, connection=connection) for r in sorted(decision.account_roles)]
     for slug, roles in decision.project_roles.items():
