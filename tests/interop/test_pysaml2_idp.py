@@ -10,61 +10,40 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import functools
-import shutil
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.saml_support import KEYS, SP, cert
-from vestibule.saml import InMemoryReplayCache, SamlSettings, build_authn_request, build_sp_metadata, errors
-from vestibule.saml import parse_idp_metadata, validate_response
-from vestibule.saml.settings import EMAIL_ADDRESS
+saml2 = pytest.importorskip("saml2")
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT  # noqa: E402
+from saml2.config import IdPConfig  # noqa: E402
+from saml2.metadata import create_metadata_string  # noqa: E402
+from saml2.server import Server  # noqa: E402
 
-XMLSEC1 = shutil.which("xmlsec1")
+from tests import pysaml2_support as peer  # noqa: E402
+from tests.pysaml2_support import AES256_CBC, AES256_GCM, IDP_ENTITY, IDP_SSO, XMLSEC1  # noqa: E402
+from tests.saml_support import SP, cert  # noqa: E402
+from vestibule.saml import InMemoryReplayCache, SamlSettings, build_authn_request, build_sp_metadata, errors  # noqa: E402
+from vestibule.saml import parse_idp_metadata, validate_response  # noqa: E402
+from vestibule.saml.settings import EMAIL_ADDRESS  # noqa: E402
+
 pytestmark = [
     pytest.mark.interop,
     pytest.mark.skipif(XMLSEC1 is None, reason="pysaml2 needs the xmlsec1 program (apt-get install xmlsec1)"),
 ]
 
-saml2 = pytest.importorskip("saml2")
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT  # noqa: E402
-from saml2.config import IdPConfig  # noqa: E402
-from saml2.metadata import create_metadata_string  # noqa: E402
-from saml2.saml import NAME_FORMAT_URI, NameID  # noqa: E402
-from saml2.server import Server  # noqa: E402
-from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256  # noqa: E402
-
-IDP_ENTITY = "https://pysaml2-idp.interop.test/metadata"
-IDP_SSO = "https://pysaml2-idp.interop.test/sso/redirect"
-AES256_CBC = "http://www.w3.org/2001/04/xmlenc#aes256-cbc"
-AES256_GCM = "http://www.w3.org/2009/xmlenc11#aes256-gcm"
 IDENTITY = {"mail": ["alice@example.com"], "displayName": ["Alice Example"], "groups": ["eng", "ops"]}
 
 
 def idp_config(key: str = "pysaml2_idp") -> dict[str, Any]:
-    return {
-        "entityid": IDP_ENTITY,
-        "xmlsec_binary": XMLSEC1,
-        "key_file": str(KEYS / f"{key}.key"),
-        "cert_file": str(KEYS / f"{key}.crt"),
-        "metadata": {"inline": [build_sp_metadata(SP).decode()]},
-        "service": {
-            "idp": {
-                "endpoints": {"single_sign_on_service": [(IDP_SSO, BINDING_HTTP_REDIRECT)]},
-                "name_id_format": [EMAIL_ADDRESS],
-                "policy": {"default": {"lifetime": {"minutes": 5}, "name_form": NAME_FORMAT_URI}},
-            }
-        },
-        "delete_tmpfiles": True,
-    }
+    return peer.idp_config([build_sp_metadata(SP)], key)
 
 
 @pytest.fixture
 def server() -> Iterator[Server]:
-    yield Server(config=IdPConfig().load(idp_config()))
+    yield peer.make_server([build_sp_metadata(SP)])
 
 
 def our_settings(**overrides: Any) -> SamlSettings:
@@ -88,20 +67,10 @@ def sp_initiated(server: Server, settings: SamlSettings, **response_kw: Any) -> 
 
 
 def issue(server: Server, *, in_response_to: str | None, **kw: Any) -> str:
-    params: dict[str, Any] = dict(
-        sign_response=False, sign_assertion=True, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256
-    )
-    params.update(kw)
-    xml = server.create_authn_response(
-        identity=IDENTITY,
-        in_response_to=in_response_to,
-        destination=SP.acs_url,
-        sp_entity_id=SP.entity_id,
-        name_id=NameID(format=EMAIL_ADDRESS, text="alice@example.com"),
-        authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"},
-        **params,
-    )
-    return base64.b64encode(str(xml).encode()).decode()
+    return peer.issue(
+        server, in_response_to=in_response_to, destination=SP.acs_url, sp_entity_id=SP.entity_id,
+        name_id="alice@example.com", identity=IDENTITY, **kw,
+    )  # fmt: skip
 
 
 def validate(b64: str, settings: SamlSettings, request_id: str | None) -> Any:
@@ -145,7 +114,7 @@ def test_idp_initiated_refused_by_default(server: Server) -> None:
 
 def test_certificate_rollover(server: Server) -> None:
     """The IdP has switched to its second key; both certificates are in the ring."""
-    rolled = Server(config=IdPConfig().load(idp_config("pysaml2_idp_next")))
+    rolled = peer.make_server([build_sp_metadata(SP)], "pysaml2_idp_next")
     settings = our_settings(certificates=[cert("pysaml2_idp"), cert("pysaml2_idp_next")])
     response, request_id = sp_initiated(rolled, settings)
     assert validate(response, settings, request_id).name_id == "alice@example.com"
@@ -155,25 +124,14 @@ def test_certificate_rollover(server: Server) -> None:
         validate(response, old_ring_only, request_id)
 
 
-def _encrypting(server: Server, monkeypatch: pytest.MonkeyPatch, algorithm: str) -> None:
-    """pysaml2 hard-codes Triple-DES for assertion encryption; make its IdP use AES instead."""
-    import saml2.entity
-    import saml2.sigver
-
-    monkeypatch.setattr(
-        saml2.entity, "pre_encryption_part", functools.partial(saml2.sigver.pre_encryption_part, msg_enc=algorithm)
-    )
-    monkeypatch.setattr(server.sec, "encrypt_assertion", functools.partial(server.sec.encrypt_assertion, key_type="aes-256"))
-
-
 @pytest.mark.parametrize("algorithm", [AES256_GCM, AES256_CBC])
-def test_encrypted_assertion(server: Server, monkeypatch: pytest.MonkeyPatch, algorithm: str) -> None:
+def test_encrypted_assertion(server: Server, algorithm: str) -> None:
     """pysaml2 encrypts to the SP encryption certificate published in our metadata."""
-    _encrypting(server, monkeypatch, algorithm)
     settings = our_settings(want_assertions_encrypted=True, allow_aes_cbc=algorithm == AES256_CBC)
-    response, request_id = sp_initiated(
-        server, settings, encrypt_assertion=True, encrypt_cert_assertion=SP.encryption.certificate_pem  # type: ignore[union-attr]
-    )
+    with peer.aes_encryption(server, algorithm):
+        response, request_id = sp_initiated(
+            server, settings, encrypt_assertion=True, encrypt_cert_assertion=SP.encryption.certificate_pem  # type: ignore[union-attr]
+        )
     assert b"EncryptedAssertion" in base64.b64decode(response)
     assert validate(response, settings, request_id).name_id == "alice@example.com"
 

@@ -28,6 +28,8 @@ INSTALLED_APPS = [
     "vestibule.connections",
     "vestibule.login",
     "vestibule.api",
+    # Models-free; its views answer 404 unless VESTIBULE_TEST_IDP is on.
+    "vestibule.testidp",
 ]
 
 MIDDLEWARE = [

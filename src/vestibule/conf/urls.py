@@ -5,6 +5,7 @@ from vestibule.api.router import api
 urlpatterns = [
     path("", include("vestibule.login.urls")),
     path("", include("vestibule.connections.urls")),
+    path("", include("vestibule.testidp.urls")),
     path("api/v1/", api.urls),
 ]
 

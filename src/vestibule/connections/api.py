@@ -22,7 +22,6 @@ from vestibule.connections.models import Connection, DomainClaim, DomainShare, M
 from vestibule.domain.claims import ClaimMapping
 from vestibule.domain.emails import InvalidEmail, normalize_domain
 from vestibule.oidc import OidcError
-from vestibule.saml import SamlError, parse_idp_metadata
 
 router = Router(tags=["connections"])
 
@@ -203,16 +202,8 @@ def put_idp_metadata(request: HttpRequest, connection_id: str) -> dict[str, Any]
         xml = body
     if not xml.strip():
         raise Unprocessable("the body is empty; send the IdP metadata XML", field="metadata")
-    try:
-        generated = parse_idp_metadata(xml, entity_id=entity_id).to_dict()
-    except SamlError as exc:
-        raise Unprocessable(f"metadata: {getattr(exc, 'description', str(exc))}", field="metadata") from None
-    # Keep this connection's own policy choices; the metadata speaks for the IdP only.
-    idp_fields = ("idp_entity_id", "sso_url", "sso_binding", "certificates", "name_id_format")
-    policy = {k: v for k, v in connection.saml_settings.items() if k in generated and k not in idp_fields}
-    connection.saml_settings = connectionkit.validate_saml_settings({**generated, **policy})
-    connection.save(update_fields=["saml_settings", "updated_at"])
-    record("connection.idp_metadata_imported", account=connection.account, connection=connection, actor_api_key=api_key(request), idp_entity_id=generated["idp_entity_id"])
+    _rule(lambda: connectionkit.import_idp_metadata(connection, xml, entity_id=entity_id))
+    record("connection.idp_metadata_imported", account=connection.account, connection=connection, actor_api_key=api_key(request), idp_entity_id=connection.saml_settings["idp_entity_id"])
     return connection.saml_settings
 
 

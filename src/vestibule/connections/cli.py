@@ -1,9 +1,187 @@
-"""``vestibule connection ...`` subcommands."""
+"""``vestibule connection ...``: list, create, enable/disable SAML connections and import IdP metadata.
+
+The rules live in ``connections.internal.connectionkit`` (the API uses the
+same functions); this module only parses arguments, prints, and turns a
+rule error into one line on stderr with exit status 1. The CLI runs with
+database access, so it acts as the operator (it may claim domains), and
+every change is audited with ``via=cli``.
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
+import uuid
+from pathlib import Path
 from typing import Any
+
+MAX_METADATA_BYTES = 2 * 1024 * 1024
+
+_CREATE_HELP = """\
+Create a SAML connection for an account. It starts disabled: import the IdP
+metadata (--metadata FILE now, or `vestibule connection import-metadata` later),
+then `vestibule connection enable ID`. Prints the connection ID, then the SP
+values to give the identity provider (entity ID, ACS URL, metadata URL).
+Claiming a domain for the account happens here too; a domain claimed by
+another account is refused."""
+
+
+class CliError(Exception):
+    """One line for stderr."""
+
+
+def _fail(message: str) -> int:
+    print(f"vestibule: {message}", file=sys.stderr)
+    return 1
+
+
+def _run(fn: Any, args: argparse.Namespace) -> int:
+    from vestibule.cli import _setup
+    from vestibule.connections.internal.connectionkit import ConnectionRuleError
+
+    _setup()
+    try:
+        return int(fn(args) or 0)
+    except ConnectionRuleError as exc:
+        where = f" ({exc.field})" if exc.field else ""
+        return _fail(f"{exc.detail}{where}")
+    except CliError as exc:
+        return _fail(str(exc))
+
+
+def _account(slug: str) -> Any:
+    from vestibule.accounts.models import Account
+
+    account = Account.objects.filter(slug=slug).first()
+    if account is None:
+        raise CliError(f"no account with slug '{slug}'")
+    return account
+
+
+def _connection(connection_id: str) -> Any:
+    from vestibule.connections.models import Connection
+
+    try:
+        pk = uuid.UUID(connection_id)
+    except ValueError:
+        raise CliError(f"'{connection_id}' is not a connection ID (a UUID; see `vestibule connection list`)") from None
+    connection = Connection.objects.select_related("account").filter(pk=pk).first()
+    if connection is None:
+        raise CliError(f"no connection {connection_id}")
+    return connection
+
+
+def _read_metadata(path: str) -> bytes:
+    file = Path(path)
+    try:
+        if file.stat().st_size > MAX_METADATA_BYTES:
+            raise CliError(f"{path}: larger than {MAX_METADATA_BYTES // 1024} KiB; is this IdP metadata?")
+        return file.read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _audit(code: str, connection: Any, **detail: Any) -> None:
+    from vestibule.audit.internal.auditkit import record
+
+    record(code, account=connection.account, connection=connection, via="cli", **detail)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from vestibule.connections.models import Connection
+
+    account = _account(args.account)
+    connections = list(Connection.objects.for_account(account).order_by("created_at"))
+    if not connections:
+        print(f"account '{account.slug}' has no connections", file=sys.stderr)
+        return 0
+    print(f"{'ID':36}  {'PROTOCOL':8}  {'ENABLED':7}  {'NAME':30}  DOMAINS")
+    for c in connections:
+        print(f"{c.pk!s:36}  {c.protocol:8}  {'yes' if c.enabled else 'no':7}  {c.name[:30]:30}  {', '.join(c.domain_list)}")
+    return 0
+
+
+def cmd_create_saml(args: argparse.Namespace) -> int:
+    from django.db import transaction
+
+    from vestibule.connections.internal import connectionkit, samlkit
+
+    account = _account(args.account)
+    metadata = _read_metadata(args.metadata) if args.metadata else None
+    data = {
+        "protocol": "saml", "name": args.name, "domains": args.domain,
+        "auto_provision": args.auto_provision, "provisioned_users_can_login": args.allow_login,
+    }  # fmt: skip
+    with transaction.atomic():
+        connection = connectionkit.create_connection(account, data, may_claim=True)
+        if metadata is not None:
+            connectionkit.import_idp_metadata(connection, metadata)
+    _audit("connection.created", connection, protocol="saml", domains=connection.domain_list)
+    urls = samlkit.sp_urls(connection)
+    print(connection.pk)
+    print(f"  SP entity ID:  {urls['sp_entity_id']}", file=sys.stderr)
+    print(f"  ACS URL:       {urls['acs_url']}", file=sys.stderr)
+    print(f"  SP metadata:   {urls['metadata_url']}", file=sys.stderr)
+    next_step = f"vestibule connection enable {connection.pk}" if metadata else f"vestibule connection import-metadata {connection.pk} FILE"
+    print(f"  Created disabled. Next: {next_step}", file=sys.stderr)
+    return 0
+
+
+def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
+    from vestibule.connections.internal import connectionkit
+
+    connection = _connection(args.id)
+    connectionkit.update_connection(connection, {"enabled": enabled})
+    _audit("connection.updated", connection, fields=["enabled"], enabled=enabled)
+    print(f"connection {connection.pk} ({connection.account.slug}/{connection.name}) is {'enabled' if enabled else 'disabled'}")
+    return 0
+
+
+def cmd_import_metadata(args: argparse.Namespace) -> int:
+    from vestibule.connections.internal import connectionkit
+
+    connection = _connection(args.id)
+    settings = connectionkit.import_idp_metadata(connection, _read_metadata(args.file), entity_id=args.entity_id)
+    _audit("connection.idp_metadata_imported", connection, idp_entity_id=settings["idp_entity_id"])
+    print(f"imported IdP {settings['idp_entity_id']}: SSO {settings['sso_url']} ({settings['sso_binding']}), "
+          f"{len(settings['certificates'])} signing certificate(s)")  # fmt: skip
+    return 0
 
 
 def register(sub: Any) -> None:
-    return None
+    conn = sub.add_parser(
+        "connection", help="manage SSO connections (SAML)",
+        description="List and set up SSO connections. IDs are the UUIDs shown by `list`.",
+    ).add_subparsers(dest="action", metavar="ACTION", required=True)  # fmt: skip
+
+    p = conn.add_parser("list", help="list an account's connections", description="List an account's connections: ID, protocol, enabled, name, domains.")
+    p.add_argument("--account", metavar="SLUG", required=True, help="the account's slug")
+    p.set_defaults(func=lambda a: _run(cmd_list, a))
+
+    p = conn.add_parser("create-saml", help="create a SAML connection (starts disabled)", description=_CREATE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--account", metavar="SLUG", required=True, help="the account's slug")
+    p.add_argument("--name", metavar="N", required=True, help="a name people see when choosing a provider, e.g. 'Okta'")
+    p.add_argument("--domain", metavar="D", action="append", required=True, help="an email domain this connection serves (repeat for several)")
+    p.add_argument("--metadata", metavar="FILE", help="the IdP's SAML metadata XML, to fill in the IdP settings now")
+    p.add_argument("--auto-provision", action="store_true", help="create unknown users at their first SSO login")
+    p.add_argument("--allow-login", action="store_true", help="auto-provisioned users may sign in at once (else they wait for approval)")
+    p.set_defaults(func=lambda a: _run(cmd_create_saml, a))
+
+    for action, enabled in (("enable", True), ("disable", False)):
+        p = conn.add_parser(
+            action, help=f"{action} a connection",
+            description=("Enable a connection: its domains route to the IdP. Needs complete IdP settings." if enabled
+                         else "Disable a connection: new SSO logins through it stop; nobody is removed."),
+        )  # fmt: skip
+        p.add_argument("id", metavar="ID", help="the connection ID (see `vestibule connection list`)")
+        p.set_defaults(func=lambda a, e=enabled: _run(lambda args: _set_enabled(args, e), a))
+
+    p = conn.add_parser(
+        "import-metadata", help="set a SAML connection's IdP settings from IdP metadata XML",
+        description="Read the IdP's metadata (Okta, Entra ID, Google Workspace, ADFS, or an EntitiesDescriptor "
+        "with --entity-id) and store the generated SAML settings; the connection's own policy choices are kept.",
+    )  # fmt: skip
+    p.add_argument("id", metavar="ID", help="the connection ID")
+    p.add_argument("file", metavar="FILE", help="the metadata XML file")
+    p.add_argument("--entity-id", metavar="ENTITY_ID", help="which IdP of an aggregate (EntitiesDescriptor) to use")
+    p.set_defaults(func=lambda a: _run(cmd_import_metadata, a))

@@ -112,7 +112,7 @@ def sso_start(request: HttpRequest, connection_id: str) -> HttpResponse:
     try:
         require_enabled(connection)
         if connection.protocol == Connection.Protocol.SAML:
-            return _saml_start(request, connection, next_url)
+            return _saml_start(request, connection, next_url, login_hint=request.GET.get("login_hint", ""))
         return _oidc_start(request, connection, next_url, login_hint=request.GET.get("login_hint", ""))
     except LoginFailure as failure:
         trace = TraceRecorder(request, connection, connection.protocol)
@@ -130,7 +130,7 @@ def sso_start(request: HttpRequest, connection_id: str) -> HttpResponse:
         return failure_page(request, failure, trace)
 
 
-def _saml_start(request: HttpRequest, connection: Connection, next_url: str) -> HttpResponse:
+def _saml_start(request: HttpRequest, connection: Connection, next_url: str, *, login_hint: str = "") -> HttpResponse:
     sp = samlkit.service_provider(connection)
     settings = samlkit.saml_settings(connection)
     pending, token = statekit.create(request, connection, next_url=next_url, bind_browser=statekit.binds_saml_post())
@@ -139,6 +139,10 @@ def _saml_start(request: HttpRequest, connection: Connection, next_url: str) -> 
         response: HttpResponse = render(request, "vestibule/post_form.html", {"form": form})
     else:
         url, request_id = build_authn_request(sp, settings, _now(), pending.key)
+        if login_hint:
+            # Outside the signed octets (bindings §3.4.4.1 signs only SAMLRequest,
+            # RelayState and SigAlg); Entra ID, Okta and the test IdP pre-fill it.
+            url += "&" + urlencode({"login_hint": login_hint[:254]})
         response = HttpResponseRedirect(url)
     PendingLogin.objects.filter(pk=pending.pk).update(request_id=request_id)
     statekit.set_binding_cookie(response, token)

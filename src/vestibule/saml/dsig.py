@@ -99,6 +99,12 @@ def _ring(certificates: tuple[str, ...]) -> tuple[tuple[bytes, x509.Certificate]
     return tuple(ring)
 
 
+@lru_cache(maxsize=256)
+def _ring_b64(certificates: tuple[str, ...]) -> dict[str, bytes]:
+    """The ring's certificates as bare base64 (the KeyInfo form) -> DER, for the hint lookup."""
+    return {base64.b64encode(der).decode("ascii"): der for der, _ in _ring(certificates)}
+
+
 def _one(parent: etree._Element, local: str, what: str) -> etree._Element:
     found = parent.findall(q(DS, local))
     if len(found) != 1:
@@ -153,12 +159,15 @@ def check_signature_policy(signature: etree._Element, *, allow_sha1: bool, what:
     return reference
 
 
-def _message_certificate(signature: etree._Element) -> bytes | None:
+def _message_certificate(signature: etree._Element, known: dict[str, bytes] | None = None) -> bytes | None:
     node = signature.find(f"{q(DS, 'KeyInfo')}/{q(DS, 'X509Data')}/{q(DS, 'X509Certificate')}")
     if node is None or not node.text:
         return None
+    text = "".join(node.text.split())
+    if known is not None and text in known:
+        return known[text]  # A configured certificate: no need to decode it again.
     try:
-        return base64.b64decode("".join(node.text.split()), validate=True)
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         return None
 
@@ -170,11 +179,17 @@ def verify_enveloped(
     allow_sha1: bool,
     now: datetime,
     what: str,
+    document: bytes | None = None,
 ) -> etree._Element:
     """Verify the enveloped signature of ``element``; return the verified node.
 
     ``element`` is serialised and verified on its own, so nothing outside it can
     influence reference resolution. Raises a :class:`SignatureError` subclass.
+
+    ``document`` may carry the exact bytes ``element`` was parsed from when it
+    is the document root (the decoded SAMLResponse): signxml then parses those
+    instead of a re-serialisation of the same tree, one copy fewer. Both were
+    already accepted by the hardened parser, so nothing else changes.
     """
     signatures = element.findall(q(DS, "Signature"))
     if not signatures:
@@ -194,14 +209,20 @@ def verify_enveloped(
         )
 
     ring = _ring(certificates)
-    hint = _message_certificate(signature)
+    hint = _message_certificate(signature, _ring_b64(certificates))
     ordered = sorted(ring, key=lambda entry: entry[0] != hint)  # Stable: hint first, then ring order.
     config = replace(_config(allow_sha1), verification_time=now)
+    # signxml copies an element by serialising it, and lxml's tostring() also
+    # writes the element's *tail* (text after its end tag, still inside the
+    # parent), which then fails to parse as a document. Serialise once here,
+    # without the tail, so such junk can neither crash verification nor be
+    # anywhere near what is checked.
+    data = document if document is not None and element.getparent() is None else etree.tostring(element, with_tail=False)
     expired = []
     for der, cert in ordered:
         try:
             result = XMLVerifier().verify(
-                element,
+                data,
                 x509_cert=cert,
                 expect_config=config,
                 id_attribute="ID",
@@ -218,6 +239,8 @@ def verify_enveloped(
             raise SignatureError(f"The {what} signature is invalid: {exc}") from None
         except etree.DocumentInvalid:
             raise SignatureError(f"The {what} ds:Signature element is not schema-valid.") from None
+        except etree.XMLSyntaxError:
+            raise MalformedError(f"The signed {what} could not be re-read for verification.") from None
         break
     else:
         expected = ", ".join(fingerprint(der) for der, _ in ring)

@@ -144,7 +144,8 @@ def validate_response(
         raise ValueError("now must be timezone-aware")
 
     # Step 1-2: parse; root and status.
-    unverified_response = parse_xml(decode_post_value(saml_response_b64), what="SAMLResponse")
+    unverified_bytes = decode_post_value(saml_response_b64)
+    unverified_response = parse_xml(unverified_bytes, what="SAMLResponse")
     _check_root(unverified_response)
     check_status(unverified_response)
 
@@ -158,6 +159,7 @@ def validate_response(
             allow_sha1=settings.allow_sha1,
             now=now,
             what="Response",
+            document=unverified_bytes,
         )
         signed_parts.append("response")
     elif settings.want_response_signed:

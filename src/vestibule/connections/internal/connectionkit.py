@@ -18,7 +18,7 @@ from vestibule.connections.models import Connection, ConnectionDomain, DomainCla
 from vestibule.domain.claims import ClaimMapping, ClaimMappingError
 from vestibule.domain.emails import InvalidEmail, email_domain, email_key, normalize_domain, normalize_email
 from vestibule.oidc import OidcClientConfig, OidcConfigError
-from vestibule.saml import SamlError, SamlSettings, SamlSettingsError, default_settings
+from vestibule.saml import SamlError, SamlSettings, SamlSettingsError, default_settings, parse_idp_metadata
 
 MAX_DOMAINS = 50
 MAX_IGNORED = 1000
@@ -122,6 +122,28 @@ def validate_saml_settings(doc: dict[str, Any] | None, *, require_complete: bool
         raise _unprocessable(f"saml.{exc.field}: {exc.description}", f"saml.{exc.field}") from None
     except SamlError as exc:
         raise _unprocessable(f"saml: {exc}", "saml") from None
+
+
+IDP_FIELDS = ("idp_entity_id", "sso_url", "sso_binding", "certificates", "name_id_format")
+
+
+def import_idp_metadata(connection: Connection, xml: bytes, *, entity_id: str | None = None) -> dict[str, Any]:
+    """Generate and store a SAML connection's settings from its IdP's metadata XML.
+
+    The metadata speaks for the IdP only (entity ID, SSO URL and binding,
+    signing certificates, NameID format); this connection's own policy choices
+    (signing/encryption wishes, IdP-initiated, skew) are kept.
+    """
+    if connection.protocol != Connection.Protocol.SAML:
+        raise _unprocessable("this is an OIDC connection; IdP metadata applies to SAML connections", "id")
+    try:
+        generated = parse_idp_metadata(xml, entity_id=entity_id).to_dict()
+    except SamlError as exc:
+        raise _unprocessable(f"metadata: {getattr(exc, 'description', str(exc))}", "metadata") from None
+    policy = {k: v for k, v in connection.saml_settings.items() if k in generated and k not in IDP_FIELDS}
+    connection.saml_settings = validate_saml_settings({**generated, **policy})
+    connection.save(update_fields=["saml_settings", "updated_at"])
+    return dict(connection.saml_settings)
 
 
 def split_oidc(doc: dict[str, Any], existing_secrets: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,0 +1,1 @@
+"""The built-in test SAML identity provider (demo only; ``VESTIBULE_TEST_IDP``)."""
