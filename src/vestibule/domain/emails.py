@@ -55,6 +55,9 @@ def normalize_domain(domain: str) -> str:
         ascii_domain = raw.encode("idna").decode("ascii")
     except UnicodeError:
         raise InvalidEmail(domain, "domain is not a valid internationalized name") from None
+    if len(ascii_domain) > 253:
+        # The ASCII form of a Unicode name can be several times longer than the name.
+        raise InvalidEmail(domain, "domain is empty or too long")
     labels = ascii_domain.split(".")
     if len(labels) < 2 or not all(_LABEL_RE.match(label) for label in labels):
         raise InvalidEmail(domain, "domain must be a dotted host name such as example.com")
@@ -86,7 +89,10 @@ def normalize_email(value: str) -> str:
     if len(cleaned) > MAX_EMAIL_LENGTH:
         raise InvalidEmail(value, f"an email address has at most {MAX_EMAIL_LENGTH} characters")
     local, domain = _split(cleaned)
-    return f"{local}@{normalize_domain(domain)}"
+    normalized = f"{local}@{normalize_domain(domain)}"
+    if len(normalized) > MAX_EMAIL_LENGTH:
+        raise InvalidEmail(value, f"an email address has at most {MAX_EMAIL_LENGTH} characters")
+    return normalized
 
 
 def email_key(value: str) -> str:
