@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import idna
+
 __all__ = [
     "InvalidEmail",
     "normalize_email",
@@ -52,7 +54,13 @@ def normalize_domain(domain: str) -> str:
     if not raw or len(raw) > 253:
         raise InvalidEmail(domain, "domain is empty or too long")
     try:
-        ascii_domain = raw.encode("idna").decode("ascii")
+        if raw.isascii():
+            ascii_domain = raw.encode("idna").decode("ascii")
+        else:
+            # IDNA 2008 with UTS 46 mapping, as registries use. The stdlib codec
+            # is IDNA 2003, which maps ß to ss and would merge straße.de into
+            # strasse.de, two different domains.
+            ascii_domain = idna.encode(raw, uts46=True, transitional=False).decode("ascii")
     except UnicodeError:
         raise InvalidEmail(domain, "domain is not a valid internationalized name") from None
     if len(ascii_domain) > 253:
