@@ -51,7 +51,7 @@ def replace_manual_roles(
     catalog = get_catalog()
     wanted = catalog.require_known(roles)
     with transaction.atomic():
-        existing = RoleGrant.objects.select_for_update().filter(user=user, account=account, project=project)
+        existing = RoleGrant.objects.select_for_update(of=("self",)).filter(user=user, account=account, project=project)
         sso = existing.filter(source=Source.SSO).select_related("connection").first()
         if sso is not None and sso.connection is not None and sso.connection.sso_authorization:
             raise SsoManagedRoles(sso.connection.name)
