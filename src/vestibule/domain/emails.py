@@ -35,7 +35,7 @@ MAX_LOCAL_LENGTH = 64
 # Deliberately narrower than RFC 5322: no quoted local parts, no comments, no
 # IP literals. Such addresses are legal but are not used for corporate SSO and
 # are a known source of parser-differential bugs.
-_LOCAL_RE = re.compile(r"^[^\s@\"(),:;<>\[\\\]]+$")
+_LOCAL_RE = re.compile(r"^[^\s\x00-\x1f\x7f@\"(),:;<>\[\\\]]+$")
 _LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
