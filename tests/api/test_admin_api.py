@@ -649,3 +649,43 @@ def test_openapi_document(client: Any) -> None:
 def test_membership_rows_match_api(api: Any, acme: dict[str, Any]) -> None:
     user = new_user(api)
     assert Membership.objects.filter(user_id=user["id"], account__slug="acme").count() == 1
+
+
+# Values PostgreSQL cannot store ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path, body, field",
+    [
+        ("/accounts", {"slug": "acme2", "name": "A\x00B"}, "name"),
+        ("/accounts/acme/users", {"email": "a@acme.example", "name": "\x00"}, "name"),
+        ("/accounts/acme/users", {"email": "a\x00@acme.example"}, "email"),
+        ("/accounts/acme/users", {"email": "a@acme.example", "roles": ["analyst\x00"]}, "roles"),
+        ("/accounts/acme/api-keys", {"name": "k\x00"}, "name"),
+    ],
+)
+def test_nul_in_bodies_is_422_naming_the_field(api: Any, acme: dict[str, Any], path: str, body: Any, field: str) -> None:
+    assert_client_error(api.post(f"{V1}{path}", body), field=field, status=422)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/accounts/%00",
+        "/accounts/acme%00",
+        "/accounts/acme%0A",
+        "/accounts/acme/projects/%00",
+        "/accounts/acme/api-keys/%00",
+        "/accounts/acme/login-traces/%00",
+    ],
+)
+def test_nul_in_paths_is_4xx(api: Any, acme: dict[str, Any], path: str) -> None:
+    method = "delete" if "projects/" in path or "api-keys/" in path else "get"
+    assert_client_error(api.request(method, f"{V1}{path}"))
+
+
+def test_nul_in_a_query_filter_is_no_server_error(api: Any, acme: dict[str, Any]) -> None:
+    # SQLite can compare with NUL (nothing matches); PostgreSQL cannot and gets a 400.
+    response = api.get(f"{V1}/accounts/acme/audit-events?code=%00")
+    assert response.status_code in (200, 400), response.content
+    assert response["Content-Type"].startswith("application/json")
