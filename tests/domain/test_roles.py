@@ -168,7 +168,18 @@ def test_catalog_from_dict_refuses_duplicate_role() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["not json", "[]", '"x"', "{}", '{"roles": []}', '{"default_role": "a"}', '{"default_role": "a", "roles": [{}]}'],
+    [
+        "not json",
+        "[]",
+        '"x"',
+        "{}",
+        '{"roles": []}',
+        '{"default_role": "a"}',
+        '{"default_role": "a", "roles": [{}]}',
+        '{"default_role": "a", "roles": ["a"]}',
+        '{"default_role": "a", "roles": 5}',
+        '{"default_role": "n", "roles": [{"name": "b"}, {"name": "n", "requires_one_of": ["b"]}]}',
+    ],
 )
 def test_catalog_from_json_refuses_malformed_input(text: str) -> None:
     with pytest.raises(CatalogInvalid):
