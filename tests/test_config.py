@@ -171,19 +171,26 @@ def test_unwritable_data_dir_is_a_config_error(tmp_path: Path) -> None:
 
 # The command line --------------------------------------------------------------------------
 
-SUBCOMMANDS = [
-    [],
-    ["serve"],
-    ["demo"],
-    ["migrate"],
-    ["check"],
-    ["api-key"],
-    ["api-key", "create"],
-    ["account"],
-    ["account", "create"],
-    ["operator"],
-    ["operator", "create"],
-]
+def _command_paths() -> list[list[str]]:
+    """Every command and subcommand the parser knows, so new ones are covered too."""
+    import argparse
+
+    from vestibule.cli import build_parser
+
+    paths: list[list[str]] = []
+
+    def walk(parser: argparse.ArgumentParser, prefix: list[str]) -> None:
+        paths.append(prefix)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*prefix, name])
+
+    walk(build_parser(), [])
+    return paths
+
+
+SUBCOMMANDS = _command_paths()
 
 
 @pytest.mark.parametrize("argv", SUBCOMMANDS, ids=lambda a: " ".join(a) or "vestibule")
@@ -193,6 +200,11 @@ def test_help_works_for_every_subcommand(argv: list[str], capsys: Any) -> None:
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: vestibule")
+
+
+def test_the_known_subcommands_are_all_there() -> None:
+    for path in (["serve"], ["demo"], ["migrate"], ["check"], ["api-key", "create"], ["account", "create"], ["operator", "create"]):
+        assert path in SUBCOMMANDS
 
 
 def test_help_lists_every_subcommand(capsys: Any) -> None:
@@ -220,9 +232,18 @@ def run_cli(environment: dict[str, str], *args: str) -> subprocess.CompletedProc
     )
 
 
-def test_api_key_create_prints_only_the_key_on_stdout(tmp_path: Path) -> None:
-    environment = clean_env(tmp_path)
-    assert run_cli(environment, "migrate").returncode == 0
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A data folder with a migrated embedded database, shared by the CLI tests."""
+    root = tmp_path_factory.mktemp("cli")
+    environment = clean_env(root)
+    result = run_cli(environment, "migrate")
+    assert result.returncode == 0, result.stderr
+    return root, environment
+
+
+def test_api_key_create_prints_only_the_key_on_stdout(migrated: tuple[Path, dict[str, str]]) -> None:
+    tmp_path, environment = migrated
     result = run_cli(environment, "api-key", "create", "--operator", "--name", "ci")
     assert result.returncode == 0, result.stderr
     assert re.fullmatch(r"vst_[0-9a-f]{12}_[A-Za-z0-9_-]{40,}\n", result.stdout), result.stdout
@@ -243,9 +264,8 @@ def test_api_key_create_prints_only_the_key_on_stdout(tmp_path: Path) -> None:
     assert scoped.returncode == 0 and scoped.stdout.startswith("vst_") and scoped.stdout.count("\n") == 1
 
 
-def test_operator_create_prints_only_the_password(tmp_path: Path) -> None:
-    environment = clean_env(tmp_path)
-    assert run_cli(environment, "migrate").returncode == 0
+def test_operator_create_prints_only_the_password(migrated: tuple[Path, dict[str, str]]) -> None:
+    _, environment = migrated
     result = run_cli(environment, "operator", "create", "Root@Example.com")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("\n") == 1 and len(result.stdout.strip()) >= 16
