@@ -689,3 +689,12 @@ def test_nul_in_a_query_filter_is_no_server_error(api: Any, acme: dict[str, Any]
     response = api.get(f"{V1}/accounts/acme/audit-events?code=%00")
     assert response.status_code in (200, 400), response.content
     assert response["Content-Type"].startswith("application/json")
+
+
+def test_a_browser_session_is_no_api_credential(client: Any, make_user: Any) -> None:
+    # The API is CSRF-exempt because it takes bearer keys only; a session cookie must not work.
+    make_user("op@example.com", password="operator passphrase 1234", is_operator=True, account=None)
+    client.post("/login", {"email": "op@example.com", "password": "operator passphrase 1234"})
+    assert client.get("/api/v1/session").status_code == 200
+    assert client.get(f"{V1}/accounts").status_code == 401
+    assert client.post(f"{V1}/accounts", {"slug": "x", "name": "x"}, content_type="application/json").status_code == 401
