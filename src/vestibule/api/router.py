@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -69,6 +69,15 @@ def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
 def _integrity(request: HttpRequest, exc: IntegrityError) -> HttpResponse:
     # A unique constraint lost a race that the endpoint's own check had passed.
     return api.create_response(request, {"detail": "conflicts with a concurrent change; retry"}, status=409)
+
+
+@api.exception_handler(DataError)
+def _data_error(request: HttpRequest, exc: DataError) -> HttpResponse:
+    # A value no schema caught but the database cannot store (NUL character,
+    # out-of-range number): the request's fault, not the server's.
+    return api.create_response(
+        request, {"detail": "the request holds a value that cannot be stored (NUL character or out-of-range number)"}, status=400
+    )
 
 
 def _mount() -> None:

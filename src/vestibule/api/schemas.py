@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ninja import Schema
-from pydantic import ConfigDict
+from pydantic import ConfigDict, field_validator
+
+
+def _refuse_nul(value: Any) -> Any:
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _refuse_nul(item)
+    return value
 
 
 class StrictSchema(Schema):
     """Request bodies: unknown fields are an error, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid", str_max_length=10_000)
+
+    # PostgreSQL cannot store NUL in text: refuse it here, naming the field,
+    # instead of failing in the database.
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return _refuse_nul(value)
 
 
 class ErrorOut(Schema):

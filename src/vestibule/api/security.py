@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja.security import HttpBearer
@@ -9,6 +11,9 @@ from ninja.security import HttpBearer
 from vestibule.accounts.models import Account
 from vestibule.api.errors import Forbidden, NotFound
 from vestibule.api.models import ApiKey
+
+
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?")
 
 
 class ApiKeyAuth(HttpBearer):
@@ -40,7 +45,8 @@ def account_for(request: HttpRequest, slug: str) -> Account:
     account that does not exist, so keys cannot probe which slugs are taken.
     """
     key = api_key(request)
-    account = Account.objects.filter(slug=slug).first()
+    # A string that cannot be a slug names no account; it never reaches the database.
+    account = Account.objects.filter(slug=slug).first() if _SLUG.fullmatch(slug) else None
     if account is None or (not key.is_operator and key.account_id != account.pk):
         raise NotFound(f"account '{slug}' not found", field="slug")
     return account

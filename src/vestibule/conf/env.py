@@ -184,6 +184,15 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     catalog_path = Path(catalog).expanduser() if catalog else None
     if catalog_path is not None and not catalog_path.is_file():
         raise ConfigError(f"VESTIBULE_ROLE_CATALOG={catalog!r} is not a readable file")
+    if catalog_path is not None:
+        # Parsed now so a broken catalog stops startup instead of failing every role check later.
+        from vestibule.domain.roles import CatalogInvalid, RoleCatalog
+
+        try:
+            RoleCatalog.from_json(catalog_path.read_text())
+        except (CatalogInvalid, OSError, UnicodeDecodeError) as exc:
+            detail = " ".join(str(exc).split())
+            raise ConfigError(f"VESTIBULE_ROLE_CATALOG={catalog!r} is not a valid role catalog: {detail}") from None
 
     return Config(
         data_dir=data_dir,

@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import idna
+
 __all__ = [
     "InvalidEmail",
     "normalize_email",
@@ -33,7 +35,7 @@ MAX_LOCAL_LENGTH = 64
 # Deliberately narrower than RFC 5322: no quoted local parts, no comments, no
 # IP literals. Such addresses are legal but are not used for corporate SSO and
 # are a known source of parser-differential bugs.
-_LOCAL_RE = re.compile(r"^[^\s@\"(),:;<>\[\\\]]+$")
+_LOCAL_RE = re.compile(r"^[^\s\x00-\x1f\x7f@\"(),:;<>\[\\\]]+$")
 _LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
@@ -52,9 +54,18 @@ def normalize_domain(domain: str) -> str:
     if not raw or len(raw) > 253:
         raise InvalidEmail(domain, "domain is empty or too long")
     try:
-        ascii_domain = raw.encode("idna").decode("ascii")
+        if raw.isascii():
+            ascii_domain = raw.encode("idna").decode("ascii")
+        else:
+            # IDNA 2008 with UTS 46 mapping, as registries use. The stdlib codec
+            # is IDNA 2003, which maps ß to ss and would merge straße.de into
+            # strasse.de, two different domains.
+            ascii_domain = idna.encode(raw, uts46=True, transitional=False).decode("ascii")
     except UnicodeError:
         raise InvalidEmail(domain, "domain is not a valid internationalized name") from None
+    if len(ascii_domain) > 253:
+        # The ASCII form of a Unicode name can be several times longer than the name.
+        raise InvalidEmail(domain, "domain is empty or too long")
     labels = ascii_domain.split(".")
     if len(labels) < 2 or not all(_LABEL_RE.match(label) for label in labels):
         raise InvalidEmail(domain, "domain must be a dotted host name such as example.com")
@@ -86,7 +97,10 @@ def normalize_email(value: str) -> str:
     if len(cleaned) > MAX_EMAIL_LENGTH:
         raise InvalidEmail(value, f"an email address has at most {MAX_EMAIL_LENGTH} characters")
     local, domain = _split(cleaned)
-    return f"{local}@{normalize_domain(domain)}"
+    normalized = f"{local}@{normalize_domain(domain)}"
+    if len(normalized) > MAX_EMAIL_LENGTH:
+        raise InvalidEmail(value, f"an email address has at most {MAX_EMAIL_LENGTH} characters")
+    return normalized
 
 
 def email_key(value: str) -> str:

@@ -181,8 +181,10 @@ class RoleCatalog:
                     raise CatalogInvalid(f"role '{role.name}' is defined twice")
                 roles[role.name] = role
             return cls(roles=roles, default_role=str(data["default_role"]))
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise CatalogInvalid(f"catalog is missing or mistypes {exc}") from None
+        except RoleRuleError as exc:
+            raise CatalogInvalid(f"the default role cannot stand alone: {exc.message}") from None
 
     @classmethod
     def from_json(cls, text: str) -> RoleCatalog:

@@ -120,6 +120,10 @@ def totp_setup(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     if user.login_method != User.LoginMethod.PASSWORD:
         return message(request, "Not available", "Your second factor is managed by your identity provider.", status=403)
+    if request.method == "GET" and user.has_totp:
+        # A GET must not replace a confirmed secret: any link or prefetch would
+        # silently turn the second factor off. Re-enrolling takes a POST.
+        return message(request, "Two-factor sign-in is on", "Your authenticator app is already set up.")
     if request.method == "GET" or "start" in request.POST:
         secret = totp.begin_enrollment(user)
         return page(request, "totp_setup.html", secret=secret, uri=totp.provisioning_uri(user, secret), form=TotpForm())

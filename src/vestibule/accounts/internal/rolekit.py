@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 
 from vestibule.accounts.models import Account, Membership, Project, ProjectAccess, RoleGrant, Source, User
-from vestibule.domain.roles import DEFAULT_CATALOG, RoleCatalog
+from vestibule.domain.roles import DEFAULT_CATALOG, RoleCatalog, RoleRuleError
 
 
 @lru_cache(maxsize=1)
@@ -71,6 +71,8 @@ def replace_manual_roles(
                 )
             )
         catalog.validate(wanted | others)
+        if project is None:
+            _check_projects_still_valid(user, account, wanted | others)
         existing.filter(source=Source.MANUAL).exclude(role__in=wanted).delete()
         have = set(existing.filter(source=Source.MANUAL).values_list("role", flat=True))
         RoleGrant.objects.bulk_create(
@@ -78,6 +80,22 @@ def replace_manual_roles(
             for r in sorted(wanted - have)
         )
     return wanted
+
+
+def _check_projects_still_valid(user: User, account: Account, account_roles: frozenset[str] | set[str]) -> None:
+    """Account-scope roles apply in every project: a project grant relying on one must still hold."""
+    catalog = get_catalog()
+    scoped: dict[str, set[str]] = defaultdict(set)
+    for slug, role in RoleGrant.objects.filter(user=user, account=account, project__isnull=False).values_list(
+        "project__slug", "role"
+    ):
+        if role in catalog.roles:
+            scoped[slug].add(role)
+    for slug in sorted(scoped):
+        try:
+            catalog.validate(scoped[slug] | account_roles)
+        except RoleRuleError as exc:
+            raise RoleRuleError(exc.role, f"{exc.message} (granted in project '{slug}', which relies on the account-scope roles)") from None
 
 
 def accounts_payload(user: User) -> list[dict[str, Any]]:
