@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from django.test import Client
 
@@ -29,7 +29,8 @@ class SamlDriver:
         return {"saml": {"idp_entity_id": self.idp.entity_id, "sso_url": self.idp.sso_url, "certificates": [self.idp.signing.certificate_pem]}}
 
     def login(self, browser: Client, connection: dict[str, Any], *, subject: str, claims: dict[str, Any], next: str | None = None) -> Any:
-        start = urlsplit(connection["sign_in_url"]).path + (f"?next={next}" if next else "")
+        # Encoded, so hostile targets (//evil.example, /\\evil) reach Vestibule intact.
+        start = urlsplit(connection["sign_in_url"]).path + (f"?{urlencode({'next': next})}" if next else "")
         response = browser.get(start)
         if response.status_code != 302:
             return response
