@@ -9,11 +9,45 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from vestibule.accounts.models import User
 
 PASSWORD = "correct horse battery staple 42"
+
+
+_SP_KEY_PAIRS: dict[str, dict[str, str]] = {}
+
+
+@pytest.fixture(autouse=True)
+def reuse_sp_key_pairs(monkeypatch):
+    """Every SAML connection generates two RSA-2048 key pairs (~0.1 s each).
+
+    The policy tests create dozens of connections and never depend on their SP
+    keys being distinct, so one real pair per purpose is generated per test
+    session and reused. Signing, encryption and verification still run for real.
+    """
+    from vestibule.connections.internal import keykit
+
+    real = keykit.generate_key_pair
+
+    def reused(common_name: str, *, years: int = 10) -> dict[str, str]:
+        purpose = "encryption" if "encryption" in common_name else "signing"
+        if purpose not in _SP_KEY_PAIRS:
+            _SP_KEY_PAIRS[purpose] = real(common_name, years=years)
+        return _SP_KEY_PAIRS[purpose]
+
+    monkeypatch.setattr(keykit, "generate_key_pair", reused)
+
+
+@pytest.fixture(autouse=True)
+def fresh_counters():
+    """Rate-limit and lockout counters live in the cache, which outlives each test's database."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 def audit(api: Any, account: str, code: str) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import re
 import pytest
 from django.test import Client
 
-from tests.e2e.policy_support import assert_refused, assert_signed_in, claims, invite, login_step
+from tests.e2e.policy_support import assert_refused, assert_signed_in, claims, invite, login_step, fresh_counters, reuse_sp_key_pairs  # noqa: F401 (autouse fixtures)
 
 pytestmark = pytest.mark.django_db
 

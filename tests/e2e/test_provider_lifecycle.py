@@ -11,7 +11,7 @@ import unicodedata
 import pytest
 from django.test import Client
 
-from tests.e2e.policy_support import assert_refused, assert_signed_in, audit, claims, invite
+from tests.e2e.policy_support import assert_refused, assert_signed_in, audit, claims, invite, fresh_counters, reuse_sp_key_pairs  # noqa: F401 (autouse fixtures)
 
 pytestmark = pytest.mark.django_db
 

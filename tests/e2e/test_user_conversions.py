@@ -12,7 +12,9 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from tests.e2e.policy_support import (
+from tests.e2e.policy_support import (  # noqa: F401 (fresh_counters, reuse_sp_key_pairs are autouse fixtures)
+    fresh_counters,
+    reuse_sp_key_pairs,
     PASSWORD,
     assert_refused,
     assert_signed_in,
