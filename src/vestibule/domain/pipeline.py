@@ -18,6 +18,7 @@ here, and every refusal is a :class:`LoginFailure` with a stable reason code:
       sso.email_invalid       claims      the asserted email is not canonical / valid
       sso.email_domain_not_owned domain   email domain not served by this connection
       sso.provisioning_disabled  user     unknown user and auto-provision is off
+      sso.external_id_conflict   user     the email's user is linked to another subject here
       sso.user_disabled       user        the user is deactivated
       sso.pending_approval    approval    provisioned user waits for an admin
       sso.role_mapping_missing   roles    SSO authorization needs role_mapping

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
 from django.core.mail import EmailMessage, send_mail
@@ -29,3 +31,35 @@ def absolute(path: str) -> str:
 
 def send(to: str, subject: str, body: str) -> None:
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [to], fail_silently=False)
+
+
+# One sender thread per process for emails whose sending time must not show
+# in the response (recovery access: an answer for an eligible address must not
+# take an SMTP round trip longer than one for an unknown address).
+_sender: ThreadPoolExecutor | None = None
+_sender_lock = threading.Lock()
+_pending: list[Future[None]] = []
+
+
+def _send_logged(to: str, subject: str, body: str) -> None:
+    try:
+        send(to, subject, body)
+    except Exception:  # The request has been answered; the log is the only place left.
+        log.exception("sending email to %s failed", to)
+
+
+def send_in_background(to: str, subject: str, body: str) -> None:
+    global _sender
+    with _sender_lock:
+        if _sender is None:
+            _sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vestibule-mail")
+        _pending[:] = [f for f in _pending if not f.done()]
+        _pending.append(_sender.submit(_send_logged, to, subject, body))
+
+
+def wait_for_background_mail(timeout: float = 10.0) -> None:
+    """Block until queued emails are sent (tests, and a clean shutdown)."""
+    with _sender_lock:
+        pending = list(_pending)
+    for future in pending:
+        future.result(timeout=timeout)

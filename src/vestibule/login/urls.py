@@ -11,6 +11,8 @@ urlpatterns = [
     path("password/reset", views.password_reset, name="password-reset"),
     path("password/reset/<str:token>", views.password_reset_confirm, name="password-reset-confirm"),
     path("password/expired", views.password_expired, name="password-expired"),
+    path("recovery-access", views.recovery_access, name="recovery-access"),
+    path("recovery-access/<str:token>", views.recovery_access_confirm, name="recovery-access-confirm"),
     path("invite/<str:token>", views.invitation_accept, name="invitation-accept"),
     path("api/v1/session", views.session_api, name="session-api"),
 ]

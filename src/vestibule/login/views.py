@@ -16,7 +16,7 @@ from vestibule.audit.internal.auditkit import record
 from vestibule.audit.models import AuditEvent
 from vestibule.connections.internal.routingkit import route_email
 from vestibule.login.forms import EmailForm, NewPasswordForm, PasswordForm, TotpForm
-from vestibule.login.internal import passwordkit, ratelimit, totp
+from vestibule.login.internal import passwordkit, ratelimit, recoverykit, totp
 from vestibule.login.internal.redirects import safe_next
 from vestibule.login.internal.sessionkit import session_payload, start_session
 from vestibule.login.models import OneTimeLink
@@ -89,6 +89,7 @@ def _password_step(request: HttpRequest) -> HttpResponse:
     if user.has_totp:
         request.session["pre_auth_user"] = user.pk
         request.session["pre_auth_next"] = next_url
+        request.session.pop("pre_auth_method", None)
         return HttpResponseRedirect(reverse("login-totp"))
     return start_session(request, user, method="password", next_url=next_url)
 
@@ -105,7 +106,11 @@ def totp_view(request: HttpRequest) -> HttpResponse:
             return page(request, "login_totp.html", status=429, form=form)
         if totp.verify_code(user, form.cleaned_data["code"]):
             ratelimit.reset(ratelimit.TOTP_FAILURES_PER_USER, str(user.pk))
-            return start_session(request, user, method="password", next_url=request.session.get("pre_auth_next"), second_factor="totp")
+            method = "recovery" if request.session.get("pre_auth_method") == "recovery" else "password"
+            account = None
+            if method == "recovery":
+                account = recoverykit.recovery_account(user)
+            return start_session(request, user, method=method, next_url=request.session.get("pre_auth_next"), account=account, second_factor="totp")
         ratelimit.hit(ratelimit.TOTP_FAILURES_PER_USER, str(user.pk))
         record("login.totp.failed", request=request, outcome=AuditEvent.Outcome.FAILURE, subject_email=user.email)
         form.add_error("code", "That code is not valid. Use the current code from your authenticator app.")
@@ -171,7 +176,8 @@ def password_reset(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def password_reset_confirm(request: HttpRequest, token: str) -> HttpResponse:
     link = OneTimeLink.peek(OneTimeLink.Purpose.PASSWORD_RESET, token)
-    if link is None:
+    # A link minted before the user became SSO-only is dead, like any other stale link.
+    if link is None or link.user.login_method != User.LoginMethod.PASSWORD:
         return message(request, "This link no longer works", "Reset links work once and expire after an hour. Ask for a new one.", status=410, hint=reverse("password-reset"))
     form = NewPasswordForm(request.POST or None, user=link.user)
     if request.method == "POST" and form.is_valid():
@@ -188,6 +194,50 @@ def password_reset_confirm(request: HttpRequest, token: str) -> HttpResponse:
         return message(request, "Password changed", "Your new password is set. Sign in with it now.", hint=reverse("login"))
     status = 400 if request.method == "POST" else 200
     return page(request, "password_set.html", status=status, form=form, title="Choose a new password", intro=f"For {link.user.email}.")
+
+
+RECOVERY_SENT = (
+    "Check your email",
+    "If that address belongs to an SSO administrator, a sign-in link is on its way. "
+    "It works once and expires in 15 minutes.",
+)
+
+
+@require_http_methods(["GET", "POST"])
+def recovery_access(request: HttpRequest) -> HttpResponse:
+    """Seed 002: an sso-admin asks for an emailed link that signs them in without SSO."""
+    form = EmailForm(request.POST or None)
+    if request.method == "POST":
+        if not form.is_valid():
+            return page(request, "recovery_access.html", status=400, form=form)
+        recoverykit.request_link(request, form.cleaned_data["email"])
+        # The same page and status whatever the address (see recoverykit).
+        return message(request, *RECOVERY_SENT)
+    return page(request, "recovery_access.html", form=form)
+
+
+@require_http_methods(["GET", "POST"])
+def recovery_access_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows a button; only the POST uses the link, so mail scanners that fetch links cannot spend it."""
+    gone = ("This link no longer works", "Recovery links work once and expire after 15 minutes. Ask for a new one.")
+    link = OneTimeLink.peek(OneTimeLink.Purpose.RECOVERY, token)
+    if link is None or not recoverykit.is_still_eligible(link):
+        return message(request, *gone, status=410, hint=reverse("recovery-access"))
+    if request.method == "GET":
+        return page(request, "recovery_confirm.html", email=link.user.email)
+    used = OneTimeLink.consume(OneTimeLink.Purpose.RECOVERY, token)
+    if used is None:
+        return message(request, *gone, status=410, hint=reverse("recovery-access"))
+    user = used.user
+    record("login.recovery.link_used", request=request, account=used.account, subject_email=user.email)
+    if user.has_totp:
+        # A break-glass password user with a second factor still needs it.
+        request.session.cycle_key()
+        request.session["pre_auth_user"] = user.pk
+        request.session["pre_auth_next"] = "/"
+        request.session["pre_auth_method"] = "recovery"
+        return HttpResponseRedirect(reverse("login-totp"))
+    return start_session(request, user, method="recovery", next_url="/", account=used.account)
 
 
 @require_POST

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from django.test import Client
@@ -108,7 +108,7 @@ class SamlDriver:
     def login(
         self, browser: Client, connection: dict[str, Any], *, subject: str, claims: dict[str, Any], next: str | None = None, **kw: Any
     ) -> Any:
-        start = _path(connection["sign_in_url"]) + (f"?next={next}" if next else "")
+        start = _path(connection["sign_in_url"]) + (f"?{urlencode({'next': next})}" if next else "")
         response = browser.get(start)
         if response.status_code != 302:
             return response

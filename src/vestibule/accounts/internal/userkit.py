@@ -79,11 +79,21 @@ def remove_member(user: User, account: Account) -> bool:
     return False
 
 
+def void_password_links(user: User) -> None:
+    """Unused password-reset links die with the password they were meant to replace."""
+    from django.utils import timezone
+
+    OneTimeLink.objects.filter(user=user, purpose=OneTimeLink.Purpose.PASSWORD_RESET, used_at__isnull=True).update(
+        used_at=timezone.now()
+    )
+
+
 def switch_to_sso(user: User) -> None:
-    """Seed 000: switching to SSO purges the password at once."""
+    """Seed 000: switching to SSO purges the password at once, and any reset link in flight."""
     user.login_method = User.LoginMethod.SSO
     user.purge_credentials()
     user.save()
+    void_password_links(user)
 
 
 def switch_to_password(user: User) -> None:

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from vestibule.accounts.internal.rolekit import get_catalog
+from vestibule.accounts.internal.userkit import void_password_links
 from vestibule.accounts.models import Membership, Project, ProjectAccess, RoleGrant, Source, User
 from vestibule.audit.internal.auditkit import record
 from vestibule.connections.internal.reachkit import accounts_reached, holds_sso_admin_everywhere
@@ -161,6 +162,16 @@ def _apply(
         )
         record("sso.user_provisioned", account=account, connection=connection, subject_email=user.email, approval=user.approval)
     assert user is not None
+    if link is None and ExternalIdentity.objects.filter(connection=connection, user=user).exists():
+        # The address belongs to a user already linked to another subject at
+        # this connection: email links only users not yet linked here, so a
+        # second IdP account asserting the same address cannot take this one over.
+        raise LoginFailure(
+            "sso.external_id_conflict", "user",
+            "Your email address is already linked to a different user at your identity provider. Ask your administrator.",
+            expected="the external user ID already linked to this email at this connection",
+            received=f"another external user ID for {identity.email}", fix_in="identity_provider",
+        )
     if link is None:
         # The subject is new at this connection: link it. Email is used only here.
         link = ExternalIdentity.objects.create(connection=connection, external_id=identity.external_id, user=user)
@@ -192,6 +203,7 @@ def _apply(
         else:
             user.login_method = User.LoginMethod.SSO
             user.purge_credentials()
+            void_password_links(user)
             record("sso.user_upgraded", account=account, connection=connection, subject_email=user.email)
             trace.ok("upgrade", result="upgraded to SSO-only; password, TOTP and password age purged")
     user.last_login = timezone.now()

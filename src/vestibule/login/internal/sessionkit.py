@@ -14,7 +14,7 @@ from vestibule.audit.internal.auditkit import record
 from vestibule.login.internal.redirects import safe_next
 
 BACKEND = "vestibule.login.backends.PasswordBackend"
-PRE_AUTH_KEYS = ("pre_auth_user", "pre_auth_next", "pw_expired_user", "pw_expired_next")
+PRE_AUTH_KEYS = ("pre_auth_user", "pre_auth_next", "pre_auth_method", "pw_expired_user", "pw_expired_next")
 
 
 def start_session(
