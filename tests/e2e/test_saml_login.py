@@ -112,7 +112,7 @@ def test_multi_valued_claims_become_roles(connect: Any, saml: SamlDriver) -> Non
 
 
 @pytest.mark.parametrize(
-    ("settings", "options", "signed"),
+    ("idp_settings", "options", "signed"),
     [
         ({}, {"sign_assertion": True, "sign_response": False}, "assertion"),
         ({"want_assertions_signed": False, "want_response_signed": True}, {"sign_assertion": False, "sign_response": True}, "response"),
@@ -120,8 +120,8 @@ def test_multi_valued_claims_become_roles(connect: Any, saml: SamlDriver) -> Non
     ],
     ids=["assertion-signed", "response-signed", "both-signed"],
 )
-def test_signing_variants(connect: Any, saml: SamlDriver, api: Any, settings: dict[str, Any], options: dict[str, Any], signed: str) -> None:
-    connection = connect(saml_settings=settings)
+def test_signing_variants(connect: Any, saml: SamlDriver, api: Any, idp_settings: dict[str, Any], options: dict[str, Any], signed: str) -> None:
+    connection = connect(saml_settings=idp_settings)
     browser = Client()
     assert saml.login(browser, connection, subject="alice@acme.com", claims=ALICE, **options).status_code == 302
     validate = next(s for s in last_trace(api)["steps"] if s["step"] == "validate")
