@@ -102,3 +102,32 @@ def test_help_texts(capsys: Any) -> None:
         assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "create-saml" in out and "--domain D" in out and "starts disabled" in out and "--entity-id" in out
+
+
+def test_create_oidc_reads_the_secret_from_a_file_never_the_command_line(acme: Account, capsys: Any, tmp_path: Any) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("cli-distinctive-secret-8d1f\n")
+    code, out, err = run(
+        capsys, "connection", "create-oidc", "--account", "acme", "--name", "Entra", "--domain", "acme.com",
+        "--issuer", "https://login.example.test/tenant/v2.0", "--client-id", "vestibule-app",
+        "--client-secret-file", str(secret_file), "--auth-method", "client_secret_post", "--scope", "groups", "--userinfo",
+    )  # fmt: skip
+    assert code == 0, err
+    connection = Connection.objects.get(pk=out.strip())
+    assert connection.protocol == "oidc" and not connection.enabled
+    assert connection.oidc_settings["token_endpoint_auth_method"] == "client_secret_post"
+    assert connection.oidc_settings["scopes"] == ["openid", "groups"] and connection.oidc_settings["use_userinfo"] is True
+    assert f"/sso/oidc/{connection.pk}/callback" in err
+    assert "cli-distinctive-secret-8d1f" not in out + err + str(connection.oidc_settings) + connection.secrets_encrypted
+    from vestibule.connections.internal.oidckit import client_config
+
+    assert client_config(connection).client_secret == "cli-distinctive-secret-8d1f"
+
+
+def test_create_oidc_rejects_bad_settings_in_one_line(acme: Account, capsys: Any) -> None:
+    code, _, err = run(
+        capsys, "connection", "create-oidc", "--account", "acme", "--name", "X", "--domain", "acme.com",
+        "--issuer", "ftp://nope", "--client-id", "app",
+    )  # fmt: skip
+    assert code == 1 and err.count("\n") == 1 and "oidc.issuer" in err
+    assert not Connection.objects.exists()

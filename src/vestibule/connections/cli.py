@@ -1,4 +1,4 @@
-"""``vestibule connection ...``: list, create, enable/disable SAML connections and import IdP metadata.
+"""``vestibule connection ...``: list, create (SAML or OIDC), enable/disable, import IdP metadata.
 
 The rules live in ``connections.internal.connectionkit`` (the API uses the
 same functions); this module only parses arguments, prints, and turns a
@@ -127,6 +127,53 @@ def cmd_create_saml(args: argparse.Namespace) -> int:
     return 0
 
 
+_CREATE_OIDC_HELP = """\
+Create an OpenID Connect connection for an account. It starts disabled.
+Register the printed redirect URI at the provider, then `vestibule connection
+enable ID`. The client secret is read from a file or standard input, never
+from the command line (where other local users could read it in the process
+list); it is stored sealed and never shown again."""
+
+
+def _read_secret(args: argparse.Namespace) -> str | None:
+    if args.client_secret_file == "-":
+        secret = sys.stdin.readline().rstrip("\r\n")
+    elif args.client_secret_file:
+        try:
+            secret = Path(args.client_secret_file).read_text().strip()
+        except OSError as exc:
+            raise CliError(f"cannot read {args.client_secret_file}: {exc.strerror}") from None
+    else:
+        return None
+    if not secret:
+        raise CliError("the client secret is empty")
+    return secret
+
+
+def cmd_create_oidc(args: argparse.Namespace) -> int:
+    from vestibule.connections.internal import connectionkit, oidckit
+
+    account = _account(args.account)
+    oidc: dict[str, Any] = {"issuer": args.issuer, "client_id": args.client_id, "token_endpoint_auth_method": args.auth_method}
+    secret = _read_secret(args)
+    if secret is not None:
+        oidc["client_secret"] = secret
+    if args.scope:
+        oidc["scopes"] = ["openid", *[s for s in args.scope if s != "openid"]]
+    if args.userinfo:
+        oidc["use_userinfo"] = True
+    data = {
+        "protocol": "oidc", "name": args.name, "domains": args.domain, "oidc": oidc,
+        "auto_provision": args.auto_provision, "provisioned_users_can_login": args.allow_login,
+    }  # fmt: skip
+    connection = connectionkit.create_connection(account, data, may_claim=True)
+    _audit("connection.created", connection, protocol="oidc", domains=connection.domain_list)
+    print(connection.pk)
+    print(f"  Redirect URI:  {oidckit.redirect_uri(connection)}", file=sys.stderr)
+    print(f"  Created disabled. Register the redirect URI at the provider, then: vestibule connection enable {connection.pk}", file=sys.stderr)
+    return 0
+
+
 def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
     from vestibule.connections.internal import connectionkit
 
@@ -150,7 +197,7 @@ def cmd_import_metadata(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     conn = sub.add_parser(
-        "connection", help="manage SSO connections (SAML)",
+        "connection", help="manage SSO connections (SAML and OIDC)",
         description="List and set up SSO connections. IDs are the UUIDs shown by `list`.",
     ).add_subparsers(dest="action", metavar="ACTION", required=True)  # fmt: skip
 
@@ -166,6 +213,20 @@ def register(sub: Any) -> None:
     p.add_argument("--auto-provision", action="store_true", help="create unknown users at their first SSO login")
     p.add_argument("--allow-login", action="store_true", help="auto-provisioned users may sign in at once (else they wait for approval)")
     p.set_defaults(func=lambda a: _run(cmd_create_saml, a))
+
+    p = conn.add_parser("create-oidc", help="create an OpenID Connect connection (starts disabled)", description=_CREATE_OIDC_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--account", metavar="SLUG", required=True, help="the account's slug")
+    p.add_argument("--name", metavar="N", required=True, help="a name people see when choosing a provider, e.g. 'Entra ID'")
+    p.add_argument("--domain", metavar="D", action="append", required=True, help="an email domain this connection serves (repeat for several)")
+    p.add_argument("--issuer", required=True, help="the provider's issuer URL (discovery at ISSUER/.well-known/openid-configuration)")
+    p.add_argument("--client-id", required=True, help="the client ID registered at the provider")
+    p.add_argument("--client-secret-file", metavar="FILE", help="file holding the client secret, or - to read one line from stdin")
+    p.add_argument("--auth-method", default="client_secret_basic", choices=["client_secret_basic", "client_secret_post", "private_key_jwt"], help="token endpoint client authentication (default client_secret_basic)")
+    p.add_argument("--scope", action="append", help="extra scope to request (repeat); openid is always requested")
+    p.add_argument("--userinfo", action="store_true", help="merge the userinfo endpoint's claims into the ID token's")
+    p.add_argument("--auto-provision", action="store_true", help="create unknown users at their first SSO login")
+    p.add_argument("--allow-login", action="store_true", help="auto-provisioned users may sign in at once (else they wait for approval)")
+    p.set_defaults(func=lambda a: _run(cmd_create_oidc, a))
 
     for action, enabled in (("enable", True), ("disable", False)):
         p = conn.add_parser(

@@ -50,20 +50,43 @@ def record(
     trace: LoginTrace | None = None,
     **detail: Any,
 ) -> AuditEvent:
+    """Write one audit event.
+
+    An event about a person but no particular account (a password sign-in, a
+    reset) is written once per account the person belongs to, so each
+    account's administrators see it in their own audit log.
+    """
     if actor_user is None and request is not None and getattr(request, "user", None) is not None:
         if request.user.is_authenticated:
             actor_user = request.user
-    event = AuditEvent.objects.create(
-        code=code,
-        outcome=outcome,
-        account=account,
-        connection_id=getattr(connection, "pk", connection),
-        actor_user=actor_user,
-        actor_api_key=actor_api_key,
-        subject_email=subject_email[:254],
-        ip=client_ip(request),
-        detail=scrub(detail),
-        trace=trace,
+    accounts = [account]
+    if account is None and connection is None and subject_email:
+        accounts = list(_member_accounts(subject_email)) or [None]
+    events = AuditEvent.objects.bulk_create(
+        AuditEvent(
+            code=code,
+            outcome=outcome,
+            account=target,
+            connection_id=getattr(connection, "pk", connection),
+            actor_user=actor_user,
+            actor_api_key=actor_api_key,
+            subject_email=subject_email[:254],
+            ip=client_ip(request),
+            detail=scrub(detail),
+            trace=trace,
+        )
+        for target in accounts
     )
     log.info("audit %s outcome=%s account=%s subject=%s", code, outcome, getattr(account, "slug", None), subject_email)
-    return event
+    return events[0]
+
+
+def _member_accounts(subject_email: str) -> Any:
+    from vestibule.accounts.models import Account
+    from vestibule.domain.emails import InvalidEmail, email_key
+
+    try:
+        key = email_key(subject_email)
+    except InvalidEmail:
+        return Account.objects.none()
+    return Account.objects.filter(memberships__user__email_key=key)
