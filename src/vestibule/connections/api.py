@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 from pydantic import Field
 
 from vestibule.accounts.models import Account
@@ -146,12 +146,12 @@ def list_connections(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
 
 
 @router.post("/accounts/{slug}/connections", response={201: dict})
-def create_connection(request: HttpRequest, slug: str, payload: ConnectionIn) -> tuple[int, dict[str, Any]]:
+def create_connection(request: HttpRequest, slug: str, payload: ConnectionIn) -> Status[Any]:
     account = account_for(request, slug)
     key = api_key(request)
     connection = _rule(lambda: connectionkit.create_connection(account, payload.model_dump(), may_claim=key.is_operator))
     record("connection.created", account=account, connection=connection, actor_api_key=key, protocol=connection.protocol, domains=connection.domain_list)
-    return 201, connection_out(connection)
+    return Status(201, connection_out(connection))
 
 
 @router.get("/connections/{connection_id}")
@@ -174,11 +174,11 @@ def patch_connection(request: HttpRequest, connection_id: str, payload: Connecti
 
 
 @router.delete("/connections/{connection_id}", response={204: None})
-def delete_connection(request: HttpRequest, connection_id: str) -> tuple[int, None]:
+def delete_connection(request: HttpRequest, connection_id: str) -> Status[None]:
     connection = connection_or_404(request, connection_id)
     record("connection.deleted", account=connection.account, connection=connection, actor_api_key=api_key(request), name=connection.name)
     connection.delete()
-    return 204, None
+    return Status(204, None)
 
 
 @router.put("/connections/{connection_id}/saml/idp-metadata")
@@ -248,7 +248,7 @@ def list_domains(request: HttpRequest, slug: str) -> dict[str, Any]:
 
 
 @router.post("/accounts/{slug}/domains", response={201: dict})
-def claim_domain(request: HttpRequest, slug: str, payload: DomainIn) -> tuple[int, dict[str, Any]]:
+def claim_domain(request: HttpRequest, slug: str, payload: DomainIn) -> Status[Any]:
     key = require_operator(request)
     account = account_for(request, slug)
     domain = _domain(payload.domain)
@@ -256,7 +256,7 @@ def claim_domain(request: HttpRequest, slug: str, payload: DomainIn) -> tuple[in
         raise Conflict(f"domain {domain} is already claimed by '{slug}'", field="domain")
     claim = _rule(lambda: connectionkit.claim_domain(account, domain))
     record("domain.claimed", account=account, actor_api_key=key, domain=domain)
-    return 201, domain_out(claim)
+    return Status(201, domain_out(claim))
 
 
 def _owned_claim(account: Account, domain: str) -> DomainClaim:
@@ -267,7 +267,7 @@ def _owned_claim(account: Account, domain: str) -> DomainClaim:
 
 
 @router.delete("/accounts/{slug}/domains/{domain}", response={204: None})
-def release_domain(request: HttpRequest, slug: str, domain: str) -> tuple[int, None]:
+def release_domain(request: HttpRequest, slug: str, domain: str) -> Status[None]:
     key = require_operator(request)
     account = account_for(request, slug)
     claim = _owned_claim(account, domain)
@@ -275,11 +275,11 @@ def release_domain(request: HttpRequest, slug: str, domain: str) -> tuple[int, N
         raise Conflict(f"connections still serve {claim.domain}; delete them first", field="domain")
     claim.delete()
     record("domain.released", account=account, actor_api_key=key, domain=claim.domain)
-    return 204, None
+    return Status(204, None)
 
 
 @router.post("/accounts/{slug}/domains/{domain}/shares", response={201: dict})
-def share_domain(request: HttpRequest, slug: str, domain: str, payload: ShareIn) -> tuple[int, dict[str, Any]]:
+def share_domain(request: HttpRequest, slug: str, domain: str, payload: ShareIn) -> Status[Any]:
     """The owner (or the operator) shares a domain with another account, e.g. its sandbox."""
     owner = account_for(request, slug)
     claim = _owned_claim(owner, domain)
@@ -294,11 +294,11 @@ def share_domain(request: HttpRequest, slug: str, domain: str, payload: ShareIn)
     except IntegrityError:
         raise Conflict(f"{claim.domain} is already shared with '{target.slug}'", field="account") from None
     record("domain.shared", account=owner, actor_api_key=api_key(request), domain=claim.domain, shared_with=target.slug)
-    return 201, domain_out(claim)
+    return Status(201, domain_out(claim))
 
 
 @router.delete("/accounts/{slug}/domains/{domain}/shares/{target}", response={204: None})
-def revoke_share(request: HttpRequest, slug: str, domain: str, target: str) -> tuple[int, None]:
+def revoke_share(request: HttpRequest, slug: str, domain: str, target: str) -> Status[None]:
     """Revoking a share removes the target's connections from that domain at once."""
     owner = account_for(request, slug)
     claim = _owned_claim(owner, domain)
@@ -309,7 +309,7 @@ def revoke_share(request: HttpRequest, slug: str, domain: str, target: str) -> t
         claim.connection_domains.filter(connection__account=share.account).delete()
         share.delete()
     record("domain.share_revoked", account=owner, actor_api_key=api_key(request), domain=claim.domain, shared_with=target)
-    return 204, None
+    return Status(204, None)
 
 
 # Mapping roles -------------------------------------------------------------
@@ -340,7 +340,7 @@ def list_mapping_roles(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
 
 
 @router.post("/accounts/{slug}/mapping-roles", response={201: dict})
-def create_mapping_role(request: HttpRequest, slug: str, payload: MappingRoleIn) -> tuple[int, dict[str, Any]]:
+def create_mapping_role(request: HttpRequest, slug: str, payload: MappingRoleIn) -> Status[Any]:
     account = account_for(request, slug)
     grants = _grants(account, payload.grants)
     try:
@@ -349,7 +349,7 @@ def create_mapping_role(request: HttpRequest, slug: str, payload: MappingRoleIn)
     except IntegrityError:
         raise Conflict(f"a mapping role named '{payload.name}' exists", field="name") from None
     record("mapping_role.created", account=account, actor_api_key=api_key(request), name=payload.name)
-    return 201, mapping_role_out(mapping_role)
+    return Status(201, mapping_role_out(mapping_role))
 
 
 @router.get("/accounts/{slug}/mapping-roles/{mapping_role_id}")
@@ -376,12 +376,12 @@ def patch_mapping_role(request: HttpRequest, slug: str, mapping_role_id: int, pa
 
 
 @router.delete("/accounts/{slug}/mapping-roles/{mapping_role_id}", response={204: None})
-def delete_mapping_role(request: HttpRequest, slug: str, mapping_role_id: int) -> tuple[int, None]:
+def delete_mapping_role(request: HttpRequest, slug: str, mapping_role_id: int) -> Status[None]:
     account = account_for(request, slug)
     mapping_role = _mapping_role(account, mapping_role_id)
     mapping_role.delete()
     record("mapping_role.deleted", account=account, actor_api_key=api_key(request), name=mapping_role.name)
-    return 204, None
+    return Status(204, None)
 
 
 __all__ = ["router"]
