@@ -242,3 +242,14 @@ def test_invalid_email_via_api_is_422_naming_email(api, acme, bad: str) -> None:
     assert response.status_code == 422, response.content
     assert response.json()["field"] == "email"
     assert "invalid email" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "spoof",
+    ["ad\u200bmin@acme.com", "admin\u202e@acme.com", "ad\u2060min@acme.com", "admin\ufeff@acme.com", "a\u2028b@acme.com"],
+    ids=["zero-width-space", "right-to-left-override", "word-joiner", "bom", "line-separator"],
+)
+def test_rejects_invisible_characters_that_spoof_another_address(spoof: str) -> None:
+    """An address with invisible characters renders like ``admin@acme.com`` but is another identity."""
+    with pytest.raises(InvalidEmail, match="invisible|forbidden"):
+        normalize_email(spoof)

@@ -82,7 +82,14 @@ def _split(value: str) -> tuple[str, str]:
         raise InvalidEmail(value, "the part before @ is empty, too long or has forbidden characters")
     if local.startswith(".") or local.endswith(".") or ".." in local:
         raise InvalidEmail(value, "the part before @ has a misplaced dot")
+    # Invisible and bidirectional-override characters (Unicode categories Cf,
+    # Cc, Zl, Zp, Co, Cn) make two addresses look alike on an admin's screen.
+    if any(unicodedata.category(ch) in _INVISIBLE for ch in local):
+        raise InvalidEmail(value, "the part before @ has invisible or direction-changing characters")
     return local, domain
+
+
+_INVISIBLE = {"Cf", "Cc", "Zl", "Zp", "Co", "Cn", "Cs"}
 
 
 def normalize_email(value: str) -> str:
