@@ -177,3 +177,18 @@ def test_tenant_learned_for_an_entra_template_issuer_binds_later_logins(api, mak
     assert validate_tenant({"tid": connection.external_tenant_id}, config=config, metadata=metadata) == connection.external_tenant_id
     with pytest.raises(TenantMismatch):
         validate_tenant({"tid": "00000000-0000-0000-0000-000000000000"}, config=config, metadata=metadata)
+
+
+def test_unbinding_the_organization_refuses_everyone_until_connected_again(api, oidc, oidc_connection):
+    """PATCH external_tenant_id=null unbinds; a tenant can't be typed in, only verified by a login."""
+    connection = oidc_connection(oidc, oidc={"tenant_binding": UNBOUND})
+    from vestibule.connections.models import Connection
+
+    Connection.objects.filter(pk=connection["id"]).update(external_tenant_id="tenant-a")
+    assert oidc.login(Client(), connection, subject="u-a", claims=claims_of("alice@acme.com", tid="tenant-a")).status_code == 302
+    typed = api.patch(f"/connections/{connection['id']}", {"external_tenant_id": "tenant-b"}, expect=422)
+    assert typed.json()["field"] == "external_tenant_id"
+    cleared = api.patch(f"/connections/{connection['id']}", {"external_tenant_id": None}).json()
+    assert cleared["external_tenant_id"] is None and cleared["tenant_verified_at"] is None
+    refused = oidc.login(Client(), connection, subject="u-a", claims=claims_of("alice@acme.com", tid="tenant-a"))
+    assert refused.status_code == 403 and b"oidc.tenant_mismatch" in refused.content

@@ -53,6 +53,9 @@ class ConnectionPatch(StrictSchema):
     linked_projects: list[str] | None = Field(default=None, max_length=200)
     saml: dict[str, Any] | None = None
     oidc: dict[str, Any] | None = None
+    external_tenant_id: None = Field(
+        default=None, description="Only null: unbinds the external organization so 'connect organization' can run again"
+    )
 
 
 class DomainIn(StrictSchema):

@@ -304,6 +304,12 @@ def update_connection(connection: Connection, changes: dict[str, Any]) -> list[s
         connection.linked_projects.set(projects)
         # Access granted through a removed link goes now, not at the next login.
         ProjectAccess.objects.filter(connection=connection, source=Source.SSO, project_id__in=removed).delete()
+    if "external_tenant_id" in changes:
+        if connection.protocol != Connection.Protocol.OIDC:
+            raise _unprocessable("only OIDC connections are bound to an external organization", "external_tenant_id")
+        # Unbinding only: a tenant is set by "connect organization", which verifies it by a real login.
+        connection.external_tenant_id = ""
+        connection.tenant_verified_at = None
     if changes.get("enabled") and not connection.enabled:
         missing = is_complete(connection)
         if missing:
