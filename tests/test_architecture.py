@@ -17,12 +17,16 @@ import pytest
 import vestibule
 
 ROOT = Path(vestibule.__file__).parent
-PURE = ("domain", "saml", "oidc", "jose")
+PURE = ("domain", "saml", "oidc", "jose", "protocol_errors")
 PACKAGES = [ROOT / name for name in PURE if (ROOT / name).is_dir()]
+# Single-module pure parts, walked like a package of one file.
+PURE_FILES = [ROOT / f"{name}.py" for name in PURE if (ROOT / f"{name}.py").is_file()]
 FORBIDDEN = ("django", "ninja")
 
 
 def _modules(package: Path) -> list[Path]:
+    if package.is_file():
+        return [package]
     return sorted(p for p in package.rglob("*.py") if "migrations" not in p.parts)
 
 
@@ -57,7 +61,7 @@ def test_the_domain_package_exists() -> None:
     assert ROOT / "domain" in PACKAGES
 
 
-@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("package", PACKAGES + PURE_FILES, ids=lambda p: p.stem)
 def test_pure_packages_import_no_django(package: Path) -> None:
     offenders = []
     for path in _modules(package):
@@ -76,7 +80,7 @@ def test_pure_packages_import_no_django(package: Path) -> None:
 def test_importing_pure_packages_loads_no_django() -> None:
     names = [
         ".".join(p.relative_to(ROOT.parent).with_suffix("").parts).removesuffix(".__init__")
-        for package in PACKAGES
+        for package in PACKAGES + PURE_FILES
         for p in _modules(package)
     ]
     code = (

@@ -28,6 +28,7 @@ from vestibule.domain.pipeline import LoginFailure
 from vestibule.login.internal.redirects import safe_next
 from vestibule.login.internal.sessionkit import start_session
 from vestibule.oidc import OidcError, PendingAuthorization
+from vestibule.protocol_errors import ProtocolError
 from vestibule.saml import SamlError, build_authn_request, build_authn_request_form, build_sp_metadata, validate_response
 from vestibule.audit.internal.auditkit import record
 from django.utils import timezone as dj_timezone
@@ -78,14 +79,14 @@ def failure_page(request: HttpRequest, failure: LoginFailure, trace: TraceRecord
     )
 
 
-def _protocol_failure(exc: SamlError | OidcError, code: str) -> LoginFailure:
+def _protocol_failure(exc: ProtocolError, code: str) -> LoginFailure:
     return LoginFailure(
         code,
         "validate",
         "The sign-in response from your identity provider was not valid.",
-        expected=getattr(exc, "expected", None),
-        received=getattr(exc, "received", None),
-        fix_in=getattr(exc, "fix_in", "identity_provider") or "identity_provider",
+        expected=exc.expected,
+        received=exc.received,
+        fix_in=exc.fix_in,
         detail_code=exc.code,
     )
 
@@ -123,7 +124,7 @@ def sso_start(request: HttpRequest, connection_id: str) -> HttpResponse:
         failure = LoginFailure(
             "sso.connection_misconfigured", "start",
             "This sign-in is not fully set up yet. Ask your administrator.",
-            expected=getattr(exc, "expected", None), received=getattr(exc, "received", None) or str(exc)[:200],
+            expected=exc.expected, received=exc.received or exc.description[:200],
             fix_in="vestibule", detail_code=exc.code,
         )
         trace.fail(failure)

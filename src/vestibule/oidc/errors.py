@@ -44,7 +44,10 @@ Exception tree::
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
+
+from vestibule.protocol_errors import FixIn, ProtocolError
+from vestibule.protocol_errors import clip as _clip
 
 __all__ = [
     "FixIn",
@@ -78,60 +81,20 @@ __all__ = [
     "AccessTokenHashMismatch",
 ]
 
-FixIn = Literal["identity_provider", "service_provider"]
-
+# Detail values are shorter here: provider error strings can be long.
 _MAX_DETAIL = 200
 
 
 def clip(value: Any, limit: int = _MAX_DETAIL) -> str:
-    """Render an untrusted value for admin display, bounded in length.
-
-    Values reach error messages from hostile input (claims, provider error
-    strings), so they are shortened rather than echoed whole.
-    """
-    text = value if isinstance(value, str) else repr(value)
-    text = "".join(ch if ch.isprintable() else "?" for ch in text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return _clip(value, limit)
 
 
-class OidcError(Exception):
+class OidcError(ProtocolError):
     """Base of every relying-party failure; never carries a secret."""
 
     code: ClassVar[str] = "oidc.error"
     default_description: ClassVar[str] = "OpenID Connect login failed."
-    default_fix_in: ClassVar[FixIn] = "identity_provider"
-
-    def __init__(
-        self,
-        description: str | None = None,
-        *,
-        expected: Any = None,
-        received: Any = None,
-        fix_in: FixIn | None = None,
-    ) -> None:
-        self.description = description or self.default_description
-        self.expected = None if expected is None else clip(expected)
-        self.received = None if received is None else clip(received)
-        self.fix_in: FixIn = fix_in or self.default_fix_in
-        super().__init__(self.__str__())
-
-    def __str__(self) -> str:
-        parts = [f"{self.code}: {self.description}"]
-        if self.expected is not None:
-            parts.append(f"expected {self.expected}")
-        if self.received is not None:
-            parts.append(f"received {self.received}")
-        return "; ".join(parts)
-
-    def to_dict(self) -> dict[str, str | None]:
-        """A JSON-ready form for audit events and login traces."""
-        return {
-            "code": self.code,
-            "description": self.description,
-            "expected": self.expected,
-            "received": self.received,
-            "fix_in": self.fix_in,
-        }
+    max_detail: ClassVar[int] = _MAX_DETAIL
 
 
 class OidcConfigError(OidcError, ValueError):

@@ -135,7 +135,7 @@ def check_signature_policy(signature: etree._Element, *, allow_sha1: bool, what:
     reference = references[0]
     transforms = reference.findall(f"{q(DS, 'Transforms')}/{q(DS, 'Transform')}")
     algorithms = [t.get("Algorithm") for t in transforms]
-    for transform, algorithm in zip(transforms, algorithms):
+    for transform, algorithm in zip(transforms, algorithms, strict=True):
         if algorithm not in ALLOWED_TRANSFORMS:
             raise TransformNotAllowedError(
                 f"The {what} signature uses a transform that is not allowed.",

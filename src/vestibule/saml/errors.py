@@ -8,7 +8,7 @@ configuration must change ("identity_provider" or "service_provider").
 
 Errors never carry key material or the raw message: ``received`` holds a single
 short value (an audience, a destination URL, a status code), truncated to
-:data:`MAX_DETAIL`.
+:data:`vestibule.protocol_errors.MAX_DETAIL`.
 
 The codes follow the processing rules they enforce: SAML core §3.2.2 (status),
 §2.5 (conditions), §2.4 (subject confirmation); profiles §4.1.4.3 (SSO response
@@ -48,60 +48,15 @@ Tree::
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
-FixIn = Literal["identity_provider", "service_provider"]
+from vestibule.protocol_errors import ProtocolError
 
-#: Longest ``expected`` / ``received`` detail kept; longer values are cut.
-MAX_DETAIL = 256
-
-
-def _clip(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if len(value) > MAX_DETAIL:
-        return value[:MAX_DETAIL] + "…"
-    return value
-
-
-class SamlError(Exception):
+class SamlError(ProtocolError):
     """Base of every error raised by :mod:`vestibule.saml`."""
 
     code: ClassVar[str] = "saml.error"
     default_description: ClassVar[str] = "The SAML message could not be processed."
-    default_fix_in: ClassVar[FixIn] = "identity_provider"
-
-    def __init__(
-        self,
-        description: str | None = None,
-        *,
-        expected: str | None = None,
-        received: str | None = None,
-        fix_in: FixIn | None = None,
-    ) -> None:
-        self.description = description or self.default_description
-        self.expected = _clip(expected)
-        self.received = _clip(received)
-        self.fix_in: FixIn = fix_in or self.default_fix_in
-        super().__init__(self.description)
-
-    def __str__(self) -> str:
-        parts = [f"[{self.code}] {self.description}"]
-        if self.expected is not None:
-            parts.append(f"expected: {self.expected!r}")
-        if self.received is not None:
-            parts.append(f"received: {self.received!r}")
-        return "; ".join(parts)
-
-    def to_dict(self) -> dict[str, str | None]:
-        """Admin-facing detail for the login trace (no secrets, no message)."""
-        return {
-            "code": self.code,
-            "description": self.description,
-            "expected": self.expected,
-            "received": self.received,
-            "fix_in": self.fix_in,
-        }
 
 
 class SamlSettingsError(SamlError):

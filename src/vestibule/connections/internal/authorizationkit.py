@@ -6,7 +6,7 @@ from typing import Any
 
 from vestibule.accounts.internal.rolekit import effective_account_roles, get_catalog
 from vestibule.accounts.models import Account, Project, ProjectAccess, RoleGrant, Source
-from vestibule.connections.models import Connection, ExternalIdentity, MappingRole
+from vestibule.connections.models import Connection, ExternalIdentity
 from vestibule.domain.claims import ClaimMapping
 from vestibule.domain.pipeline import AssertedIdentity, LoginFailure, decide_roles
 from vestibule.domain.roles import RoleRuleError
