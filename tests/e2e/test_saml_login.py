@@ -93,7 +93,7 @@ def test_sp_initiated_login_creates_session_and_follows_next(connect: Any, saml:
 
 def test_login_hint_reaches_the_identity_provider(connect: Any) -> None:
     """/login passes the typed email on; the SAML redirect carries it as login_hint (Entra, Okta honour it)."""
-    connection = connect()
+    connect()
     browser = Client()
     response = browser.post("/login", {"email": "alice@acme.com"})
     assert response.status_code == 302

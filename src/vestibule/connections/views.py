@@ -14,12 +14,18 @@ from urllib.parse import urlencode
 
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.utils import timezone as dj_timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from vestibule.accounts.models import User
+from vestibule.audit.internal.auditkit import record
 from vestibule.connections.internal import oidckit, samlkit, statekit
-from vestibule.connections.internal.pipelinekit import VerifiedSubject, require_enabled, run_pipeline
+from vestibule.connections.internal.pipelinekit import (
+    VerifiedSubject,
+    require_enabled,
+    run_pipeline,
+)
 from vestibule.connections.internal.reachkit import holds_sso_admin_everywhere
 from vestibule.connections.internal.replaykit import DatabaseReplayCache
 from vestibule.connections.internal.tracekit import TraceRecorder
@@ -29,9 +35,13 @@ from vestibule.login.internal.redirects import safe_next
 from vestibule.login.internal.sessionkit import start_session
 from vestibule.oidc import OidcError, PendingAuthorization
 from vestibule.protocol_errors import ProtocolError
-from vestibule.saml import SamlError, build_authn_request, build_authn_request_form, build_sp_metadata, validate_response
-from vestibule.audit.internal.auditkit import record
-from django.utils import timezone as dj_timezone
+from vestibule.saml import (
+    SamlError,
+    build_authn_request,
+    build_authn_request_form,
+    build_sp_metadata,
+    validate_response,
+)
 
 log = logging.getLogger("vestibule.sso")
 

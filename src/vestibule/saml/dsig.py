@@ -32,8 +32,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
-from signxml.signer import XMLSigner
-from signxml.verifier import SignatureConfiguration, XMLVerifier
 from signxml.algorithms import (
     CanonicalizationMethod,
     DigestAlgorithm,
@@ -41,6 +39,8 @@ from signxml.algorithms import (
     SignatureMethod,
 )
 from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature
+from signxml.signer import XMLSigner
+from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from .errors import (
     AlgorithmNotAllowedError,

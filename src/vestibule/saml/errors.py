@@ -52,6 +52,7 @@ from typing import ClassVar
 
 from vestibule.protocol_errors import ProtocolError
 
+
 class SamlError(ProtocolError):
     """Base of every error raised by :mod:`vestibule.saml`."""
 

@@ -16,13 +16,21 @@ from datetime import datetime, timedelta
 
 from lxml import etree
 
-from .bindings import HTTP_POST, HTTP_REDIRECT, PostForm, decode_redirect, new_request_id, post_form, verify_redirect_signature
+from .bindings import (
+    HTTP_POST,
+    HTTP_REDIRECT,
+    PostForm,
+    decode_redirect,
+    new_request_id,
+    post_form,
+    verify_redirect_signature,
+)
 from .dsig import sign_element
 from .errors import MalformedError, RequestError
 from .keys import certificate_b64
 from .settings import EMAIL_ADDRESS
 from .sp import KeyPair
-from .xml import MD, SAML, SAMLP, DS, XSI, format_instant, parse_xml, q, simple_text
+from .xml import DS, MD, SAML, SAMLP, XSI, format_instant, parse_xml, q, simple_text
 from .xmlenc import AES256_GCM, encrypt_element
 
 XS = "http://www.w3.org/2001/XMLSchema"
