@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from vestibule.accounts.models import User
-from vestibule.audit.internal.auditkit import record
+from vestibule.audit.internal.auditkit import client_ip, record
 from vestibule.connections.internal import oidckit, samlkit, statekit
 from vestibule.connections.internal.pipelinekit import (
     VerifiedSubject,
@@ -31,6 +31,7 @@ from vestibule.connections.internal.replaykit import DatabaseReplayCache
 from vestibule.connections.internal.tracekit import TraceRecorder
 from vestibule.connections.models import Connection, PendingLogin
 from vestibule.domain.pipeline import LoginFailure
+from vestibule.login.internal import ratelimit
 from vestibule.login.internal.redirects import safe_next
 from vestibule.login.internal.sessionkit import start_session
 from vestibule.oidc import OidcError, PendingAuthorization
@@ -118,6 +119,12 @@ def _finish(request: HttpRequest, connection: Connection, trace: TraceRecorder, 
 @require_GET
 def sso_start(request: HttpRequest, connection_id: str) -> HttpResponse:
     """The sign-in link: goes straight to the connection's provider (seed 001)."""
+    if ratelimit.hit(ratelimit.SSO_STARTS_PER_IP, client_ip(request) or "unknown") > ratelimit.SSO_STARTS_PER_IP.attempts:
+        return render(
+            request, "vestibule/message.html",
+            {"title": "Too many sign-in attempts", "text": "Too many sign-ins were started from your network. Wait a few minutes and try again.", "code": "sso.rate_limited"},
+            status=429,
+        )  # fmt: skip
     connection = _connection(connection_id)
     next_url = safe_next(request.GET.get("next"))
     try:

@@ -42,6 +42,8 @@ def create(
     bind_browser: bool = True,
 ) -> tuple[PendingLogin, str | None]:
     """Store a pending login; returns it and the binding token to set as a cookie (if any)."""
+    if secrets.randbelow(100) == 0:
+        purge_expired()
     token = request.COOKIES.get(BINDING_COOKIE) or secrets.token_urlsafe(24)
     pending = PendingLogin.objects.create(
         key=key or secrets.token_urlsafe(32),

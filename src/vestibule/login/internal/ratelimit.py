@@ -58,3 +58,6 @@ PASSWORD_ATTEMPTS_PER_IP = Limit("pw-ip", attempts=100, window_seconds=15 * 60)
 TOTP_FAILURES_PER_USER = Limit("totp", attempts=5, window_seconds=15 * 60)
 # Emails sent per address (reset, recovery), so nobody can flood a mailbox.
 EMAILS_PER_ADDRESS = Limit("mail", attempts=5, window_seconds=60 * 60)
+# SSO starts per client IP: each one stores a pending login, so an
+# unauthenticated client must not be able to fill the table.
+SSO_STARTS_PER_IP = Limit("sso-start", attempts=300, window_seconds=15 * 60)
