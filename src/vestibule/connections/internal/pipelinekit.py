@@ -134,7 +134,15 @@ def _find_user(connection: Connection, identity: AssertedIdentity) -> tuple[User
     )
     if link is not None:
         return link.user, link
-    return User.objects.select_for_update().filter(email_key=identity.email_key).first(), None
+    user = User.objects.select_for_update().filter(email_key=identity.email_key).first()
+    if user is not None:
+        # A concurrent first login of this same subject may have committed the
+        # user and its link between our two queries; with the user row locked,
+        # look again so that login counts as the same subject, not a conflict.
+        link = ExternalIdentity.objects.filter(connection=connection, external_id=identity.external_id).first()
+        if link is not None:
+            return link.user, link
+    return user, None
 
 
 def _apply(
