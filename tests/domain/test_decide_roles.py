@@ -232,3 +232,20 @@ def test_first_refusal_does_not_depend_on_claim_order():
     second = refusal(MAPPING, mapping_roles=[a, b], role_mapping=["B", "A"])
     assert first.code == second.code == "sso.roles_requirement_not_met"
     assert first.expected == second.expected and "production" in first.expected
+
+
+@pytest.mark.parametrize("claim", ["name", "external_id"])
+def test_rejects_control_characters_in_name_and_subject(claim: str) -> None:
+    """A NUL or newline in a display name or subject would corrupt storage and log lines."""
+    from vestibule.domain.claims import ClaimMapping
+    from vestibule.domain.pipeline import LoginFailure, extract_identity
+
+    claims = {"email": "bob@acme.com", "name": "Bob"}
+    subject = "bob@acme.com"
+    if claim == "name":
+        claims["name"] = "Bob\x00Admin"
+    else:
+        subject = "bob\nadmin"
+    with pytest.raises(LoginFailure) as exc:
+        extract_identity(claims, subject, ClaimMapping())
+    assert exc.value.code == f"sso.claim_invalid.{claim}"

@@ -16,6 +16,7 @@ here, and every refusal is a :class:`LoginFailure` with a stable reason code:
       sso.tenant_mismatch     validate    the login came from another external organization
       sso.claim_missing.<c>   claims      a required claim is absent
       sso.email_invalid       claims      the asserted email is not canonical / valid
+      sso.claim_invalid.<c>   claims      name or external ID holds control characters
       sso.email_domain_not_owned domain   email domain not served by this connection
       sso.provisioning_disabled  user     unknown user and auto-provision is off
       sso.external_id_conflict   user     the email's user is linked to another subject here
@@ -30,6 +31,7 @@ here, and every refusal is a :class:`LoginFailure` with a stable reason code:
 from __future__ import annotations
 
 import enum
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,7 +92,15 @@ class AssertedIdentity:
     roles: tuple[str, ...] | None
 
     def authorization_claims(self) -> dict[str, Any]:
-        return {"role_mapping": list(self.role_mapping or ()), "roles": list(self.roles or ()) if self.roles is not None else None}
+        """The roles-related claims as stored with the identity (NUL made storable for PostgreSQL)."""
+
+        def clean(values: tuple[str, ...]) -> list[str]:
+            return [v.replace("\x00", "\ufffd") for v in values]
+
+        return {
+            "role_mapping": clean(self.role_mapping or ()),
+            "roles": clean(self.roles) if self.roles is not None else None,
+        }
 
 
 def _first(values: tuple[str, ...] | None) -> str | None:
@@ -141,6 +151,14 @@ def extract_identity(claims: Mapping[str, Any], subject: str, mapping: ClaimMapp
             "sso.claim_missing.external_id", "claims", "Your identity provider sent no usable user ID.",
             expected="a subject of 1-512 characters", received=f"{len(external_id)} characters",
         )
+    for claim, value in (("name", name), ("external_id", external_id)):
+        if any(unicodedata.category(ch) == "Cc" for ch in value):
+            # Control characters (NUL, newlines, escapes) in a display name or
+            # subject are never legitimate and break storage and log lines.
+            raise LoginFailure(
+                f"sso.claim_invalid.{claim}", "claims", "Your identity provider sent a value Vestibule cannot accept.",
+                expected=f"{claim} without control characters", received=repr(value)[:120],
+            )
     return AssertedIdentity(
         external_id=external_id,
         email=canonical,

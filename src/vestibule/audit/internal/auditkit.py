@@ -34,7 +34,18 @@ def client_ip(request: HttpRequest | None) -> str | None:
 
 
 def scrub(detail: dict[str, Any]) -> dict[str, Any]:
-    return {k: ("[redacted]" if k.lower() in _SECRET_KEYS else v) for k, v in detail.items()}
+    """Drop secrets by key; make text storable (PostgreSQL refuses NUL in text and jsonb)."""
+    return {k: ("[redacted]" if k.lower() in _SECRET_KEYS else _storable(v)) for k, v in detail.items()}
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _storable(v) for k, v in value.items()}
+    return value
 
 
 def record(
@@ -70,7 +81,7 @@ def record(
             connection_id=getattr(connection, "pk", connection),
             actor_user=actor_user,
             actor_api_key=actor_api_key,
-            subject_email=subject_email[:254],
+            subject_email=_storable(subject_email)[:254],
             ip=client_ip(request),
             detail=scrub(detail),
             trace=trace,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from django.utils import timezone
 from vestibule.connections.models import Connection, PendingLogin
 
 LIFETIME = timedelta(minutes=10)
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 BINDING_COOKIE = "vestibule_sso_binding"
 
 
@@ -80,7 +82,9 @@ def binds_saml_post() -> bool:
 
 def consume(request: HttpRequest, connection: Connection, key: str | None) -> PendingLogin | None:
     """Use a pending login once. None when unknown, expired, used, foreign or unbound."""
-    if not key or len(key) > 64:
+    if not key or len(key) > 64 or not _TOKEN.fullmatch(key):
+        # Not a reference we could have issued (they are URL-safe base64):
+        # refuse before the database sees it (PostgreSQL rejects NUL bytes).
         return None
     now = timezone.now()
     # IDOR check: the reference must belong to the connection of this URL.

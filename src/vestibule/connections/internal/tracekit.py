@@ -18,6 +18,8 @@ _MAX_TEXT = 500
 def _clip(value: str | None) -> str | None:
     if value is None:
         return None
+    # NUL cannot be stored in PostgreSQL text or jsonb; hostile input may carry it.
+    value = value.replace("\x00", "\ufffd")
     return value if len(value) <= _MAX_TEXT else value[: _MAX_TEXT - 1] + "…"
 
 
@@ -43,8 +45,8 @@ class TraceRecorder:
         self.steps.append({"step": step, "status": "ok", **{k: _clip(str(v)) for k, v in info.items()}})
 
     def note_identity(self, subject: str = "", email: str = "") -> None:
-        self.trace.subject = subject[:512]
-        self.trace.email = email[:254]
+        self.trace.subject = (_clip(subject) or "")[:512]
+        self.trace.email = (_clip(email) or "")[:254]
 
     def fail(self, failure: LoginFailure) -> AuditEvent:
         entry: dict[str, Any] = {"step": failure.step, "status": "failed", "code": failure.code, "message": failure.message, "fix_in": failure.fix_in}
