@@ -16,7 +16,7 @@ from vestibule.api.schemas import StrictSchema
 from vestibule.api.security import account_for, api_key, require_operator
 from vestibule.audit.internal.auditkit import record
 from vestibule.connections.internal import connectionkit, oidckit, samlkit
-from vestibule.connections.internal.authorizationkit import MappingRoleError, validate_grants
+from vestibule.connections.internal.authorizationkit import MappingRoleError, save_mapping_role
 from vestibule.connections.internal.connectionkit import ConnectionRuleError
 from vestibule.connections.models import Connection, DomainClaim, DomainShare, MappingRole
 from vestibule.domain.claims import ClaimMapping
@@ -322,11 +322,11 @@ def mapping_role_out(mapping_role: MappingRole) -> dict[str, Any]:
     return {"id": mapping_role.pk, "name": mapping_role.name, "grants": mapping_role.grants, "updated_at": mapping_role.updated_at.isoformat()}
 
 
-def _grants(account: Account, grants: list[GrantIn]) -> list[dict[str, Any]]:
+def _save_mapping_role(account: Account, mapping_role: MappingRole | None, **changes: Any) -> MappingRole:
     try:
-        return validate_grants(account, [g.model_dump() for g in grants])
+        return save_mapping_role(account, mapping_role, **changes)
     except MappingRoleError as exc:
-        raise Unprocessable(exc.detail, field=exc.field) from None
+        raise (Conflict if exc.conflict else Unprocessable)(exc.detail, field=exc.field) from None
 
 
 def _mapping_role(account: Account, mapping_role_id: int) -> MappingRole:
@@ -345,12 +345,8 @@ def list_mapping_roles(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
 @router.post("/accounts/{slug}/mapping-roles", response={201: dict})
 def create_mapping_role(request: HttpRequest, slug: str, payload: MappingRoleIn) -> Status[Any]:
     account = account_for(request, slug)
-    grants = _grants(account, payload.grants)
-    try:
-        with transaction.atomic():
-            mapping_role = MappingRole.objects.create(account=account, name=payload.name, grants=grants)
-    except IntegrityError:
-        raise Conflict(f"a mapping role named '{payload.name}' exists", field="name") from None
+    grants = [g.model_dump() for g in payload.grants]
+    mapping_role = _save_mapping_role(account, None, name=payload.name, grants=grants)
     record("mapping_role.created", account=account, actor_api_key=api_key(request), name=payload.name)
     return Status(201, mapping_role_out(mapping_role))
 
@@ -365,15 +361,8 @@ def patch_mapping_role(request: HttpRequest, slug: str, mapping_role_id: int, pa
     """Changes reach every user under the mapping role at their next login (seed 002)."""
     account = account_for(request, slug)
     mapping_role = _mapping_role(account, mapping_role_id)
-    if payload.grants is not None:
-        mapping_role.grants = _grants(account, payload.grants)
-    if payload.name is not None:
-        mapping_role.name = payload.name
-    try:
-        with transaction.atomic():
-            mapping_role.save()
-    except IntegrityError:
-        raise Conflict(f"a mapping role named '{payload.name}' exists", field="name") from None
+    grants = [g.model_dump() for g in payload.grants] if payload.grants is not None else None
+    _save_mapping_role(account, mapping_role, name=payload.name, grants=grants)
     record("mapping_role.updated", account=account, actor_api_key=api_key(request), name=mapping_role.name)
     return mapping_role_out(mapping_role)
 

@@ -93,56 +93,35 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    _setup()
-    from django.db import IntegrityError, transaction
-
-    from vestibule.audit.internal.auditkit import record
-    from vestibule.connections.internal.authorizationkit import MappingRoleError, validate_grants
-    from vestibule.connections.models import MappingRole
-
-    account = _account(args.account)
-    if account is None:
-        return _fail(f"no account with slug '{args.account}'")
-    try:
-        grants = validate_grants(account, args.grant)
-    except MappingRoleError as exc:
-        return _fail(f"{exc.field}: {exc.detail}")
-    try:
-        with transaction.atomic():
-            mapping_role = MappingRole.objects.create(account=account, name=args.name, grants=grants)
-    except IntegrityError:
-        return _fail(f"a mapping role named '{args.name}' exists in '{account.slug}'")
-    record("mapping_role.created", account=account, name=mapping_role.name, via="cli")
-    print(_format(mapping_role))
-    return 0
+    return _save(args, creating=True)
 
 
 def cmd_update(args: argparse.Namespace) -> int:
-    _setup()
-    from django.db import IntegrityError, transaction
+    return _save(args, creating=False)
 
+
+def _save(args: argparse.Namespace, *, creating: bool) -> int:
+    _setup()
     from vestibule.audit.internal.auditkit import record
-    from vestibule.connections.internal.authorizationkit import MappingRoleError, validate_grants
+    from vestibule.connections.internal.authorizationkit import MappingRoleError, save_mapping_role
 
     account = _account(args.account)
     if account is None:
         return _fail(f"no account with slug '{args.account}'")
-    mapping_role = _find(account, args.name)
-    if mapping_role is None:
-        return _fail(f"account '{account.slug}' has no mapping role named '{args.name}'")
-    if args.grant:
-        try:
-            mapping_role.grants = validate_grants(account, args.grant)
-        except MappingRoleError as exc:
-            return _fail(f"{exc.field}: {exc.detail}")
-    if args.rename:
-        mapping_role.name = args.rename
+    existing = None
+    if not creating:
+        existing = _find(account, args.name)
+        if existing is None:
+            return _fail(f"account '{account.slug}' has no mapping role named '{args.name}'")
+    name = args.name if creating else args.rename
     try:
-        with transaction.atomic():
-            mapping_role.save()
-    except IntegrityError:
-        return _fail(f"a mapping role named '{args.rename}' exists in '{account.slug}'")
-    record("mapping_role.updated", account=account, name=mapping_role.name, previous_name=args.name, via="cli")
+        mapping_role = save_mapping_role(account, existing, name=name, grants=args.grant or None)
+    except MappingRoleError as exc:
+        return _fail(exc.detail if exc.conflict else f"{exc.field}: {exc.detail}")
+    if creating:
+        record("mapping_role.created", account=account, name=mapping_role.name, via="cli")
+    else:
+        record("mapping_role.updated", account=account, name=mapping_role.name, previous_name=args.name, via="cli")
     print(_format(mapping_role))
     return 0
 

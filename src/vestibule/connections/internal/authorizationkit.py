@@ -4,19 +4,50 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import IntegrityError, transaction
+
 from vestibule.accounts.internal.rolekit import effective_account_roles, get_catalog
 from vestibule.accounts.models import Account, Project, ProjectAccess, RoleGrant, Source
-from vestibule.connections.models import Connection, ExternalIdentity
+from vestibule.connections.models import Connection, ExternalIdentity, MappingRole
 from vestibule.domain.claims import ClaimMapping
 from vestibule.domain.pipeline import AssertedIdentity, LoginFailure, decide_roles
 from vestibule.domain.roles import RoleRuleError
 
 
 class MappingRoleError(Exception):
-    def __init__(self, detail: str, field: str) -> None:
+    """A mapping-role rule is broken; ``conflict`` marks a name already taken (HTTP 409)."""
+
+    def __init__(self, detail: str, field: str, *, conflict: bool = False) -> None:
         super().__init__(detail)
         self.detail = detail
         self.field = field
+        self.conflict = conflict
+
+
+def save_mapping_role(
+    account: Account,
+    mapping_role: MappingRole | None = None,
+    *,
+    name: str | None = None,
+    grants: list[dict[str, Any]] | None = None,
+) -> MappingRole:
+    """Create (``mapping_role`` None) or change a mapping role: the one place for its rules (API and CLI)."""
+    if mapping_role is None:
+        mapping_role = MappingRole(account=account)
+        if grants is None:
+            grants = []
+    if grants is not None:
+        mapping_role.grants = validate_grants(account, grants)
+    if name is not None:
+        mapping_role.name = name
+    try:
+        with transaction.atomic():
+            mapping_role.save()
+    except IntegrityError:
+        raise MappingRoleError(
+            f"a mapping role named '{mapping_role.name}' exists in '{account.slug}'", "name", conflict=True
+        ) from None
+    return mapping_role
 
 
 def validate_grants(account: Account, grants: list[dict[str, Any]]) -> list[dict[str, Any]]:
