@@ -14,7 +14,7 @@ from vestibule.accounts.internal.rolekit import SsoManagedRoles, get_catalog, re
 from vestibule.accounts.models import Account, Project, ProjectAccess, RoleGrant, User
 from vestibule.api.errors import Conflict, NotFound, Unprocessable
 from vestibule.api.models import ApiKey
-from vestibule.api.schemas import StrictSchema
+from vestibule.api.schemas import StrictSchema, changes_without_nulls
 from vestibule.api.security import account_for, api_key, require_operator
 from vestibule.audit.internal.auditkit import record
 from vestibule.domain.emails import InvalidEmail, normalize_email
@@ -113,13 +113,8 @@ def user_out(user: User, account: Account) -> dict[str, Any]:
             }
         )
     return {
-        "id": user.pk,
-        "email": user.email,
-        "name": user.name,
-        "login_method": user.login_method,
-        "approval": user.approval,
+        **user.profile(),
         "is_active": user.is_active,
-        "totp_enabled": user.has_totp,
         "roles": sorted(catalog.effective(r for r in account_roles if r in catalog.roles)),
         "grants": sorted(
             ({"role": g.role, "source": g.source} for g in grants if g.project is None),
@@ -189,9 +184,7 @@ def get_account(request: HttpRequest, slug: str) -> dict[str, Any]:
 @router.patch("/accounts/{slug}")
 def patch_account(request: HttpRequest, slug: str, payload: AccountPatch) -> dict[str, Any]:
     account = account_for(request, slug)
-    changes = payload.model_dump(exclude_unset=True)
-    if "name" in changes and changes["name"] is None:
-        raise Unprocessable("name cannot be null", field="name")
+    changes = changes_without_nulls(payload, "name")
     for field, value in changes.items():
         setattr(account, field, value)
     account.save()

@@ -112,6 +112,17 @@ class User(AbstractBaseUser):
     def has_totp(self) -> bool:
         return bool(self.totp_secret_encrypted) and self.totp_confirmed
 
+    def profile(self) -> dict[str, Any]:
+        """The fields every JSON view of a user shares (users API, ``GET /api/v1/session``)."""
+        return {
+            "id": self.pk,
+            "email": self.email,
+            "name": self.name,
+            "login_method": self.login_method,
+            "approval": self.approval,
+            "totp_enabled": self.has_totp,
+        }
+
     def purge_credentials(self) -> None:
         """Remove every local secret: password, TOTP and password age (seed 000, 003)."""
         self.set_unusable_password()

@@ -33,3 +33,14 @@ class StrictSchema(Schema):
 class ErrorOut(Schema):
     detail: str
     field: str | None = None
+
+
+def changes_without_nulls(payload: Schema, *not_nullable: str) -> dict[str, Any]:
+    """A PATCH body's set fields; ``null`` for a field that cannot be cleared is a 422 naming it."""
+    from vestibule.api.errors import Unprocessable
+
+    changes = payload.model_dump(exclude_unset=True)
+    for field in not_nullable:
+        if field in changes and changes[field] is None:
+            raise Unprocessable(f"{field} cannot be null", field=field)
+    return changes

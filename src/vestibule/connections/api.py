@@ -12,7 +12,7 @@ from pydantic import Field
 
 from vestibule.accounts.models import Account
 from vestibule.api.errors import ApiError, Conflict, NotFound, Unprocessable
-from vestibule.api.schemas import StrictSchema
+from vestibule.api.schemas import StrictSchema, changes_without_nulls
 from vestibule.api.security import account_for, api_key, require_operator
 from vestibule.audit.internal.auditkit import record
 from vestibule.connections.internal import connectionkit, oidckit, samlkit
@@ -165,10 +165,7 @@ def get_connection(request: HttpRequest, connection_id: str) -> dict[str, Any]:
 @router.patch("/connections/{connection_id}")
 def patch_connection(request: HttpRequest, connection_id: str, payload: ConnectionPatch) -> dict[str, Any]:
     connection = connection_or_404(request, connection_id)
-    changes = payload.model_dump(exclude_unset=True)
-    for field in ("name", "enabled", "auto_provision", "provisioned_users_can_login", "sso_authorization"):
-        if field in changes and changes[field] is None:
-            raise Unprocessable(f"{field} cannot be null", field=field)
+    changes = changes_without_nulls(payload, "name", "enabled", "auto_provision", "provisioned_users_can_login", "sso_authorization")
     warnings = _rule(lambda: connectionkit.update_connection(connection, changes))
     record("connection.updated", account=connection.account, connection=connection, actor_api_key=api_key(request), fields=sorted(changes), warnings=warnings)
     out = connection_out(connection)

@@ -35,13 +35,4 @@ def start_session(
 
 
 def session_payload(user: User) -> dict[str, Any]:
-    return {
-        "id": user.pk,
-        "email": user.email,
-        "name": user.name,
-        "login_method": user.login_method,
-        "approval": user.approval,
-        "totp_enabled": user.has_totp,
-        "is_operator": user.is_operator,
-        "accounts": accounts_payload(user),
-    }
+    return {**user.profile(), "is_operator": user.is_operator, "accounts": accounts_payload(user)}
