@@ -67,6 +67,20 @@ def fresh_postgres_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextlib.contextmanager
+def fresh_database(sqlite_dir: str) -> Iterator[str]:
+    """A fresh PostgreSQL database when the server answers, else an SQLite file in ``sqlite_dir``."""
+    import psycopg
+
+    try:
+        psycopg.connect(_admin_url(), autocommit=True, connect_timeout=3).close()
+    except psycopg.Error:
+        yield f"sqlite:///{sqlite_dir}/multiprocess.sqlite3"
+        return
+    with fresh_postgres_database() as url:
+        yield url
+
+
 def redis_url() -> str | None:
     """VESTIBULE_TEST_REDIS_URL with its database forced to 15, or None."""
     configured = os.environ.get("VESTIBULE_TEST_REDIS_URL")
