@@ -64,7 +64,8 @@ _OIDC_REASONS = {
 }
 
 
-def _connection(connection_id: str) -> Connection:
+def _connection(connection_id: str, protocol: str | None = None) -> Connection:
+    """The connection of the URL (any account: these are public sign-in endpoints), of ``protocol`` if given."""
     try:
         pk = uuid.UUID(connection_id)
     except ValueError:
@@ -72,6 +73,8 @@ def _connection(connection_id: str) -> Connection:
     connection = Connection.objects.select_related("account").filter(pk=pk).first()
     if connection is None:
         raise Http404("unknown connection")
+    if protocol is not None and connection.protocol != protocol:
+        raise Http404(f"not a {protocol.upper()} connection")
     return connection
 
 
@@ -187,9 +190,7 @@ def _oidc_start(
 
 @require_GET
 def saml_metadata(request: HttpRequest, connection_id: str) -> HttpResponse:
-    connection = _connection(connection_id)
-    if connection.protocol != Connection.Protocol.SAML:
-        raise Http404("not a SAML connection")
+    connection = _connection(connection_id, Connection.Protocol.SAML)
     try:
         settings = samlkit.saml_settings(connection)
     except SamlError:
@@ -201,9 +202,7 @@ def saml_metadata(request: HttpRequest, connection_id: str) -> HttpResponse:
 @csrf_exempt  # The IdP posts cross-site; the signed response and RelayState are the proof.
 @require_POST
 def saml_acs(request: HttpRequest, connection_id: str) -> HttpResponse:
-    connection = _connection(connection_id)
-    if connection.protocol != Connection.Protocol.SAML:
-        raise Http404("not a SAML connection")
+    connection = _connection(connection_id, Connection.Protocol.SAML)
     trace = TraceRecorder(request, connection, "saml")
     try:
         require_enabled(connection)
@@ -238,9 +237,7 @@ def saml_acs(request: HttpRequest, connection_id: str) -> HttpResponse:
 
 @require_GET
 def oidc_callback(request: HttpRequest, connection_id: str) -> HttpResponse:
-    connection = _connection(connection_id)
-    if connection.protocol != Connection.Protocol.OIDC:
-        raise Http404("not an OIDC connection")
+    connection = _connection(connection_id, Connection.Protocol.OIDC)
     trace = TraceRecorder(request, connection, "oidc")
     try:
         pending = statekit.consume(request, connection, request.GET.get("state"))
@@ -300,9 +297,7 @@ def _record_tenant(request: HttpRequest, connection: Connection, pending: Pendin
 @require_http_methods(["GET", "POST"])
 def oidc_connect(request: HttpRequest, connection_id: str) -> HttpResponse:
     """Start "connect organization": an sso-admin signs in once through the provider."""
-    connection = _connection(connection_id)
-    if connection.protocol != Connection.Protocol.OIDC:
-        raise Http404("not an OIDC connection")
+    connection = _connection(connection_id, Connection.Protocol.OIDC)
     if not request.user.is_authenticated:
         return HttpResponseRedirect("/login?" + urlencode({"next": request.path}))
     user: User = request.user  # type: ignore[assignment]
