@@ -81,23 +81,31 @@ def binds_saml_post() -> bool:
 
 
 def consume(request: HttpRequest, connection: Connection, key: str | None) -> PendingLogin | None:
-    """Use a pending login once. None when unknown, expired, used, foreign or unbound."""
+    """Use a pending login once. None when unknown, expired, used, foreign or unbound.
+
+    The browser binding is checked *before* the reference is spent: a state
+    or RelayState lifted from the victim and replayed from another browser
+    must be refused without burning the victim's own login.
+    """
     if not key or len(key) > 64 or not _TOKEN.fullmatch(key):
         # Not a reference we could have issued (they are URL-safe base64):
         # refuse before the database sees it (PostgreSQL rejects NUL bytes).
         return None
     now = timezone.now()
     # IDOR check: the reference must belong to the connection of this URL.
-    claimed = PendingLogin.objects.filter(
-        key=key, connection=connection, consumed_at__isnull=True, expires_at__gt=now
-    ).update(consumed_at=now)
-    if claimed != 1:
+    live = PendingLogin.objects.filter(key=key, connection=connection, consumed_at__isnull=True, expires_at__gt=now)
+    pending = live.select_related("initiated_by").first()
+    if pending is None:
         return None
-    pending = PendingLogin.objects.select_related("initiated_by").get(key=key)
     if pending.browser_binding:
         token = request.COOKIES.get(BINDING_COOKIE, "")
         if not hmac.compare_digest(pending.browser_binding, _digest(token)):
             return None
+    # The conditional UPDATE, not the read above, decides who spends it: two
+    # callbacks racing in separate processes both pass the read, one wins here.
+    if live.filter(pk=pending.pk).update(consumed_at=now) != 1:
+        return None
+    pending.consumed_at = now
     return pending
 
 
