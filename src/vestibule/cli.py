@@ -103,6 +103,10 @@ def cmd_serve(args: argparse.Namespace, *, test_idp: bool = False, before: Calla
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    # The demo's identity providers (and the ones people try next to it) listen on
+    # this machine, which the outbound guard refuses unless the operator allows it.
+    os.environ.setdefault("VESTIBULE_OUTBOUND_ALLOW", "127.0.0.1,::1,localhost")
+
     def seed() -> None:
         from vestibule.demo import seed_demo
 

@@ -191,7 +191,11 @@ def _literal_ip(host: str) -> IPAddress | None:
 
 
 def _normal_host(host: str) -> str:
-    return host.strip().strip("[]").rstrip(".").lower()
+    # "[::1]" as written in URLs; a trailing dot names the same DNS host.
+    text = host.strip().lower()
+    if text.startswith("[") and "]" in text:
+        text = text[1:].replace("]", "", 1)
+    return text.rstrip(".")
 
 
 # Policy ----------------------------------------------------------------------
@@ -203,13 +207,22 @@ def parse_allow_entry(entry: str) -> str | IPNetwork:
     Raises ``ValueError`` with a short message naming the entry.
     """
     text = _normal_host(entry)
+    shown = repr(entry.strip())
+    if "://" in text:
+        raise ValueError(f"{shown} is a URL; give its host name")
     if "/" in text or _literal_ip(text) is not None:
         try:
             return ipaddress.ip_network(text, strict=True)
         except ValueError:
-            raise ValueError(f"{entry.strip()!r} is not an IP address or CIDR network (host bits set?)") from None
+            pass
+        try:
+            ipaddress.ip_network(text, strict=False)
+            hint = " (the address has bits set past the prefix length)"
+        except ValueError:
+            hint = ""
+        raise ValueError(f"{shown} is not an IP address or CIDR network{hint}")
     if not _HOSTNAME.match(text):
-        raise ValueError(f"{entry.strip()!r} is not a host name, IP address or CIDR network (IDN names in xn-- form)")
+        raise ValueError(f"{shown} is not a host name, IP address or CIDR network (write IDN names as xn--)")
     return text
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from vestibule.outbound import parse_allow_entry
+
 __all__ = ["Config", "ConfigError", "load_config", "VARIABLES"]
 
 
@@ -43,6 +45,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "VESTIBULE_TEST_IDP": ("false", "Enable the built-in test SAML identity provider (demo only)."),
     "VESTIBULE_ROLE_CATALOG": ("built-in", "Path to a JSON role catalog replacing the default one."),
     "VESTIBULE_LOG_LEVEL": ("INFO", "Log level: DEBUG, INFO, WARNING, ERROR."),
+    "VESTIBULE_OUTBOUND_ALLOW": (
+        "(unset)",
+        "Comma-separated host names, IP addresses or CIDR networks that server-side fetches may reach "
+        "although not public, also over plain http (e.g. an internal identity provider).",
+    ),
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -75,6 +82,8 @@ class Config:
     test_idp: bool
     role_catalog_path: Path | None
     log_level: str
+    #: Normalized VESTIBULE_OUTBOUND_ALLOW entries (see vestibule.outbound.parse_allow_entry).
+    outbound_allow: tuple[str, ...] = ()
 
     @property
     def secure(self) -> bool:
@@ -139,6 +148,18 @@ def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
         return key_file.read_text().strip()
     except OSError as exc:
         raise ConfigError(f"cannot create the secret key in {data_dir}: {exc.strerror}") from None
+
+
+def _outbound_allow(raw: str) -> tuple[str, ...]:
+    entries: list[str] = []
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        try:
+            entries.append(str(parse_allow_entry(item)))
+        except ValueError as exc:
+            raise ConfigError(f"VESTIBULE_OUTBOUND_ALLOW: {exc}") from None
+    return tuple(entries)
 
 
 def _loopback_aliases(host: str) -> tuple[str, ...]:
@@ -208,4 +229,5 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         test_idp=_bool(env, "VESTIBULE_TEST_IDP", False),
         role_catalog_path=catalog_path,
         log_level=log_level,
+        outbound_allow=_outbound_allow(env.get("VESTIBULE_OUTBOUND_ALLOW", "")),
     )

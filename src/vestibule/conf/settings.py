@@ -18,6 +18,8 @@ VESTIBULE_BASE_URL = CONFIG.base_url
 VESTIBULE_TEST_IDP = CONFIG.test_idp
 VESTIBULE_TRUSTED_PROXIES = CONFIG.trusted_proxies
 VESTIBULE_ROLE_CATALOG_PATH = CONFIG.role_catalog_path
+# Exceptions to the outbound guard (vestibule.outbound); read by oidckit.http_client().
+VESTIBULE_OUTBOUND_ALLOW = CONFIG.outbound_allow
 
 INSTALLED_APPS = [
     "django.contrib.auth",

@@ -14,6 +14,8 @@ os.environ.setdefault("VESTIBULE_DATA_DIR", tempfile.mkdtemp(prefix="vestibule-t
 os.environ.setdefault("VESTIBULE_SECRET_KEY", "test-secret-key-that-is-long-enough-0123456789")
 # A loopback URL: protocol code accepts plain http only there.
 os.environ.setdefault("VESTIBULE_BASE_URL", "http://localhost")
+# The interop peers and test servers listen on loopback; the outbound guard refuses it otherwise.
+os.environ.setdefault("VESTIBULE_OUTBOUND_ALLOW", "127.0.0.1,::1,localhost")
 if os.environ.get("VESTIBULE_TEST_DATABASE_URL"):
     os.environ["VESTIBULE_DATABASE_URL"] = os.environ["VESTIBULE_TEST_DATABASE_URL"]
 
