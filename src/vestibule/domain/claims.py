@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-__all__ = ["ClaimMapping", "ClaimMappingError", "claim_values", "MAX_CLAIM_VALUES"]
+__all__ = ["ClaimMapping", "ClaimMappingError", "claim_values", "claim_value", "says_no", "MAX_CLAIM_VALUES"]
 
 MAX_CLAIM_VALUES = 200
 _MISSING = object()
@@ -37,6 +37,12 @@ class ClaimMapping:
     means the protocol subject (SAML NameID, OIDC ``sub``), the safe default
     because a provider cannot be talked into asserting another user's subject
     as easily as an editable profile attribute.
+
+    ``email_verified``: claim in which the provider says whether it verified
+    the email (OIDC Core 5.1). A provider saying "no" is refused unless
+    ``trust_unverified_email``: otherwise anyone who can type an unverified
+    address into a self-service provider profile would be signed in, or
+    linked, as that address's owner.
     """
 
     email: str = "email"
@@ -50,6 +56,8 @@ class ClaimMapping:
     role_values: Mapping[str, str] = field(default_factory=dict)
     # A role whose required partner is missing: refuse the login, or drop the role.
     requirement_policy: RequirementPolicy = "refuse"
+    email_verified: str = "email_verified"
+    trust_unverified_email: bool = False
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> ClaimMapping:
@@ -58,13 +66,21 @@ class ClaimMapping:
         for key in data:
             if key not in known:
                 raise ClaimMappingError(f"claims.{key}", f"unknown claim setting '{key}'; known: {', '.join(sorted(known))}")
-        for key in ("email", "name", "external_id", "role_mapping", "roles"):
+        for key in ("email", "name", "external_id", "role_mapping", "roles", "email_verified"):
             value = data.get(key, getattr(cls, key, ""))
             if not isinstance(value, str) or len(value) > 300:
                 raise ClaimMappingError(f"claims.{key}", f"claims.{key} must be a claim name (text, at most 300 characters)")
         for key in ("email", "name"):
             if key in data and not data[key]:
                 raise ClaimMappingError(f"claims.{key}", f"claims.{key} cannot be empty: Vestibule requires it")
+        if "email_verified" in data and not data["email_verified"]:
+            # An empty name would silently switch the check off; that choice has its own, explicit flag.
+            raise ClaimMappingError(
+                "claims.email_verified",
+                "claims.email_verified cannot be empty; to accept emails the provider has not verified, set claims.trust_unverified_email to true",
+            )
+        if not isinstance(data.get("trust_unverified_email", False), bool):
+            raise ClaimMappingError("claims.trust_unverified_email", "claims.trust_unverified_email must be true or false")
         if data.get("role_source", "mapping_roles") not in ("mapping_roles", "roles_claim"):
             raise ClaimMappingError("claims.role_source", "claims.role_source must be 'mapping_roles' or 'roles_claim'")
         if data.get("requirement_policy", "refuse") not in ("refuse", "drop"):
@@ -91,6 +107,32 @@ def _lookup(claims: Mapping[str, Any], path: str) -> Any:
             return _MISSING
         current = current[part]
     return current
+
+
+def claim_value(claims: Mapping[str, Any], path: str) -> Any:
+    """The claim as asserted (any JSON shape), or None when absent."""
+    value = _lookup(claims, path) if path else _MISSING
+    return None if value is _MISSING else value
+
+
+_NO = frozenset({"false", "0"})
+
+
+def says_no(value: Any) -> bool:
+    """Whether a flag claim says no: JSON false or 0, or the text "false"/"0" (any case).
+
+    Providers send flags as JSON booleans, as strings (SAML attributes are
+    always text, and some OIDC providers quote their booleans), or as a
+    one-element list. Any value that says no in a list counts: doubt is
+    resolved against the person being signed in.
+    """
+    items = value if isinstance(value, (list, tuple)) else [value]
+    for item in items[:MAX_CLAIM_VALUES]:
+        if item is False or (type(item) is int and item == 0):
+            return True
+        if isinstance(item, str) and item.strip().lower() in _NO:
+            return True
+    return False
 
 
 def claim_values(claims: Mapping[str, Any], path: str) -> tuple[str, ...] | None:

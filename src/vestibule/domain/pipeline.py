@@ -16,6 +16,7 @@ here, and every refusal is a :class:`LoginFailure` with a stable reason code:
       sso.tenant_mismatch     validate    the login came from another external organization
       sso.claim_missing.<c>   claims      a required claim is absent
       sso.email_invalid       claims      the asserted email is not canonical / valid
+      sso.email_unverified    claims      the provider says it has not verified the email
       sso.claim_invalid.<c>   claims      name or external ID holds control characters
       sso.email_domain_not_owned domain   email domain not served by this connection
       sso.provisioning_disabled  user     unknown user and auto-provision is off
@@ -36,7 +37,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from vestibule.domain.claims import ClaimMapping, claim_values
+from vestibule.domain.claims import ClaimMapping, claim_value, claim_values, says_no
 from vestibule.domain.emails import InvalidEmail, email_domain, email_key, require_canonical_email
 from vestibule.domain.roles import RoleCatalog, RoleRuleError
 
@@ -107,6 +108,26 @@ def _first(values: tuple[str, ...] | None) -> str | None:
     return values[0] if values else None
 
 
+def _require_verified_email(claims: Mapping[str, Any], mapping: ClaimMapping) -> None:
+    """Refuse an email the provider itself says it has not verified.
+
+    Users are found, linked and provisioned by email, so an unverified address
+    would let whoever typed it into their provider profile become its owner.
+    An absent flag is fine: SAML IdPs never send one, and many OIDC
+    providers only send it for addresses they manage.
+    """
+    flag = claim_value(claims, mapping.email_verified)
+    if mapping.trust_unverified_email or flag is None or not says_no(flag):
+        return
+    raise LoginFailure(
+        "sso.email_unverified", "claims",
+        "Your identity provider says your email address is not verified, so Vestibule cannot sign you in with it. "
+        "Verify the address with your identity provider (or ask its administrator to), then sign in again.",
+        expected=f"claim '{mapping.email_verified}' true or absent (or the connection's claims.trust_unverified_email on)",
+        received=f"{mapping.email_verified}={flag!r}"[:200],
+    )
+
+
 def extract_identity(claims: Mapping[str, Any], subject: str, mapping: ClaimMapping) -> AssertedIdentity:
     emails = claim_values(claims, mapping.email)
     email = _first(emails)
@@ -131,6 +152,7 @@ def extract_identity(claims: Mapping[str, Any], subject: str, mapping: ClaimMapp
             expected="a canonical email address (no surrounding spaces, NFC, valid syntax)",
             received=f"{email!r}: {exc.reason}",
         ) from None
+    _require_verified_email(claims, mapping)
     name = _first(claim_values(claims, mapping.name))
     if not name or not name.strip():
         raise LoginFailure(
