@@ -127,7 +127,11 @@ def cmd_api_key_create(args: argparse.Namespace) -> int:
         if account is None:
             print(f"vestibule: no account with slug '{args.account}'", file=sys.stderr)
             return 1
-    _, secret = ApiKey.issue(account=account, name=args.name)
+    if args.role and account is None:
+        print("vestibule: --role applies to --account keys; an operator key acts as the operator", file=sys.stderr)
+        return 2
+    roles = sorted(set(args.role or ["administrator"])) if account is not None else []
+    _, secret = ApiKey.issue(account=account, name=args.name, roles=roles, created_by="cli")
     # The key alone on stdout, so `KEY=$(vestibule api-key create --operator)` works.
     print(secret)
     print("Store this key now: it is shown only once.", file=sys.stderr)
@@ -208,10 +212,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     key = sub.add_parser("api-key", help="manage API keys").add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = key.add_parser("create", help="create an API key and print it (once) on stdout", description="Create an API key. --operator keys act on every account and may claim domains; --account keys act on one account.")
+    p = key.add_parser(
+        "create",
+        help="create an API key and print it (once) on stdout",
+        description=(
+            "Create an API key: a named service credential. --operator keys act on every account and may claim "
+            "domains; --account keys act in one account with the admin roles you give them (--role, repeatable; "
+            "default administrator). People administer through their own sign-in; keys are for automation."
+        ),
+        epilog="example: vestibule api-key create --account acme --role sso-admin --name terraform",
+    )
     scope = p.add_mutually_exclusive_group(required=True)
     scope.add_argument("--operator", action="store_true", help="deployment-wide key")
     scope.add_argument("--account", metavar="SLUG", help="key limited to one account")
+    p.add_argument(
+        "--role",
+        action="append",
+        choices=["administrator", "user-manager", "sso-admin"],
+        help="admin role the key holds in its account (repeat for several; default administrator)",
+    )
     p.add_argument("--name", default="", help="a label to recognize the key later")
     p.set_defaults(func=cmd_api_key_create)
 

@@ -16,6 +16,15 @@ pytestmark = pytest.mark.django_db
 V1 = "/api/v1"
 
 
+class AuditEventActor:
+    @staticmethod
+    def of(code: str) -> str | None:
+        from vestibule.audit.models import AuditEvent
+
+        event = AuditEvent.objects.filter(code=code).select_related("actor_user").first()
+        return event.actor_user.email if event is not None and event.actor_user else None
+
+
 def items(response: Any) -> list[Any]:
     body = response.json()
     return body["items"] if isinstance(body, dict) else body
@@ -201,6 +210,7 @@ def test_removing_a_user_from_one_account_keeps_them_in_another(
 
 
 def test_switching_a_user_to_sso_purges_the_password(api: Any, acme: dict[str, Any], make_user: Any) -> None:
+    assert api.post(f"{V1}/accounts/acme/domains", {"domain": "acme.example"}).status_code == 201
     user = make_user("pw@acme.example")
     assert user.has_usable_password()
     response = api.patch(f"{V1}/accounts/acme/users/{user.pk}", {"login_method": "sso"})
@@ -221,7 +231,8 @@ def test_switching_back_to_password_sends_a_reset_link_and_restores_nothing(
 
 
 def test_approving_a_pending_user(api: Any, acme: dict[str, Any], make_user: Any) -> None:
-    user = make_user("pending@acme.example", approval="pending")
+    user = make_user("pending@acme.example")
+    Membership.objects.filter(user=user).update(approval="pending")
     response = api.patch(f"{V1}/accounts/acme/users/{user.pk}", {"approval": "approved"})
     assert response.status_code == 200 and response.json()["approval"] == "approved"
     refused = api.patch(f"{V1}/accounts/acme/users/{user.pk}", {"approval": "pending"})
@@ -302,7 +313,9 @@ def test_operator_key_can_do_all_of_it(api: Any, acme: dict[str, Any], globex: d
     assert api.get(f"{V1}/accounts/globex/users").status_code == 200
 
 
-def test_account_key_manages_its_own_account(acme_api: Any) -> None:
+def test_account_key_manages_its_own_account(api: Any, acme_api: Any) -> None:
+    # acme owns acme.example, so it adds its people directly instead of inviting them.
+    assert api.post(f"{V1}/accounts/acme/domains", {"domain": "acme.example"}).status_code == 201
     assert acme_api.post(f"{V1}/accounts/acme/projects", {"slug": "production", "name": "P"}).status_code == 201
     user = new_user(acme_api, "acme")
     assert acme_api.put(f"{V1}/accounts/acme/users/{user['id']}/roles", {"roles": ["sso-admin"]}).status_code == 200
@@ -691,10 +704,25 @@ def test_nul_in_a_query_filter_is_no_server_error(api: Any, acme: dict[str, Any]
     assert response["Content-Type"].startswith("application/json")
 
 
-def test_a_browser_session_is_no_api_credential(client: Any, make_user: Any) -> None:
-    # The API is CSRF-exempt because it takes bearer keys only; a session cookie must not work.
+def test_a_browser_session_acts_as_its_person_and_needs_the_csrf_token(make_user: Any) -> None:
+    # The API takes a signed-in person's session too; a cross-site request without the token changes nothing.
+    from django.test import Client
+
+    from tests.conftest import csrf_token_from
+
     make_user("op@example.com", password="operator passphrase 1234", is_operator=True, account=None)
-    client.post("/login", {"email": "op@example.com", "password": "operator passphrase 1234"})
-    assert client.get("/api/v1/session").status_code == 200
-    assert client.get(f"{V1}/accounts").status_code == 401
-    assert client.post(f"{V1}/accounts", {"slug": "x", "name": "x"}, content_type="application/json").status_code == 401
+    browser = Client(enforce_csrf_checks=True)
+    token = csrf_token_from(browser.get("/login").content.decode())
+    browser.post("/login", {"email": "op@example.com", "csrfmiddlewaretoken": token})
+    done = browser.post("/login", {"email": "op@example.com", "password": "operator passphrase 1234", "csrfmiddlewaretoken": token})
+    assert done.status_code == 302
+    assert browser.get("/api/v1/session").status_code == 200
+    assert browser.get(f"{V1}/accounts").status_code == 200
+    forged = browser.post(f"{V1}/accounts", {"slug": "x", "name": "x"}, content_type="application/json")
+    assert forged.status_code == 403
+    assert not Account.objects.filter(slug="x").exists()
+    # Positive control: the same request with the session's CSRF token is the person acting.
+    csrf = browser.cookies["csrftoken"].value
+    made = browser.post(f"{V1}/accounts", {"slug": "x", "name": "x"}, content_type="application/json", headers={"X-CSRFToken": csrf})
+    assert made.status_code == 201, made.content
+    assert AuditEventActor.of("account.created") == "op@example.com"

@@ -68,7 +68,8 @@ def test_provisioned_user_waits_for_approval_then_signs_in(api, make_account, ma
     api.patch(f"/accounts/acme/users/{user['id']}", {"approval": "approved"})
     browser = Client()
     me = assert_signed_in(sso_driver.login(browser, connection, subject="new@acme.com", claims=claims("new@acme.com")), browser, "new@acme.com")
-    assert me["approval"] == "approved"
+    assert [a["slug"] for a in me["accounts"]] == ["acme"]
+    assert _users(api)["new@acme.com"]["approval"] == "approved"
 
 
 def test_provisioned_users_can_login_signs_in_at_once(api, make_account, make_connection, sso_driver):

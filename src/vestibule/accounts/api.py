@@ -11,12 +11,14 @@ from pydantic import Field, field_validator
 
 from vestibule.accounts.internal import userkit
 from vestibule.accounts.internal.rolekit import SsoManagedRoles, get_catalog, replace_manual_roles
-from vestibule.accounts.models import Account, Project, ProjectAccess, RoleGrant, User
-from vestibule.api.errors import Conflict, NotFound, Unprocessable
+from vestibule.accounts.models import Account, Invitation, Membership, Project, ProjectAccess, RoleGrant, User
+from vestibule.api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from vestibule.api.models import ApiKey
 from vestibule.api.schemas import StrictSchema, changes_without_nulls
-from vestibule.api.security import account_for, api_key, require_operator
+from vestibule.api.security import account_for, principal, require_operator, who
 from vestibule.audit.internal.auditkit import record
+from vestibule.authority.ownership import home_account_of_email, is_home
+from vestibule.authority.principal import ADMIN_ROLES, ADMINISTRATOR, SSO_ADMIN, USER_MANAGER, effective_admin_roles
 from vestibule.domain.emails import InvalidEmail, normalize_email
 from vestibule.domain.roles import RoleRuleError
 
@@ -77,6 +79,14 @@ class RolesIn(StrictSchema):
 
 class ApiKeyIn(StrictSchema):
     name: str = Field(default="", max_length=200)
+    roles: list[Literal["administrator", "user-manager", "sso-admin"]] = Field(
+        default_factory=lambda: ["administrator"],
+        min_length=1,
+        max_length=3,
+        description="The admin roles the key holds in its account (default: administrator)",
+    )
+
+ANY_ADMIN = tuple(sorted(ADMIN_ROLES))
 
 
 def account_out(account: Account) -> dict[str, Any]:
@@ -92,8 +102,11 @@ def project_out(project: Project) -> dict[str, Any]:
     return {"slug": project.slug, "name": project.name, "created_at": project.created_at.isoformat()}
 
 
-def user_out(user: User, account: Account) -> dict[str, Any]:
+def user_out(user: User, account: Account, membership: Membership | None = None) -> dict[str, Any]:
+    """A member as this account sees them: its own membership state, and the identity read-only unless it owns it."""
     catalog = get_catalog()
+    if membership is None:
+        membership = Membership.objects.get(user=user, account=account)
     grants = list(RoleGrant.objects.filter(user=user, account=account).select_related("project"))
     account_roles = {g.role for g in grants if g.project is None}
     project_slugs = set(
@@ -114,7 +127,12 @@ def user_out(user: User, account: Account) -> dict[str, Any]:
         )
     return {
         **user.profile(),
-        "is_active": user.is_active,
+        "status": "active",
+        # Active here: this membership, and the identity behind it.
+        "is_active": membership.is_active and user.is_active,
+        "membership_active": membership.is_active,
+        "approval": membership.approval,
+        "identity_managed_here": is_home(account, user),
         "roles": sorted(catalog.effective(r for r in account_roles if r in catalog.roles)),
         "grants": sorted(
             ({"role": g.role, "source": g.source} for g in grants if g.project is None),
@@ -134,6 +152,38 @@ def member_or_404(account: Account, user_id: int) -> User:
     if user is None:
         raise NotFound(f"user {user_id} is not a member of account '{account.slug}'", field="id")
     return user
+
+
+def invitation_out(invitation: Invitation) -> dict[str, Any]:
+    """What the inviting side sees: only what it typed, whether or not the address exists anywhere."""
+    return {
+        "status": "invited",
+        "email": invitation.email,
+        "name": invitation.name,
+        "roles": invitation.grants.get("roles", []),
+        "projects": invitation.grants.get("projects", []),
+        "invitation": {
+            "id": invitation.pk,
+            "expires_at": invitation.expires_at.isoformat(),
+            "invited_by": invitation.invited_by,
+        },
+    }
+
+
+def _identity_owner_detail(account: Account, user: User) -> str:
+    home = home_account_of_email(user.email)
+    owner = "the account that owns their email domain" if home is not None else "the person themselves"
+    return f"this is part of {user.email}'s identity, which {owner} manages, not account '{account.slug}'"
+
+
+def _require_administrator_for_admin_roles(request: HttpRequest, account: Account, *role_sets: Any) -> None:
+    """Granting or removing an admin role is an administrator's act: a user-manager cannot promote anyone, themselves included."""
+    touched = set().union(*(set(r) for r in role_sets)) & ADMIN_ROLES
+    if touched and ADMINISTRATOR not in principal(request).roles_in(account):
+        raise Forbidden(
+            f"granting or removing {', '.join(sorted(touched))} needs the 'administrator' role in account '{account.slug}'",
+            field="roles",
+        )
 
 
 def project_or_422(account: Account, slug: str, field: str) -> Project:
@@ -157,11 +207,7 @@ def _roles_or_422(fn: Any, field: str) -> Any:
 
 @router.get("/accounts")
 def list_accounts(request: HttpRequest) -> list[dict[str, Any]]:
-    key = api_key(request)
-    accounts = Account.objects.order_by("slug")
-    if not key.is_operator:
-        accounts = accounts.filter(pk=key.account_id)
-    return [account_out(a) for a in accounts]
+    return [account_out(a) for a in principal(request).administered_accounts().order_by("slug")]
 
 
 @router.post("/accounts", response={201: dict})
@@ -172,23 +218,23 @@ def create_account(request: HttpRequest, payload: AccountIn) -> Status[Any]:
             account = Account.objects.create(**payload.model_dump())
     except IntegrityError:
         raise Conflict(f"account slug '{payload.slug}' is taken", field="slug") from None
-    record("account.created", account=account, actor_api_key=api_key(request))
+    record("account.created", account=account, **who(request))
     return Status(201, account_out(account))
 
 
 @router.get("/accounts/{slug}")
 def get_account(request: HttpRequest, slug: str) -> dict[str, Any]:
-    return account_out(account_for(request, slug))
+    return account_out(account_for(request, slug, *ANY_ADMIN))
 
 
 @router.patch("/accounts/{slug}")
 def patch_account(request: HttpRequest, slug: str, payload: AccountPatch) -> dict[str, Any]:
-    account = account_for(request, slug)
+    account = account_for(request, slug, ADMINISTRATOR)
     changes = changes_without_nulls(payload, "name")
     for field, value in changes.items():
         setattr(account, field, value)
     account.save()
-    record("account.updated", account=account, actor_api_key=api_key(request), fields=sorted(changes))
+    record("account.updated", account=account, **who(request), fields=sorted(changes))
     return account_out(account)
 
 
@@ -196,7 +242,7 @@ def patch_account(request: HttpRequest, slug: str, payload: AccountPatch) -> dic
 def delete_account(request: HttpRequest, slug: str) -> Status[Any]:
     require_operator(request)
     account = account_for(request, slug)
-    record("account.deleted", actor_api_key=api_key(request), slug=account.slug)
+    record("account.deleted", **who(request), slug=account.slug)
     account.delete()
     return Status(204, None)
 
@@ -206,30 +252,30 @@ def delete_account(request: HttpRequest, slug: str) -> Status[Any]:
 
 @router.get("/accounts/{slug}/projects")
 def list_projects(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
-    account = account_for(request, slug)
+    account = account_for(request, slug, *ANY_ADMIN)
     return [project_out(p) for p in account.projects.order_by("slug")]
 
 
 @router.post("/accounts/{slug}/projects", response={201: dict})
 def create_project(request: HttpRequest, slug: str, payload: ProjectIn) -> Status[Any]:
-    account = account_for(request, slug)
+    account = account_for(request, slug, ADMINISTRATOR)
     try:
         with transaction.atomic():
             project = Project.objects.create(account=account, **payload.model_dump())
     except IntegrityError:
         raise Conflict(f"project '{payload.slug}' already exists in '{slug}'", field="slug") from None
-    record("project.created", account=account, actor_api_key=api_key(request), project=project.slug)
+    record("project.created", account=account, **who(request), project=project.slug)
     return Status(201, project_out(project))
 
 
 @router.delete("/accounts/{slug}/projects/{project}", response={204: None})
 def delete_project(request: HttpRequest, slug: str, project: str) -> Status[Any]:
-    account = account_for(request, slug)
+    account = account_for(request, slug, ADMINISTRATOR)
     found = Project.objects.filter(account=account, slug=project).first()
     if found is None:
         raise NotFound(f"project '{project}' not found", field="project")
     found.delete()
-    record("project.deleted", account=account, actor_api_key=api_key(request), project=project)
+    record("project.deleted", account=account, **who(request), project=project)
     return Status(204, None)
 
 
@@ -238,14 +284,21 @@ def delete_project(request: HttpRequest, slug: str, project: str) -> Status[Any]
 
 @router.get("/accounts/{slug}/users")
 def list_users(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
-    account = account_for(request, slug)
-    users = User.objects.filter(memberships__account=account).order_by("email_key")
-    return [user_out(u, account) for u in users]
+    account = account_for(request, slug, *ANY_ADMIN)
+    memberships = Membership.objects.filter(account=account).select_related("user").order_by("user__email_key")
+    return [user_out(m.user, account, m) for m in memberships]
 
 
-@router.post("/accounts/{slug}/users", response={201: dict})
+@router.post("/accounts/{slug}/users", response={201: dict, 202: dict})
 def create_user(request: HttpRequest, slug: str, payload: UserIn) -> Status[Any]:
-    account = account_for(request, slug)
+    """Add a person (201) when this account owns their identity, else invite them (202).
+
+    The account that owns the email's domain (and the operator) adds people
+    directly. Anyone else sends an invitation the person accepts while signed
+    in as themselves; its answer is the same whether or not the address
+    exists anywhere in the deployment.
+    """
+    account = account_for(request, slug, USER_MANAGER)
     managed_by = userkit.sso_authorization_connection(account)
     if managed_by is not None:
         raise Conflict(
@@ -257,6 +310,28 @@ def create_user(request: HttpRequest, slug: str, payload: UserIn) -> Status[Any]
     _roles_or_422(lambda: catalog.validate(payload.roles), "roles")
     for i, p in enumerate(payload.projects):
         _roles_or_422(lambda p=p: catalog.validate([*p.roles, *payload.roles]), f"projects[{i}].roles")
+    _require_administrator_for_admin_roles(request, account, payload.roles, *(p.roles for p in payload.projects))
+    acting = principal(request)
+    home = home_account_of_email(payload.email)
+    if not acting.is_operator and (home is None or home.pk != account.pk):
+        if "login_method" in payload.model_fields_set and payload.login_method == User.LoginMethod.SSO:
+            raise Unprocessable(
+                "login_method belongs to the person's identity, which only the account owning their email domain sets",
+                field="login_method",
+            )
+        try:
+            invitation = userkit.invite(
+                account,
+                payload.email,
+                payload.name,
+                roles=list(payload.roles),
+                projects=[p.model_dump() for p in payload.projects],
+                invited_by=acting.label,
+            )
+        except userkit.UserConflict as exc:
+            raise Conflict(str(exc), field="email") from None
+        record("user.invitation_sent", account=account, **who(request), subject_email=invitation.email)
+        return Status(202, invitation_out(invitation))
     try:
         with transaction.atomic():
             user, created = userkit.add_member(account, payload.email, payload.name, login_method=payload.login_method)
@@ -269,21 +344,33 @@ def create_user(request: HttpRequest, slug: str, payload: UserIn) -> Status[Any]
         raise Conflict(str(exc), field="email") from None
     if payload.send_invitation and user.login_method == User.LoginMethod.PASSWORD and not user.has_usable_password():
         userkit.send_invitation(user, account, inviter=f"An administrator of {account.name}")
-    record("user.invited", account=account, actor_api_key=api_key(request), subject_email=user.email, created=created)
+    record("user.invited", account=account, **who(request), subject_email=user.email, created=created)
     return Status(201, user_out(user, account))
 
 
 @router.get("/accounts/{slug}/users/{user_id}")
 def get_user(request: HttpRequest, slug: str, user_id: int) -> dict[str, Any]:
-    account = account_for(request, slug)
+    account = account_for(request, slug, *ANY_ADMIN)
     return user_out(member_or_404(account, user_id), account)
 
 
 @router.patch("/accounts/{slug}/users/{user_id}")
 def patch_user(request: HttpRequest, slug: str, user_id: int, payload: UserPatch) -> dict[str, Any]:
-    account = account_for(request, slug)
+    """Membership fields (``is_active``, ``approval``) are this account's; identity fields its owner's.
+
+    ``name`` and ``login_method`` change only through the home account (the one
+    owning the person's email domain) or the operator. ``is_active`` switches
+    this membership; from the home account it also switches the identity,
+    which then signs in nowhere.
+    """
+    account = account_for(request, slug, USER_MANAGER)
     user = member_or_404(account, user_id)
+    membership = Membership.objects.get(user=user, account=account)
     changes = payload.model_dump(exclude_unset=True)
+    managed_here = principal(request).is_operator or is_home(account, user)
+    for field in ("name", "login_method"):
+        if changes.get(field) is not None and not managed_here:
+            raise Forbidden(_identity_owner_detail(account, user), field=field)
     if changes.get("name") is not None and user.login_method == User.LoginMethod.SSO:
         if userkit.sso_authorization_connection(account) is not None:
             raise Conflict("the name of an SSO user comes from the identity provider", field="name")
@@ -291,52 +378,85 @@ def patch_user(request: HttpRequest, slug: str, user_id: int, payload: UserPatch
         user.name = changes["name"]
         user.save(update_fields=["name"])
     if changes.get("is_active") is not None:
-        user.is_active = changes["is_active"]
-        user.save(update_fields=["is_active"])
+        membership.is_active = changes["is_active"]
+        membership.save(update_fields=["is_active"])
+        if is_home(account, user):
+            user.is_active = changes["is_active"]
+            user.save(update_fields=["is_active"])
     if changes.get("approval") == "approved":
-        userkit.approve(user)
+        userkit.approve(membership)
     method = changes.get("login_method")
     if method and method != user.login_method:
         (userkit.switch_to_sso if method == "sso" else userkit.switch_to_password)(user)
-    record("user.updated", account=account, actor_api_key=api_key(request), subject_email=user.email, fields=sorted(changes))
-    return user_out(user, account)
+    record("user.updated", account=account, **who(request), subject_email=user.email, fields=sorted(changes))
+    membership.refresh_from_db()
+    return user_out(user, account, membership)
 
 
 @router.delete("/accounts/{slug}/users/{user_id}", response={204: None})
 def delete_user(request: HttpRequest, slug: str, user_id: int) -> Status[Any]:
-    account = account_for(request, slug)
+    account = account_for(request, slug, USER_MANAGER)
     user = member_or_404(account, user_id)
     email = user.email
-    userkit.remove_member(user, account)
-    record("user.removed", account=account, actor_api_key=api_key(request), subject_email=email)
+    owns = principal(request).is_operator or is_home(account, user) or home_account_of_email(user.email) is None
+    userkit.remove_member(user, account, owns_identity=owns)
+    record("user.removed", account=account, **who(request), subject_email=email)
     return Status(204, None)
 
 
 @router.get("/accounts/{slug}/users/{user_id}/roles")
 def get_roles(request: HttpRequest, slug: str, user_id: int) -> dict[str, Any]:
-    account = account_for(request, slug)
+    account = account_for(request, slug, *ANY_ADMIN)
     out = user_out(member_or_404(account, user_id), account)
     return {"roles": out["roles"], "grants": out["grants"], "projects": out["projects"]}
 
 
 @router.put("/accounts/{slug}/users/{user_id}/roles")
 def put_roles(request: HttpRequest, slug: str, user_id: int, payload: RolesIn) -> dict[str, Any]:
-    account = account_for(request, slug)
+    account = account_for(request, slug, USER_MANAGER)
     user = member_or_404(account, user_id)
     project = project_or_422(account, payload.project, "project") if payload.project else None
+    current = set(
+        RoleGrant.objects.filter(user=user, account=account, project=project, source="manual").values_list("role", flat=True)
+    )
+    _require_administrator_for_admin_roles(request, account, set(payload.roles) ^ current)
     granted = _roles_or_422(lambda: replace_manual_roles(user, account, payload.roles, project), "roles")
     if project is not None:
         userkit.grant_projects(user, [project])
     record(
         "user.roles_replaced",
         account=account,
-        actor_api_key=api_key(request),
+        **who(request),
         subject_email=user.email,
         project=payload.project,
         roles=sorted(granted),
     )
     out = user_out(user, account)
     return {"roles": out["roles"], "grants": out["grants"], "projects": out["projects"]}
+
+
+# Invitations ---------------------------------------------------------------
+
+
+@router.get("/accounts/{slug}/invitations")
+def list_invitations(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
+    """Open invitations of people this account does not own."""
+    account = account_for(request, slug, *ANY_ADMIN)
+    open_ = Invitation.objects.filter(account=account, accepted_at__isnull=True, revoked_at__isnull=True)
+    return [invitation_out(i) for i in open_.order_by("created_at") if i.is_open]
+
+
+@router.delete("/accounts/{slug}/invitations/{invitation_id}", response={204: None})
+def revoke_invitation(request: HttpRequest, slug: str, invitation_id: int) -> Status[Any]:
+    account = account_for(request, slug, USER_MANAGER)
+    from django.utils import timezone
+
+    if not Invitation.objects.filter(account=account, pk=invitation_id, accepted_at__isnull=True, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    ):
+        raise NotFound(f"invitation {invitation_id} not found", field="invitation_id")
+    record("user.invitation_revoked", account=account, **who(request), invitation=invitation_id)
+    return Status(204, None)
 
 
 # API keys and catalog -------------------------------------------------------
@@ -347,6 +467,8 @@ def key_out(key: ApiKey) -> dict[str, Any]:
         "id": key.prefix,
         "name": key.name,
         "account": key.account.slug if key.account else None,
+        "roles": sorted(key.roles or []),
+        "created_by": key.created_by,
         "created_at": key.created_at.isoformat(),
         "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
     }
@@ -354,15 +476,21 @@ def key_out(key: ApiKey) -> dict[str, Any]:
 
 @router.get("/accounts/{slug}/api-keys")
 def list_keys(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
-    account = account_for(request, slug)
+    account = account_for(request, slug, ADMINISTRATOR)
     return [key_out(k) for k in ApiKey.objects.filter(account=account, revoked_at__isnull=True).order_by("created_at")]
 
 
 @router.post("/accounts/{slug}/api-keys", response={201: dict})
 def create_key(request: HttpRequest, slug: str, payload: ApiKeyIn) -> Status[Any]:
-    account = account_for(request, slug)
-    key, secret = ApiKey.issue(account=account, name=payload.name)
-    record("api_key.created", account=account, actor_api_key=api_key(request), key=key.prefix)
+    """A service credential for this account, holding the roles asked for and no more than its creator holds."""
+    account = account_for(request, slug, ADMINISTRATOR)
+    acting = principal(request)
+    wanted = effective_admin_roles(list(payload.roles))
+    beyond = wanted - acting.roles_in(account)
+    if beyond:
+        raise Forbidden(f"a key cannot hold roles its creator lacks: {', '.join(sorted(beyond))}", field="roles")
+    key, secret = ApiKey.issue(account=account, name=payload.name, roles=sorted(set(payload.roles)), created_by=acting.label)
+    record("api_key.created", account=account, **who(request), key=key.prefix, roles=sorted(key.roles))
     return Status(201, {**key_out(key), "key": secret})
 
 
@@ -370,10 +498,10 @@ def create_key(request: HttpRequest, slug: str, payload: ApiKeyIn) -> Status[Any
 def revoke_key(request: HttpRequest, slug: str, prefix: str) -> Status[Any]:
     from django.utils import timezone
 
-    account = account_for(request, slug)
+    account = account_for(request, slug, ADMINISTRATOR)
     if not ApiKey.objects.filter(account=account, prefix=prefix, revoked_at__isnull=True).update(revoked_at=timezone.now()):
         raise NotFound(f"API key '{prefix}' not found", field="prefix")
-    record("api_key.revoked", account=account, actor_api_key=api_key(request), key=prefix)
+    record("api_key.revoked", account=account, **who(request), key=prefix)
     return Status(204, None)
 
 

@@ -1,8 +1,13 @@
 """Accounts, projects, users and who may do what where.
 
 A :class:`User` is one person across the deployment (one row per normalized
-email). :class:`Membership` puts a user in an account; :class:`ProjectAccess`
-lets them into a project; :class:`RoleGrant` gives roles at account scope
+email): their *identity* (email, name, credentials, login method, external
+IDs, global active flag), owned by their home account (the account that owns
+their email domain) and the operator. :class:`Membership` puts a user in an
+account and carries what that account owns of them: its own active flag and
+approval ("Allow Login" is per membership). :class:`Invitation` is an offer to
+join an account that the person accepts as themselves. :class:`ProjectAccess`
+lets a member into a project; :class:`RoleGrant` gives roles at account scope
 (``project`` is null) or project scope. Grants and project access carry their
 ``source``: ``manual`` ones are edited by administrators, ``sso`` ones are
 managed by a connection and replaced at each login through it.
@@ -29,6 +34,11 @@ slug_validator = RegexValidator(
 class Source(models.TextChoices):
     MANUAL = "manual"
     SSO = "sso"
+
+
+class Approval(models.TextChoices):
+    APPROVED = "approved"
+    PENDING = "pending"
 
 
 class Account(models.Model):
@@ -71,16 +81,12 @@ class User(AbstractBaseUser):
         PASSWORD = "password"
         SSO = "sso"
 
-    class Approval(models.TextChoices):
-        APPROVED = "approved"
-        PENDING = "pending"
-
     email = models.CharField(max_length=254)
     # The identity key: unique across the deployment, derived from ``email``.
     email_key = models.CharField(max_length=254, unique=True, editable=False)
     name = models.CharField(max_length=200, blank=True)
     login_method = models.CharField(max_length=10, choices=LoginMethod.choices, default=LoginMethod.PASSWORD)
-    approval = models.CharField(max_length=10, choices=Approval.choices, default=Approval.APPROVED)
+    # Global: a deactivated identity signs in nowhere. Set by the home account or the operator.
     is_active = models.BooleanField(default=True)
     # The deployment operator (global administrator) stands above all accounts.
     is_operator = models.BooleanField(default=False)
@@ -88,6 +94,9 @@ class User(AbstractBaseUser):
     # Base32 TOTP secret, encrypted with the deployment key (see login.totp).
     totp_secret_encrypted = models.TextField(blank=True)
     totp_confirmed = models.BooleanField(default=False)
+    # A re-enrolment in progress: the confirmed secret above stays in force
+    # until this one is confirmed with a code.
+    totp_pending_encrypted = models.TextField(blank=True)
     # Last accepted TOTP time step, so one code cannot be used twice.
     totp_last_step = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
@@ -119,7 +128,6 @@ class User(AbstractBaseUser):
             "email": self.email,
             "name": self.name,
             "login_method": self.login_method,
-            "approval": self.approval,
             "totp_enabled": self.has_totp,
         }
 
@@ -129,6 +137,7 @@ class User(AbstractBaseUser):
         self.password_changed_at = None
         self.totp_secret_encrypted = ""
         self.totp_confirmed = False
+        self.totp_pending_encrypted = ""
         self.totp_last_step = 0
 
     def __str__(self) -> str:
@@ -136,13 +145,56 @@ class User(AbstractBaseUser):
 
 
 class Membership(models.Model):
+    """What one account owns of a person: their access there, not their identity."""
+
+    Approval = Approval
+
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
+    # Deactivated here only: the person keeps every other account.
+    is_active = models.BooleanField(default=True)
+    # "Allow Login" off: provisioned through this account's connection, waiting for its admins.
+    approval = models.CharField(max_length=10, choices=Approval.choices, default=Approval.APPROVED)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "account"], name="one_membership_per_account")]
+
+    @property
+    def grants_access(self) -> bool:
+        return self.is_active and self.approval == Approval.APPROVED
+
+
+class Invitation(models.Model):
+    """An offer to join an account, for a person this account does not own.
+
+    Nothing about the invitee is looked up when it is made, so the inviting
+    side learns nothing about whether the address exists. The roles and
+    projects are applied when the person accepts, signed in as themselves.
+    """
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="invitations")
+    email = models.CharField(max_length=254)
+    email_key = models.CharField(max_length=254)
+    name = models.CharField(max_length=200, blank=True)
+    # {"roles": [...], "projects": [{"slug", "roles"}]}
+    grants = models.JSONField(default=dict, blank=True)
+    digest = models.CharField(max_length=64, unique=True)
+    # "person:<email>" or "api-key:<prefix>": who asked, for the invitee's page and the audit log.
+    invited_by = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "email_key"])]
+
+    @property
+    def is_open(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()
 
 
 class ProjectAccess(models.Model):

@@ -26,6 +26,11 @@ class ApiKey(models.Model):
     name = models.CharField(max_length=200, blank=True)
     # Null account: an operator key, valid for every account and for operator-only actions.
     account = models.ForeignKey("accounts.Account", null=True, blank=True, on_delete=models.CASCADE)
+    # The admin roles this key holds in its account (a subset of administrator,
+    # user-manager, sso-admin); ignored for operator keys.
+    roles = models.JSONField(default=list, blank=True)
+    # "person:<email>", "api-key:<prefix>" or "cli": who made it.
+    created_by = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -35,11 +40,17 @@ class ApiKey(models.Model):
         return self.account_id is None
 
     @classmethod
-    def issue(cls, *, account: object | None = None, name: str = "") -> tuple[ApiKey, str]:
+    def issue(
+        cls, *, account: object | None = None, name: str = "", roles: list[str] | None = None, created_by: str = ""
+    ) -> tuple[ApiKey, str]:
         """Create a key; returns the row and the full key, which is never stored."""
         prefix = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
-        key = cls.objects.create(prefix=prefix, digest=_digest(secret), account=account, name=name)
+        if roles is None:
+            roles = [] if account is None else ["administrator"]
+        key = cls.objects.create(
+            prefix=prefix, digest=_digest(secret), account=account, name=name, roles=sorted(roles), created_by=created_by
+        )
         return key, f"vst_{prefix}_{secret}"
 
     @classmethod

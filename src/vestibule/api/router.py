@@ -12,13 +12,18 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from vestibule import __version__
 from vestibule.api.errors import ApiError
-from vestibule.api.security import ApiKeyAuth
+from vestibule.api.security import ApiKeyAuth, SessionAuth
 
 api = NinjaAPI(
     title="Vestibule admin API",
     version=__version__,
-    description="Accounts, users, roles, SSO connections and audit. Authenticate with `Authorization: Bearer <api key>`.",
-    auth=ApiKeyAuth(),
+    description=(
+        "Accounts, users, roles, SSO connections and audit. Authenticate as a person (the browser session of a "
+        "signed-in administrator, with the CSRF token on unsafe methods) or with an API key: "
+        "`Authorization: Bearer <api key>`. Every action needs a role in the account concerned: "
+        "administrator, user-manager or sso-admin (see the README)."
+    ),
+    auth=[ApiKeyAuth(), SessionAuth()],
     urls_namespace="api",
     openapi_url="/openapi.json",
     docs_url="/docs",
@@ -49,7 +54,9 @@ def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpRespons
 @api.exception_handler(AuthenticationError)
 def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     response = api.create_response(
-        request, {"detail": "missing or invalid API key; send Authorization: Bearer <key>"}, status=401
+        request,
+        {"detail": "missing or invalid API key: send Authorization: Bearer <api key>, or sign in and use your browser session"},
+        status=401,
     )
     response["WWW-Authenticate"] = "Bearer"
     return response

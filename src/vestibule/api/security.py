@@ -1,51 +1,112 @@
-"""API key authentication and the scope checks every endpoint goes through."""
+"""Authentication of the admin API and the scope checks every endpoint goes through.
+
+Two credentials reach the API: ``Authorization: Bearer <api key>`` (a service
+credential) and a signed-in person's browser session, whose unsafe requests
+must carry the CSRF token. Both become a :class:`~vestibule.authority.principal.Principal`.
+"""
 
 from __future__ import annotations
 
 import re
+import uuid
+from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja.security import HttpBearer
+from ninja.security import APIKeyCookie, HttpBearer
 
 from vestibule.accounts.models import Account
 from vestibule.api.errors import Forbidden, NotFound
 from vestibule.api.models import ApiKey
+from vestibule.authority.principal import Principal
 
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?")
 
 
 class ApiKeyAuth(HttpBearer):
-    def authenticate(self, request: HttpRequest, token: str) -> ApiKey | None:
+    def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
         key = ApiKey.authenticate(token)
-        if key is not None:
-            # Coarse last-use tracking: at most one write per key per minute.
-            now = timezone.now()
-            if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
-                ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        return key
+        if key is None:
+            return None
+        # Coarse last-use tracking: at most one write per key per minute.
+        now = timezone.now()
+        if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        return Principal(key=key)
 
 
-def api_key(request: HttpRequest) -> ApiKey:
+class SessionAuth(APIKeyCookie):
+    """A signed-in person, as in the console. ninja checks the CSRF token on unsafe methods."""
+
+    param_name = settings.SESSION_COOKIE_NAME
+
+    def _get_key(self, request: HttpRequest) -> str | None:
+        # Without a session cookie there is no session to protect: answer 401
+        # (missing credentials), not a CSRF 403.
+        if self.param_name not in request.COOKIES:
+            return None
+        return super()._get_key(request)
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Principal | None:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or not user.is_active:
+            return None
+        return Principal(user=user)
+
+
+def principal(request: HttpRequest) -> Principal:
     return request.auth  # type: ignore[attr-defined,no-any-return]
 
 
-def require_operator(request: HttpRequest) -> ApiKey:
-    key = api_key(request)
-    if not key.is_operator:
-        raise Forbidden("this action needs an operator API key (vestibule api-key create --operator)")
-    return key
+def who(request: HttpRequest) -> dict[str, Any]:
+    """The actor of an audit event: the person or the key."""
+    return principal(request).actor()
 
 
-def account_for(request: HttpRequest, slug: str) -> Account:
-    """Resolve an account from the URL, enforcing the key's scope (the IDOR check).
+def require_operator(request: HttpRequest) -> Principal:
+    acting = principal(request)
+    if not acting.is_operator:
+        raise Forbidden("this action needs the operator (an operator API key: vestibule api-key create --operator)")
+    return acting
 
-    An account key asking for another account gets the same 404 as for an
-    account that does not exist, so keys cannot probe which slugs are taken.
+
+def _needs(roles: tuple[str, ...]) -> str:
+    return " or ".join(f"'{r}'" for r in roles)
+
+
+def account_for(request: HttpRequest, slug: str, *roles: str) -> Account:
+    """Resolve an account from the URL and check the principal holds one of ``roles`` there.
+
+    Someone with no standing in the account (a key of another account, a
+    person who is not a member) gets the same 404 as for an account that does
+    not exist, so nobody can probe which slugs are taken. A member without the
+    role gets a 403 naming the role.
     """
-    key = api_key(request)
+    acting = principal(request)
     # A string that cannot be a slug names no account; it never reaches the database.
     account = Account.objects.filter(slug=slug).first() if _SLUG.fullmatch(slug) else None
-    if account is None or (not key.is_operator and key.account_id != account.pk):
+    if account is None or not acting.is_member_of(account):
         raise NotFound(f"account '{slug}' not found", field="slug")
+    if roles:
+        held = acting.roles_in(account)
+        if not held & set(roles):
+            raise Forbidden(f"this action needs the {_needs(roles)} role in account '{slug}'")
     return account
+
+
+def connection_for(request: HttpRequest, connection_id: str, *roles: str) -> Any:
+    """A connection from the URL, with the same standing rules as :func:`account_for`."""
+    from vestibule.connections.models import Connection
+
+    try:
+        pk = uuid.UUID(connection_id)
+    except ValueError:
+        raise NotFound(f"connection '{connection_id}' not found", field="id") from None
+    connection = Connection.objects.select_related("account").filter(pk=pk).first()
+    acting = principal(request)
+    if connection is None or not acting.is_member_of(connection.account):
+        raise NotFound(f"connection '{connection_id}' not found", field="id")
+    if roles and not acting.roles_in(connection.account) & set(roles):
+        raise Forbidden(f"this action needs the {_needs(roles)} role in account '{connection.account.slug}'")
+    return connection

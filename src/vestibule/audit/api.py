@@ -11,6 +11,7 @@ from pydantic import Field
 
 from vestibule.api.errors import NotFound
 from vestibule.api.security import account_for
+from vestibule.authority.principal import ADMIN_ROLES, SSO_ADMIN
 from vestibule.audit.models import AuditEvent, LoginTrace
 
 router = Router(tags=["audit"])
@@ -57,7 +58,7 @@ def trace_out(trace: LoginTrace) -> dict[str, Any]:
 
 @router.get("/accounts/{slug}/audit-events")
 def list_events(request: HttpRequest, slug: str, filters: Query[EventFilter]) -> list[dict[str, Any]]:
-    account = account_for(request, slug)
+    account = account_for(request, slug, *sorted(ADMIN_ROLES))
     events = AuditEvent.objects.filter(account=account).select_related("actor_user", "actor_api_key")
     if filters.code:
         events = events.filter(code__startswith=filters.code) if filters.code.endswith(".") else events.filter(code=filters.code)
@@ -70,13 +71,13 @@ def list_events(request: HttpRequest, slug: str, filters: Query[EventFilter]) ->
 
 @router.get("/accounts/{slug}/login-traces")
 def list_traces(request: HttpRequest, slug: str, limit: int = Query(50, ge=1, le=500)) -> list[dict[str, Any]]:  # type: ignore[type-arg]
-    account = account_for(request, slug)
+    account = account_for(request, slug, SSO_ADMIN)
     return [trace_out(t) for t in LoginTrace.objects.filter(account=account)[:limit]]
 
 
 @router.get("/accounts/{slug}/login-traces/{trace_id}")
 def get_trace(request: HttpRequest, slug: str, trace_id: str) -> dict[str, Any]:
-    account = account_for(request, slug)
+    account = account_for(request, slug, SSO_ADMIN)
     trace = LoginTrace.objects.filter(account=account, pk=_uuid_or_404(trace_id)).first()
     if trace is None:
         raise NotFound(f"login trace '{trace_id}' not found", field="trace_id")

@@ -7,21 +7,24 @@ from typing import Any, Literal
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from django.utils import timezone
 from ninja import Router, Status
 from pydantic import Field
 
 from vestibule.accounts.models import Account
 from vestibule.api.errors import ApiError, Conflict, NotFound, Unprocessable
 from vestibule.api.schemas import StrictSchema, changes_without_nulls
-from vestibule.api.security import account_for, api_key, require_operator
+from vestibule.api.security import account_for, connection_for, principal, require_operator, who
 from vestibule.audit.internal.auditkit import record
-from vestibule.connections.internal import connectionkit, oidckit, samlkit
+from vestibule.authority.principal import SSO_ADMIN
+from vestibule.connections.internal import connectionkit, oidckit, revocation, samlkit
 from vestibule.connections.internal.authorizationkit import MappingRoleError, save_mapping_role
 from vestibule.connections.internal.connectionkit import ConnectionRuleError
 from vestibule.connections.models import Connection, DomainClaim, DomainShare, MappingRole
 from vestibule.domain.claims import ClaimMapping
 from vestibule.domain.emails import InvalidEmail, normalize_domain
 from vestibule.oidc import OidcError
+from vestibule.outbound import NETWORK_REASONS
 
 router = Router(tags=["connections"])
 
@@ -63,7 +66,7 @@ class DomainIn(StrictSchema):
 
 
 class ShareIn(StrictSchema):
-    account: str = Field(max_length=50)
+    account: str = Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$", description="Slug of the account to offer the domain to")
 
 
 class GrantIn(StrictSchema):
@@ -125,18 +128,8 @@ def connection_out(connection: Connection) -> dict[str, Any]:
 
 
 def connection_or_404(request: HttpRequest, connection_id: str) -> Connection:
-    import uuid
-
-    try:
-        pk = uuid.UUID(connection_id)
-    except ValueError:
-        raise NotFound(f"connection '{connection_id}' not found", field="id") from None
-    connection = Connection.objects.select_related("account").filter(pk=pk).first()
-    key = api_key(request)
-    # IDOR check: an account key sees only its own account's connections.
-    if connection is None or (not key.is_operator and key.account_id != connection.account_id):
-        raise NotFound(f"connection '{connection_id}' not found", field="id")
-    return connection
+    # IDOR check: only principals with standing in the connection's account see it; changing it takes sso-admin.
+    return connection_for(request, connection_id, SSO_ADMIN)  # type: ignore[no-any-return]
 
 
 # Connections ---------------------------------------------------------------
@@ -144,16 +137,16 @@ def connection_or_404(request: HttpRequest, connection_id: str) -> Connection:
 
 @router.get("/accounts/{slug}/connections")
 def list_connections(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
-    account = account_for(request, slug)
+    account = account_for(request, slug, SSO_ADMIN)
     return [connection_out(c) for c in Connection.objects.for_account(account).order_by("created_at")]
 
 
 @router.post("/accounts/{slug}/connections", response={201: dict})
 def create_connection(request: HttpRequest, slug: str, payload: ConnectionIn) -> Status[Any]:
-    account = account_for(request, slug)
-    key = api_key(request)
-    connection = _rule(lambda: connectionkit.create_connection(account, payload.model_dump(), may_claim=key.is_operator))
-    record("connection.created", account=account, connection=connection, actor_api_key=key, protocol=connection.protocol, domains=connection.domain_list)
+    account = account_for(request, slug, SSO_ADMIN)
+    may_claim = principal(request).is_operator
+    connection = _rule(lambda: connectionkit.create_connection(account, payload.model_dump(), may_claim=may_claim))
+    record("connection.created", account=account, connection=connection, **who(request), protocol=connection.protocol, domains=connection.domain_list)
     return Status(201, connection_out(connection))
 
 
@@ -167,7 +160,7 @@ def patch_connection(request: HttpRequest, connection_id: str, payload: Connecti
     connection = connection_or_404(request, connection_id)
     changes = changes_without_nulls(payload, "name", "enabled", "auto_provision", "provisioned_users_can_login", "sso_authorization")
     warnings = _rule(lambda: connectionkit.update_connection(connection, changes))
-    record("connection.updated", account=connection.account, connection=connection, actor_api_key=api_key(request), fields=sorted(changes), warnings=warnings)
+    record("connection.updated", account=connection.account, connection=connection, **who(request), fields=sorted(changes), warnings=warnings)
     out = connection_out(connection)
     out["warnings"] = warnings
     return out
@@ -176,7 +169,7 @@ def patch_connection(request: HttpRequest, connection_id: str, payload: Connecti
 @router.delete("/connections/{connection_id}", response={204: None})
 def delete_connection(request: HttpRequest, connection_id: str) -> Status[None]:
     connection = connection_or_404(request, connection_id)
-    record("connection.deleted", account=connection.account, connection=connection, actor_api_key=api_key(request), name=connection.name)
+    record("connection.deleted", account=connection.account, connection=connection, **who(request), name=connection.name)
     connection.delete()
     return Status(204, None)
 
@@ -203,7 +196,7 @@ def put_idp_metadata(request: HttpRequest, connection_id: str) -> dict[str, Any]
     if not xml.strip():
         raise Unprocessable("the body is empty; send the IdP metadata XML", field="metadata")
     _rule(lambda: connectionkit.import_idp_metadata(connection, xml, entity_id=entity_id))
-    record("connection.idp_metadata_imported", account=connection.account, connection=connection, actor_api_key=api_key(request), idp_entity_id=connection.saml_settings["idp_entity_id"])
+    record("connection.idp_metadata_imported", account=connection.account, connection=connection, **who(request), idp_entity_id=connection.saml_settings["idp_entity_id"])
     return connection.saml_settings
 
 
@@ -216,7 +209,11 @@ def oidc_setup_url(request: HttpRequest, connection_id: str) -> dict[str, Any]:
     try:
         url = oidckit.relying_party(connection).setup_url(oidckit.redirect_uri(connection))
     except OidcError as exc:
-        raise ApiError(f"the provider could not be reached or is misconfigured: {exc.code}", field="oidc", status=502) from None
+        # A destination the outbound guard refuses is this connection's own setting (4xx);
+        # a provider that is down or answers nonsense is upstream's (502). Only our reason text.
+        refused = exc.outbound_reason is not None and exc.outbound_reason not in NETWORK_REASONS
+        detail = f"the provider could not be used: {exc.code}" + (f" ({exc.received})" if exc.received else "")
+        raise ApiError(detail, field="oidc", status=422 if refused else 502) from None
     return {"setup_url": url, "connect_url": connection_out(connection)["connect_url"]}
 
 
@@ -224,12 +221,27 @@ def oidc_setup_url(request: HttpRequest, connection_id: str) -> dict[str, Any]:
 
 
 def domain_out(claim: DomainClaim) -> dict[str, Any]:
+    shares = list(claim.shares.order_by("target_slug"))
     return {
         "domain": claim.domain,
         "account": claim.account.slug,
-        "shared_with": sorted(claim.shares.values_list("account__slug", flat=True)),
+        "shared_with": [s.target_slug for s in shares if s.status == DomainShare.Status.ACTIVE],
+        "shares": [{"account": s.target_slug, "status": s.status} for s in shares],
         "connections": sorted(str(c) for c in claim.connection_domains.values_list("connection_id", flat=True)),
     }
+
+
+def shared_out(claim: DomainClaim) -> dict[str, Any]:
+    """A domain as the account it is shared with sees it: not the owner's other partners."""
+    return {
+        "domain": claim.domain,
+        "account": claim.account.slug,
+        "connections": sorted(str(c) for c in claim.connection_domains.values_list("connection_id", flat=True)),
+    }
+
+
+def offer_out(share: DomainShare) -> dict[str, Any]:
+    return {"domain": share.claim.domain, "account": share.target_slug, "status": share.status, "offered_by": share.claim.account.name}
 
 
 def _domain(value: str) -> str:
@@ -241,21 +253,23 @@ def _domain(value: str) -> str:
 
 @router.get("/accounts/{slug}/domains")
 def list_domains(request: HttpRequest, slug: str) -> dict[str, Any]:
-    account = account_for(request, slug)
+    account = account_for(request, slug, SSO_ADMIN)
     owned = DomainClaim.objects.filter(account=account).select_related("account").order_by("domain")
-    shared = DomainClaim.objects.filter(shares__account=account).select_related("account").order_by("domain")
-    return {"items": [domain_out(c) for c in owned], "shared_with_this_account": [domain_out(c) for c in shared]}
+    shared = DomainClaim.objects.filter(
+        shares__account=account, shares__status=DomainShare.Status.ACTIVE
+    ).select_related("account").order_by("domain")
+    return {"items": [domain_out(c) for c in owned], "shared_with_this_account": [shared_out(c) for c in shared]}
 
 
 @router.post("/accounts/{slug}/domains", response={201: dict})
 def claim_domain(request: HttpRequest, slug: str, payload: DomainIn) -> Status[Any]:
-    key = require_operator(request)
+    require_operator(request)
     account = account_for(request, slug)
     domain = _domain(payload.domain)
     if DomainClaim.objects.filter(domain=domain, account=account).exists():
         raise Conflict(f"domain {domain} is already claimed by '{slug}'", field="domain")
     claim = _rule(lambda: connectionkit.claim_domain(account, domain))
-    record("domain.claimed", account=account, actor_api_key=key, domain=domain)
+    record("domain.claimed", account=account, **who(request), domain=domain)
     return Status(201, domain_out(claim))
 
 
@@ -268,47 +282,106 @@ def _owned_claim(account: Account, domain: str) -> DomainClaim:
 
 @router.delete("/accounts/{slug}/domains/{domain}", response={204: None})
 def release_domain(request: HttpRequest, slug: str, domain: str) -> Status[None]:
-    key = require_operator(request)
+    """Releasing a domain ends every hold on it: shares, and the links and sessions they left."""
+    require_operator(request)
     account = account_for(request, slug)
     claim = _owned_claim(account, domain)
     if claim.connection_domains.exists():
         raise Conflict(f"connections still serve {claim.domain}; delete them first", field="domain")
-    claim.delete()
-    record("domain.released", account=account, actor_api_key=key, domain=claim.domain)
+    with transaction.atomic():
+        ended = revocation.release(claim)
+    record("domain.released", account=account, **who(request), domain=claim.domain, **ended)
     return Status(204, None)
 
 
-@router.post("/accounts/{slug}/domains/{domain}/shares", response={201: dict})
+@router.post("/accounts/{slug}/domains/{domain}/shares", response={201: dict, 202: dict})
 def share_domain(request: HttpRequest, slug: str, domain: str, payload: ShareIn) -> Status[Any]:
-    """The owner (or the operator) shares a domain with another account, e.g. its sandbox."""
-    owner = account_for(request, slug)
+    """Offer a domain to another account (202), which accepts it; the operator grants directly (201).
+
+    The offer is stored whether or not an account has that slug, and the
+    answer is the same either way: offering reveals nothing about which
+    accounts exist.
+    """
+    owner = account_for(request, slug, SSO_ADMIN)
     claim = _owned_claim(owner, domain)
-    target = Account.objects.filter(slug=payload.account).first()
-    if target is None:
-        raise Unprocessable(f"no account '{payload.account}'", field="account")
-    if target.pk == owner.pk:
+    if payload.account == owner.slug:
         raise Unprocessable("an account cannot share a domain with itself", field="account")
-    try:
+    if DomainShare.objects.filter(claim=claim, target_slug=payload.account).exists():
+        raise Conflict(f"{claim.domain} is already offered to or shared with '{payload.account}'", field="account")
+    if principal(request).is_operator:
+        target = Account.objects.filter(slug=payload.account).first()
+        if target is None:
+            raise Unprocessable(f"no account '{payload.account}'", field="account")
         with transaction.atomic():
-            DomainShare.objects.create(claim=claim, account=target)
-    except IntegrityError:
-        raise Conflict(f"{claim.domain} is already shared with '{target.slug}'", field="account") from None
-    record("domain.shared", account=owner, actor_api_key=api_key(request), domain=claim.domain, shared_with=target.slug)
-    return Status(201, domain_out(claim))
+            DomainShare.objects.create(
+                claim=claim, target_slug=target.slug, account=target, status=DomainShare.Status.ACTIVE, accepted_at=timezone.now()
+            )
+        record("domain.shared", account=owner, **who(request), domain=claim.domain, shared_with=target.slug)
+        return Status(201, domain_out(claim))
+    with transaction.atomic():
+        share = DomainShare.objects.create(claim=claim, target_slug=payload.account)
+    record("domain.share_offered", account=owner, **who(request), domain=claim.domain, offered_to=payload.account)
+    return Status(202, offer_out(share))
 
 
 @router.delete("/accounts/{slug}/domains/{domain}/shares/{target}", response={204: None})
 def revoke_share(request: HttpRequest, slug: str, domain: str, target: str) -> Status[None]:
-    """Revoking a share removes the target's connections from that domain at once."""
-    owner = account_for(request, slug)
+    """Revoking a share (or withdrawing an offer) ends the partner's hold on the domain at once.
+
+    Its connections stop serving the domain, the external-ID links they made
+    for the owner's people are removed, and the sessions they started end.
+    """
+    owner = account_for(request, slug, SSO_ADMIN)
     claim = _owned_claim(owner, domain)
-    share = DomainShare.objects.filter(claim=claim, account__slug=target).first()
+    share = DomainShare.objects.filter(claim=claim, target_slug=target).select_related("account").first()
     if share is None:
         raise NotFound(f"{claim.domain} is not shared with '{target}'", field="target")
     with transaction.atomic():
-        claim.connection_domains.filter(connection__account=share.account).delete()
-        share.delete()
-    record("domain.share_revoked", account=owner, actor_api_key=api_key(request), domain=claim.domain, shared_with=target)
+        ended = revocation.revoke_share(share)
+    record("domain.share_revoked", account=owner, **who(request), domain=claim.domain, shared_with=target, **ended)
+    return Status(204, None)
+
+
+@router.get("/accounts/{slug}/domain-offers")
+def list_offers(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
+    """Domains other accounts offer to share with this one, waiting for its answer."""
+    account = account_for(request, slug, SSO_ADMIN)
+    offers = DomainShare.objects.filter(target_slug=account.slug, status=DomainShare.Status.OFFERED).select_related("claim__account")
+    return [offer_out(o) for o in offers.order_by("claim__domain")]
+
+
+def _offer(account: Account, domain: str) -> DomainShare:
+    share = (
+        DomainShare.objects.filter(claim__domain=_domain(domain), target_slug=account.slug, status=DomainShare.Status.OFFERED)
+        .select_related("claim__account")
+        .first()
+    )
+    if share is None:
+        raise NotFound(f"no offer of {domain} to '{account.slug}'", field="domain")
+    return share
+
+
+@router.post("/accounts/{slug}/domain-offers/{domain}/accept")
+def accept_offer(request: HttpRequest, slug: str, domain: str) -> dict[str, Any]:
+    """Accept a shared domain: this account's connections may then serve it."""
+    account = account_for(request, slug, SSO_ADMIN)
+    share = _offer(account, domain)
+    updated = DomainShare.objects.filter(pk=share.pk, status=DomainShare.Status.OFFERED).update(
+        account=account, status=DomainShare.Status.ACTIVE, accepted_at=timezone.now()
+    )
+    if updated != 1:
+        raise Conflict("the offer changed meanwhile; list the offers again", field="domain")
+    record("domain.share_accepted", account=account, **who(request), domain=share.claim.domain, owner=share.claim.account.slug)
+    record("domain.share_accepted", account=share.claim.account, **who(request), domain=share.claim.domain, shared_with=account.slug)
+    return shared_out(share.claim)
+
+
+@router.delete("/accounts/{slug}/domain-offers/{domain}", response={204: None})
+def decline_offer(request: HttpRequest, slug: str, domain: str) -> Status[None]:
+    account = account_for(request, slug, SSO_ADMIN)
+    share = _offer(account, domain)
+    share.delete()
+    record("domain.share_declined", account=share.claim.account, **who(request), domain=share.claim.domain, declined_by=account.slug)
     return Status(204, None)
 
 
@@ -335,41 +408,41 @@ def _mapping_role(account: Account, mapping_role_id: int) -> MappingRole:
 
 @router.get("/accounts/{slug}/mapping-roles")
 def list_mapping_roles(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
-    account = account_for(request, slug)
+    account = account_for(request, slug, SSO_ADMIN)
     return [mapping_role_out(m) for m in MappingRole.objects.filter(account=account).order_by("name")]
 
 
 @router.post("/accounts/{slug}/mapping-roles", response={201: dict})
 def create_mapping_role(request: HttpRequest, slug: str, payload: MappingRoleIn) -> Status[Any]:
-    account = account_for(request, slug)
+    account = account_for(request, slug, SSO_ADMIN)
     grants = [g.model_dump() for g in payload.grants]
     mapping_role = _save_mapping_role(account, None, name=payload.name, grants=grants)
-    record("mapping_role.created", account=account, actor_api_key=api_key(request), name=payload.name)
+    record("mapping_role.created", account=account, **who(request), name=payload.name)
     return Status(201, mapping_role_out(mapping_role))
 
 
 @router.get("/accounts/{slug}/mapping-roles/{mapping_role_id}")
 def get_mapping_role(request: HttpRequest, slug: str, mapping_role_id: int) -> dict[str, Any]:
-    return mapping_role_out(_mapping_role(account_for(request, slug), mapping_role_id))
+    return mapping_role_out(_mapping_role(account_for(request, slug, SSO_ADMIN), mapping_role_id))
 
 
 @router.patch("/accounts/{slug}/mapping-roles/{mapping_role_id}")
 def patch_mapping_role(request: HttpRequest, slug: str, mapping_role_id: int, payload: MappingRolePatch) -> dict[str, Any]:
     """Changes reach every user under the mapping role at their next login (seed 002)."""
-    account = account_for(request, slug)
+    account = account_for(request, slug, SSO_ADMIN)
     mapping_role = _mapping_role(account, mapping_role_id)
     grants = [g.model_dump() for g in payload.grants] if payload.grants is not None else None
     _save_mapping_role(account, mapping_role, name=payload.name, grants=grants)
-    record("mapping_role.updated", account=account, actor_api_key=api_key(request), name=mapping_role.name)
+    record("mapping_role.updated", account=account, **who(request), name=mapping_role.name)
     return mapping_role_out(mapping_role)
 
 
 @router.delete("/accounts/{slug}/mapping-roles/{mapping_role_id}", response={204: None})
 def delete_mapping_role(request: HttpRequest, slug: str, mapping_role_id: int) -> Status[None]:
-    account = account_for(request, slug)
+    account = account_for(request, slug, SSO_ADMIN)
     mapping_role = _mapping_role(account, mapping_role_id)
     mapping_role.delete()
-    record("mapping_role.deleted", account=account, actor_api_key=api_key(request), name=mapping_role.name)
+    record("mapping_role.deleted", account=account, **who(request), name=mapping_role.name)
     return Status(204, None)
 
 

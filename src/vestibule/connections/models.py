@@ -28,12 +28,27 @@ class DomainClaim(models.Model):
 
 
 class DomainShare(models.Model):
+    """The owner's offer of a domain to another account; in force once that account accepts.
+
+    An offer names the target by slug and is stored whether or not such an
+    account exists, so offering reveals nothing about which slugs are taken.
+    The operator may grant a share directly (``status`` active at once).
+    """
+
+    class Status(models.TextChoices):
+        OFFERED = "offered"
+        ACTIVE = "active"
+
     claim = models.ForeignKey(DomainClaim, on_delete=models.CASCADE, related_name="shares")
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="shared_domains")
+    target_slug = models.CharField(max_length=50)
+    # Set when the target accepts (or the operator grants): the account the domain is shared with.
+    account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.CASCADE, related_name="shared_domains")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OFFERED)
     created_at = models.DateTimeField(default=timezone.now)
+    accepted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["claim", "account"], name="one_share_per_account")]
+        constraints = [models.UniqueConstraint(fields=["claim", "target_slug"], name="one_share_per_target")]
 
 
 class ConnectionQuerySet(models.QuerySet["Connection"]):

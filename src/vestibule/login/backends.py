@@ -47,11 +47,9 @@ class PasswordBackend(BaseBackend):
 
     @staticmethod
     def user_can_authenticate(user: User) -> bool:
-        return (
-            user.is_active
-            and user.login_method == User.LoginMethod.PASSWORD
-            and user.approval == User.Approval.APPROVED
-        )
+        # Approval and deactivation per account are membership matters: they
+        # take the account out of the session, not the person out of Vestibule.
+        return user.is_active and user.login_method == User.LoginMethod.PASSWORD
 
     def get_user(self, user_id: Any) -> User | None:
         user = User.objects.filter(pk=user_id, is_active=True).first()

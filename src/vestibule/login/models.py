@@ -62,3 +62,18 @@ class OneTimeLink(models.Model):
         if updated != 1:
             return None
         return cls.objects.select_related("user", "account").get(digest=digest)
+
+
+class SignInSession(models.Model):
+    """Which browser session a sign-in started, and through which connection.
+
+    Revoking a domain share ends the sessions that the former partner's
+    connections started for the owner's people; Django's session store alone
+    cannot be searched by user or connection.
+    """
+
+    session_key = models.CharField(max_length=64, unique=True)
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="+")
+    connection_id = models.UUIDField(null=True, blank=True, db_index=True)
+    method = models.CharField(max_length=20)
+    created_at = models.DateTimeField(default=timezone.now)

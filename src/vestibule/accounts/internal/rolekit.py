@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from vestibule.accounts.models import Account, Membership, Project, ProjectAccess, RoleGrant, Source, User
+from vestibule.accounts.models import Account, Approval, Membership, Project, ProjectAccess, RoleGrant, Source, User
 from vestibule.domain.roles import DEFAULT_CATALOG, RoleCatalog, RoleRuleError
 
 
@@ -101,7 +101,12 @@ def _check_projects_still_valid(user: User, account: Account, account_roles: fro
 def accounts_payload(user: User) -> list[dict[str, Any]]:
     """The ``accounts`` list of ``GET /api/v1/session``: effective roles per account and project."""
     catalog = get_catalog()
-    memberships = Membership.objects.filter(user=user).select_related("account").order_by("account__slug")
+    # A membership that is deactivated or waiting for approval gives nothing yet.
+    memberships = (
+        Membership.objects.filter(user=user, is_active=True, approval=Approval.APPROVED)
+        .select_related("account")
+        .order_by("account__slug")
+    )
     grants: dict[int, dict[int | None, set[str]]] = defaultdict(lambda: defaultdict(set))
     for account_id, project_id, role in RoleGrant.objects.filter(user=user).values_list(
         "account_id", "project_id", "role"
@@ -137,6 +142,9 @@ def accounts_payload(user: User) -> list[dict[str, Any]]:
 
 
 def effective_account_roles(user: User, account: Account) -> frozenset[str]:
+    """Roles in force: none while the membership is deactivated or waiting for approval."""
     catalog = get_catalog()
+    if not Membership.objects.filter(user=user, account=account, is_active=True, approval=Approval.APPROVED).exists():
+        return frozenset()
     roles = RoleGrant.objects.filter(user=user, account=account, project__isnull=True).values_list("role", flat=True)
     return catalog.effective(r for r in roles if r in catalog.roles)

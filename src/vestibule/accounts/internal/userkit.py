@@ -1,13 +1,32 @@
-"""Managing users in an account: invitations, conversions, removal."""
+"""Managing users in an account: direct adds, invitations, conversions, removal.
+
+Direct adds are for the account that owns the person's identity (see
+``vestibule.authority.ownership``); every other account invites, and the person
+accepts while signed in as themselves (:func:`accept_invitation`).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils import timezone
 
-from vestibule.accounts.models import Account, Membership, Project, ProjectAccess, RoleGrant, Source, User
+from vestibule.accounts.models import (
+    Account,
+    Approval,
+    Invitation,
+    Membership,
+    Project,
+    ProjectAccess,
+    RoleGrant,
+    Source,
+    User,
+)
 from vestibule.domain.emails import email_key, normalize_email
 from vestibule.login.mail import absolute, send
 from vestibule.login.models import OneTimeLink
@@ -51,6 +70,92 @@ def add_member(account: Account, email: str, name: str, *, login_method: str | N
     return user, created
 
 
+def add_identity(email: str, name: str, password: str) -> tuple[User, bool]:
+    """A new person creating their own sign-in (from an invitation); (user, created)."""
+    email = normalize_email(email)
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(email, name=name, password=password), True
+    except IntegrityError:
+        # Created a moment ago by another path: they must sign in as themselves instead.
+        raise UserConflict(f"{email} already has a sign-in") from None
+
+
+def invite(
+    account: Account, email: str, name: str, *, roles: list[str], projects: list[dict[str, Any]], invited_by: str
+) -> Invitation:
+    """Invite a person this account does not own. Looks nothing up about the address but this account's own members."""
+    email = normalize_email(email)
+    key = email_key(email)
+    if Membership.objects.filter(account=account, user__email_key=key).exists():
+        raise UserConflict(f"{email} is already a member of account '{account.slug}'")
+    # A fresh invitation replaces an open one for the same address: only the newest email works.
+    Invitation.objects.filter(account=account, email_key=key, accepted_at__isnull=True, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        account=account,
+        email=email,
+        email_key=key,
+        name=name,
+        grants={"roles": sorted(set(roles)), "projects": projects},
+        digest=invitation_digest(token),
+        invited_by=invited_by,
+        expires_at=timezone.now() + INVITATION_TTL,
+    )
+    url = absolute(reverse("join-account", args=[token]))
+    send(
+        email,
+        f"You are invited to join {account.name} on Vestibule",
+        f"{invited_by.split(':', 1)[-1]} invited {email} to the account {account.name}.\n\n"
+        f"To accept, open this link within 7 days and sign in as {email} (it works once):\n{url}\n\n"
+        "If you did not expect this, ignore the email: nothing changes until you accept.",
+    )
+    return invitation
+
+
+def invitation_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def open_invitation(token: str) -> Invitation | None:
+    invitation = Invitation.objects.select_related("account").filter(digest=invitation_digest(token)).first()
+    return invitation if invitation is not None and invitation.is_open else None
+
+
+class InvitationNotForYou(Exception):
+    pass
+
+
+def accept_invitation(invitation: Invitation, user: User) -> Membership:
+    """The invitee, signed in as themselves, joins: membership plus the invited roles and projects."""
+    from vestibule.accounts.internal.rolekit import replace_manual_roles
+
+    if user.email_key != invitation.email_key:
+        raise InvitationNotForYou(invitation.email)
+    with transaction.atomic():
+        # Spent once, even when two tabs race on the same link.
+        spent = Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True, revoked_at__isnull=True).update(
+            accepted_at=timezone.now(), accepted_by=user
+        )
+        if spent != 1:
+            raise UserConflict("this invitation was already used or withdrawn")
+        membership, _ = Membership.objects.get_or_create(user=user, account=invitation.account)
+        account = invitation.account
+        roles = invitation.grants.get("roles", [])
+        if roles:
+            replace_manual_roles(user, account, roles)
+        for item in invitation.grants.get("projects", []):
+            project = Project.objects.filter(account=account, slug=item.get("slug")).first()
+            if project is None:
+                continue  # deleted since the invitation was sent
+            grant_projects(user, [project])
+            if item.get("roles"):
+                replace_manual_roles(user, account, item["roles"], project)
+    return membership
+
+
 def grant_projects(user: User, projects: list[Project]) -> None:
     for project in projects:
         ProjectAccess.objects.get_or_create(user=user, project=project, source=Source.MANUAL, connection=None)
@@ -67,13 +172,18 @@ def send_invitation(user: User, account: Account, inviter: str) -> None:
     )
 
 
-def remove_member(user: User, account: Account) -> bool:
-    """Remove the membership and everything it granted; delete the user if no account is left."""
+def remove_member(user: User, account: Account, *, owns_identity: bool) -> bool:
+    """Remove the membership and everything it granted.
+
+    The identity goes too when no account is left and ``account`` may end it
+    (it owns the identity, or nobody does): another account removing its
+    last membership of a person never deletes someone it does not own.
+    """
     with transaction.atomic():
         RoleGrant.objects.filter(user=user, account=account).delete()
         ProjectAccess.objects.filter(user=user, project__account=account).delete()
         Membership.objects.filter(user=user, account=account).delete()
-        if not Membership.objects.filter(user=user).exists() and not user.is_operator:
+        if owns_identity and not Membership.objects.filter(user=user).exists() and not user.is_operator:
             user.delete()
             return True
     return False
@@ -106,9 +216,10 @@ def switch_to_password(user: User) -> None:
     issue_reset_link(user, reason="switched_to_password")
 
 
-def approve(user: User) -> None:
-    if user.approval != User.Approval.APPROVED:
-        user.approval = User.Approval.APPROVED
-        user.save(update_fields=["approval"])
+def approve(membership: Membership) -> None:
+    """"Allow Login" for one account: the person's other accounts are not this one's to approve."""
+    if membership.approval != Approval.APPROVED:
+        membership.approval = Approval.APPROVED
+        membership.save(update_fields=["approval"])
 
 

@@ -64,15 +64,16 @@ def record(
     """Write one audit event.
 
     An event about a person but no particular account (a password sign-in, a
-    reset) is written once per account the person belongs to, so each
-    account's administrators see it in their own audit log.
+    reset) goes to the account it concerns: the person's home account, which
+    owns their identity and credentials. Other accounts the person belongs
+    to do not see when or from where they sign in.
     """
     if actor_user is None and request is not None and getattr(request, "user", None) is not None:
         if request.user.is_authenticated:
             actor_user = request.user
     accounts = [account]
     if account is None and connection is None and subject_email:
-        accounts = list(_member_accounts(subject_email)) or [None]
+        accounts = [_home_account(subject_email)]
     events = AuditEvent.objects.bulk_create(
         AuditEvent(
             code=code,
@@ -92,12 +93,8 @@ def record(
     return events[0]
 
 
-def _member_accounts(subject_email: str) -> Any:
-    from vestibule.accounts.models import Account
-    from vestibule.domain.emails import InvalidEmail, email_key
+def _home_account(subject_email: str) -> Any:
+    # Local: the audit app is imported by every other app, ownership imports their models.
+    from vestibule.authority.ownership import home_account_of_email
 
-    try:
-        key = email_key(subject_email)
-    except InvalidEmail:
-        return Account.objects.none()
-    return Account.objects.filter(memberships__user__email_key=key)
+    return home_account_of_email(subject_email)

@@ -82,7 +82,8 @@ def usable_claim(account: Account, domain: str, *, may_claim: bool) -> DomainCla
     """The claim through which ``account`` may serve ``domain``: owned, shared, or newly claimed."""
     claim = DomainClaim.objects.filter(domain=domain).first()
     if claim is not None:
-        if claim.account_id == account.pk or DomainShare.objects.filter(claim=claim, account=account).exists():
+        shared = DomainShare.objects.filter(claim=claim, account=account, status=DomainShare.Status.ACTIVE).exists()
+        if claim.account_id == account.pk or shared:
             return claim
         raise ConnectionRuleError(409, f"domain {domain} is claimed by another account and not shared with '{account.slug}'", "domains")
     if not may_claim:

@@ -5,6 +5,12 @@ verified subject and claims. Everything after that is protocol-independent:
 claims -> domain ownership -> user lookup / provisioning -> SSO-only upgrade
 -> roles -> linked projects. Each step is recorded in the login trace, and a
 refusal raises :class:`~vestibule.domain.pipeline.LoginFailure`.
+
+Identity ownership decides what a login may change. A connection of the
+person's *home account* (the owner of their email domain) may make them
+SSO-only, purge their credentials, follow an address change within that
+owner's domains and refresh their name; a connection that serves a domain
+*shared* with its account only lets the person into that account.
 """
 
 from __future__ import annotations
@@ -16,14 +22,17 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from vestibule.accounts.internal import userkit
 from vestibule.accounts.internal.rolekit import get_catalog
 from vestibule.accounts.internal.userkit import void_password_links
-from vestibule.accounts.models import Membership, Project, ProjectAccess, RoleGrant, Source, User
+from vestibule.accounts.models import Approval, Invitation, Membership, Project, ProjectAccess, RoleGrant, Source, User
 from vestibule.audit.internal.auditkit import record
-from vestibule.connections.internal.reachkit import accounts_reached, holds_sso_admin_everywhere
+from vestibule.authority.ownership import is_home_connection, same_owner
+from vestibule.connections.internal.reachkit import is_break_glass
 from vestibule.connections.internal.tracekit import TraceRecorder
 from vestibule.connections.models import Connection, ExternalIdentity, MappingRole
 from vestibule.domain.claims import ClaimMapping
+from vestibule.domain.emails import email_domain
 from vestibule.domain.pipeline import (
     Action,
     AssertedIdentity,
@@ -89,14 +98,14 @@ def run_pipeline(connection: Connection, verified: VerifiedSubject, trace: Trace
     for attempt in (1, 2):
         try:
             with transaction.atomic():
-                user = _apply(connection, identity, mapping, decision, trace)
+                user, membership = _apply(connection, identity, mapping, decision, trace)
             break
         except IntegrityError:
             if attempt == 2:
                 raise
-    if not user.is_active:
+    if not user.is_active or not membership.is_active:
         raise LoginFailure("sso.user_disabled", "user", "Your user is deactivated in Vestibule. Ask your administrator.", fix_in="vestibule")
-    if user.approval == User.Approval.PENDING:
+    if membership.approval == Approval.PENDING:
         raise LoginFailure(
             "sso.pending_approval", "approval",
             "Your account was created and is waiting for approval by an administrator of your organization.",
@@ -151,24 +160,33 @@ def _apply(
     mapping: ClaimMapping,
     decision: RoleDecision | None,
     trace: TraceRecorder,
-) -> User:
+) -> tuple[User, Membership]:
     account = connection.account
     user, link = _find_user(connection, identity)
-    action = decide_action(linked=link is not None, email_match=user is not None, auto_provision=connection.auto_provision)
-    if action is Action.DENY:
+    if link is not None and user is not None:
+        _require_linked_user_served(connection, user)
+    membership = Membership.objects.filter(user=user, account=account).first() if user is not None else None
+    invitation = None
+    if membership is None:
+        invitation = (
+            Invitation.objects.filter(account=account, email_key=identity.email_key, accepted_at__isnull=True, revoked_at__isnull=True)
+            .order_by("-created_at")
+            .first()
+        )
+        if invitation is not None and not invitation.is_open:
+            invitation = None
+    # Joining this account needs auto-provisioning, or an invitation from it
+    # that this login (through the account's own provider) accepts.
+    may_join = connection.auto_provision or invitation is not None
+    action = decide_action(linked=link is not None, email_match=user is not None, auto_provision=may_join)
+    if action is Action.DENY or (membership is None and not may_join):
         raise LoginFailure(
             "sso.provisioning_disabled", "user",
             "You have no user in Vestibule yet, and this organization does not create users automatically. Ask your administrator to invite you.",
-            expected="an existing user or auto-provisioning on", received=f"unknown user {identity.email}", fix_in="vestibule",
+            expected="an existing member or auto-provisioning on", received=f"unknown user {identity.email}", fix_in="vestibule",
         )
     if action is Action.ENROLL:
-        user = User.objects.create_user(
-            identity.email,
-            name=identity.name,
-            login_method=User.LoginMethod.SSO,
-            approval=User.Approval.APPROVED if connection.provisioned_users_can_login else User.Approval.PENDING,
-        )
-        record("sso.user_provisioned", account=account, connection=connection, subject_email=user.email, approval=user.approval)
+        user = User.objects.create_user(identity.email, name=identity.name, login_method=User.LoginMethod.SSO)
     assert user is not None
     if link is None and ExternalIdentity.objects.filter(connection=connection, user=user).exists():
         # The address belongs to a user already linked to another subject at
@@ -187,16 +205,24 @@ def _apply(
             record("sso.identity_linked", account=account, connection=connection, subject_email=user.email)
     trace.ok("user", action=action.value, user=user.email)
 
+    home = is_home_connection(connection, user)
     if user.email_key != identity.email_key:
-        # Same subject, new address at the provider (e.g. a rename): follow it
-        # unless another user holds that address already.
-        if not User.objects.filter(email_key=identity.email_key).exclude(pk=user.pk).exists():
-            record("sso.email_changed", account=account, connection=connection, subject_email=identity.email, previous=user.email)
-            user.email = identity.email
-    if user.login_method == User.LoginMethod.SSO or connection.sso_authorization:
+        _follow_email_change(connection, user, identity, home)
+    if home and (user.login_method == User.LoginMethod.SSO or connection.sso_authorization):
         user.name = identity.name
 
-    membership, _ = Membership.objects.get_or_create(user=user, account=account, defaults={"source": Source.SSO})
+    if membership is None:
+        if invitation is not None:
+            membership = userkit.accept_invitation(invitation, user)
+            record("user.invitation_accepted", account=account, connection=connection, actor_user=user, subject_email=user.email, via="sso")
+        else:
+            allowed = connection.provisioned_users_can_login
+            membership = Membership.objects.create(
+                user=user, account=account, source=Source.SSO, approval=Approval.APPROVED if allowed else Approval.PENDING
+            )
+            # A new person, or a known one joining this account through its provider.
+            code = "sso.user_provisioned" if action is Action.ENROLL else "sso.member_provisioned"
+            record(code, account=account, connection=connection, subject_email=user.email, approval=membership.approval)
     if decision is not None:
         _replace_sso_roles(user, connection, decision)
         for dropped in decision.dropped:
@@ -206,8 +232,12 @@ def _apply(
     _sync_linked_projects(user, connection)
 
     if user.login_method == User.LoginMethod.PASSWORD:
-        if holds_sso_admin_everywhere(user, accounts_reached(connection)):
-            trace.ok("upgrade", result="kept password login (break-glass sso-admin)")
+        if not home:
+            # A partner's or sandbox's provider serving a shared domain lets the
+            # person into its own account; their credentials are their home's.
+            trace.ok("upgrade", result="kept password login (this connection serves a shared domain; only the home account's provider converts)")
+        elif is_break_glass(user):
+            trace.ok("upgrade", result="kept password login (break-glass sso-admin of the home account)")
         else:
             user.login_method = User.LoginMethod.SSO
             user.purge_credentials()
@@ -219,7 +249,43 @@ def _apply(
     link.last_claims = identity.authorization_claims()
     link.last_login_at = timezone.now()
     link.save(update_fields=["last_claims", "last_login_at"])
-    return user
+    return user, membership
+
+
+def _require_linked_user_served(connection: Connection, user: User) -> None:
+    """The linked person's *current* address must be one this connection serves.
+
+    A link made while a domain was shared (or owned) must not outlive the
+    share: the former partner's provider would otherwise keep signing in as
+    the owner's people under any address it likes.
+    """
+    domains = set(connection.domains.values_list("domain", flat=True))
+    current = email_domain(user.email)
+    if current not in domains:
+        raise LoginFailure(
+            "sso.email_domain_not_owned", "domain",
+            "Your email domain is not one this sign-in serves. Use your organization's own sign-in.",
+            expected="a linked user at " + ", ".join(sorted(domains)), received=f"linked user at {current}",
+        )
+
+
+def _follow_email_change(connection: Connection, user: User, identity: AssertedIdentity, home: bool) -> None:
+    """Same subject, new address at the provider (e.g. a rename).
+
+    Only the home account's provider may rename its person, and only within
+    domains its account owns: an address change never moves a person across
+    owners. Another user holding the new address keeps it.
+    """
+    if not home or not same_owner(user.email, identity.email):
+        raise LoginFailure(
+            "sso.email_change_refused", "user",
+            "Your identity provider sent a different email address for you than the one you have here. Ask your administrator.",
+            expected=f"{user.email} (only your home organization's provider may change it, within its own domains)",
+            received=identity.email, fix_in="identity_provider",
+        )
+    if not User.objects.filter(email_key=identity.email_key).exclude(pk=user.pk).exists():
+        record("sso.email_changed", account=connection.account, connection=connection, subject_email=identity.email, previous=user.email)
+        user.email = identity.email
 
 
 def _has_no_roles(user: User, account_id: int) -> bool:

@@ -1,4 +1,4 @@
-"""Which accounts a connection lets its users into, and who administers them."""
+"""Who keeps a password: break-glass administrators (seed 003), judged in their home account."""
 
 from __future__ import annotations
 
@@ -6,18 +6,23 @@ from collections.abc import Iterable
 
 from vestibule.accounts.internal.rolekit import effective_account_roles
 from vestibule.accounts.models import Account, User
-from vestibule.connections.models import Connection
+from vestibule.authority.ownership import home_account
 
-
-def accounts_reached(connection: Connection) -> list[Account]:
-    """A connection signs users into its own account only.
-
-    Linked projects are projects of that account, so the account is the whole
-    reach today; this function is the one place to widen it.
-    """
-    return [connection.account]
+BREAK_GLASS_ROLE = "sso-admin"
 
 
 def holds_sso_admin_everywhere(user: User, accounts: Iterable[Account]) -> bool:
     accounts = list(accounts)
-    return bool(accounts) and all("sso-admin" in effective_account_roles(user, a) for a in accounts)
+    return bool(accounts) and all(BREAK_GLASS_ROLE in effective_account_roles(user, a) for a in accounts)
+
+
+def is_break_glass(user: User) -> bool:
+    """A password user holding sso-admin in their home account keeps password sign-in.
+
+    Judged in the home account alone: a sandbox or partner account that shares
+    the domain cannot make (or unmake) production's break-glass admin.
+    """
+    if user.login_method != User.LoginMethod.PASSWORD:
+        return False
+    home = home_account(user)
+    return home is not None and holds_sso_admin_everywhere(user, [home])

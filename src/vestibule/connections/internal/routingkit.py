@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vestibule.accounts.models import User
+from vestibule.connections.internal.reachkit import is_break_glass
 from vestibule.connections.models import Connection
 from vestibule.domain.emails import InvalidEmail, email_domain, email_key
 
@@ -26,15 +27,6 @@ def connections_for_domain(domain: str) -> list[Connection]:
     )
 
 
-def is_break_glass(user: User, connection: Connection) -> bool:
-    """A password user holding sso-admin in every account this connection reaches (seed 003)."""
-    from vestibule.connections.internal.reachkit import accounts_reached, holds_sso_admin_everywhere
-
-    return user.login_method == User.LoginMethod.PASSWORD and holds_sso_admin_everywhere(
-        user, accounts_reached(connection)
-    )
-
-
 def route_email(email: str) -> Route:
     try:
         key = email_key(email)
@@ -45,10 +37,10 @@ def route_email(email: str) -> Route:
     if not candidates:
         return Route("password")
     user = User.objects.filter(email_key=key).first()
-    if user is not None and user.login_method == User.LoginMethod.PASSWORD:
-        candidates = [c for c in candidates if not is_break_glass(user, c)]
-        if not candidates:
-            return Route("password")
+    if user is not None and is_break_glass(user):
+        # Break-glass is the home account's decision, the same for every
+        # connection that serves the domain (a sandbox's included).
+        return Route("password")
     if len(candidates) == 1:
         return Route("sso", candidates)
     return Route("choose", candidates)

@@ -21,7 +21,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from vestibule.accounts.internal.rolekit import get_catalog
-from vestibule.accounts.models import Account, RoleGrant, User
+from vestibule.accounts.models import Account, Approval, Membership, RoleGrant, User
 from vestibule.audit.internal.auditkit import record
 from vestibule.domain.emails import InvalidEmail, email_key
 from vestibule.login.internal import ratelimit
@@ -36,8 +36,9 @@ def recovery_account(user: User) -> Account | None:
     """The first account (by slug) where ``user`` holds ``sso-admin``, implied roles included."""
     catalog = get_catalog()
     by_account: dict[int, set[str]] = {}
+    usable = Membership.objects.filter(user=user, is_active=True, approval=Approval.APPROVED).values("account_id")
     for account_id, role in RoleGrant.objects.filter(
-        user=user, project__isnull=True, account__memberships__user=user
+        user=user, project__isnull=True, account_id__in=usable
     ).values_list("account_id", "role"):
         by_account.setdefault(account_id, set()).add(role)
     eligible = [aid for aid, roles in by_account.items() if RECOVERY_ROLE in catalog.effective(r for r in roles if r in catalog.roles)]
@@ -54,7 +55,7 @@ def request_link(request: HttpRequest | None, raw_email: str) -> None:
         key = raw_email.strip().lower()[:254]
     # Counted before knowing who it is, so the limit itself reveals nothing.
     sent = ratelimit.hit(ratelimit.EMAILS_PER_ADDRESS, key)
-    user = User.objects.filter(email_key=key, is_active=True, approval=User.Approval.APPROVED).first()
+    user = User.objects.filter(email_key=key, is_active=True).first()
     account = recovery_account(user) if user is not None else None
     if user is None or account is None:
         record("login.recovery.ignored", request=request, outcome="failure", subject_email=key)
@@ -79,6 +80,6 @@ def request_link(request: HttpRequest | None, raw_email: str) -> None:
 def is_still_eligible(link: OneTimeLink) -> bool:
     """A link stops working if its holder lost sso-admin or was deactivated since it was sent."""
     user = link.user
-    if not user.is_active or user.approval != User.Approval.APPROVED:
+    if not user.is_active:
         return False
     return recovery_account(user) is not None

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from collections.abc import Iterable
+from importlib import import_module
+
+from django.conf import settings
 from django.contrib.auth import login as django_login
 from django.http import HttpRequest, HttpResponseRedirect
 from django.utils import timezone
@@ -12,6 +16,7 @@ from vestibule.accounts.internal.rolekit import accounts_payload
 from vestibule.accounts.models import User
 from vestibule.audit.internal.auditkit import record
 from vestibule.login.internal.redirects import safe_next
+from vestibule.login.models import SignInSession
 
 BACKEND = "vestibule.login.backends.PasswordBackend"
 PRE_AUTH_KEYS = ("pre_auth_user", "pre_auth_next", "pre_auth_method", "pw_expired_user", "pw_expired_next")
@@ -30,9 +35,26 @@ def start_session(
     django_login(request, user, backend=BACKEND)
     request.session["login_method"] = method
     request.session["login_at"] = timezone.now().isoformat()
+    if request.session.session_key is None:
+        request.session.save()
+    SignInSession.objects.create(
+        session_key=request.session.session_key, user=user, connection_id=detail.get("connection_id"), method=method
+    )
     record(f"login.{method}.succeeded", request=request, account=account, actor_user=user, subject_email=user.email, **detail)
     return HttpResponseRedirect(safe_next(next_url))
 
 
 def session_payload(user: User) -> dict[str, Any]:
     return {**user.profile(), "is_operator": user.is_operator, "accounts": accounts_payload(user)}
+
+
+def end_sessions(*, user_ids: Iterable[int], connection_ids: Iterable[object]) -> int:
+    """End the browser sessions these users started through these connections; returns how many."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    rows = SignInSession.objects.filter(user_id__in=list(user_ids), connection_id__in=list(connection_ids))
+    keys = list(rows.values_list("session_key", flat=True))
+    for key in keys:
+        # Deletes the database row and its cached copy (Redis), so every process sees it gone.
+        store(session_key=key).delete()
+    rows.delete()
+    return len(keys)

@@ -1,0 +1,94 @@
+"""The one who acts: a person with roles, or a named API key.
+
+Admin authority in Vestibule is held by people: ``administrator``,
+``user-manager`` and ``sso-admin`` granted in an account (``administrator``
+implies the other two through the role catalog), and the deployment operator
+above every account. An API key is a service credential that stands in for
+such a person in exactly one account (or for the operator), holding the
+subset of admin roles it was created with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from vestibule.accounts.internal.rolekit import get_catalog
+from vestibule.accounts.models import Account, Approval, Membership, RoleGrant, User
+from vestibule.api.models import ApiKey
+
+ADMINISTRATOR = "administrator"
+USER_MANAGER = "user-manager"
+SSO_ADMIN = "sso-admin"
+ADMIN_ROLES = frozenset({ADMINISTRATOR, USER_MANAGER, SSO_ADMIN})
+
+
+def effective_admin_roles(roles: set[str] | frozenset[str] | list[str]) -> frozenset[str]:
+    catalog = get_catalog()
+    return catalog.effective(r for r in roles if r in catalog.roles) & ADMIN_ROLES
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Exactly one of ``user`` and ``key`` is set."""
+
+    user: User | None = None
+    key: ApiKey | None = None
+
+    @property
+    def is_operator(self) -> bool:
+        if self.key is not None:
+            return self.key.is_operator
+        return bool(self.user is not None and self.user.is_operator and self.user.is_active)
+
+    @property
+    def label(self) -> str:
+        """How the audit log and the invitee's page name who acted."""
+        if self.key is not None:
+            return f"api-key:{self.key.prefix}"
+        assert self.user is not None
+        return f"person:{self.user.email}"
+
+    def actor(self) -> dict[str, Any]:
+        """Keyword arguments for ``auditkit.record``: the person or the key."""
+        return {"actor_user": self.user, "actor_api_key": self.key}
+
+    def roles_in(self, account: Account) -> frozenset[str]:
+        """The admin roles this principal holds in ``account`` (all of them for the operator)."""
+        if self.is_operator:
+            return ADMIN_ROLES
+        if self.key is not None:
+            if self.key.account_id != account.pk:
+                return frozenset()
+            return effective_admin_roles(self.key.roles or [])
+        assert self.user is not None
+        if not self.user.is_active:
+            return frozenset()
+        member = Membership.objects.filter(
+            user=self.user, account=account, is_active=True, approval=Approval.APPROVED
+        ).exists()
+        if not member:
+            return frozenset()
+        granted = RoleGrant.objects.filter(user=self.user, account=account, project__isnull=True).values_list(
+            "role", flat=True
+        )
+        return effective_admin_roles(set(granted))
+
+    def is_member_of(self, account: Account) -> bool:
+        """Whether the account is visible to this principal at all (else it answers as if absent)."""
+        if self.is_operator:
+            return True
+        if self.key is not None:
+            return self.key.account_id == account.pk
+        assert self.user is not None
+        return Membership.objects.filter(user=self.user, account=account, is_active=True).exists()
+
+    def administered_accounts(self) -> Any:
+        """Accounts where this principal holds at least one admin role."""
+        if self.is_operator:
+            return Account.objects.all()
+        if self.key is not None:
+            return Account.objects.filter(pk=self.key.account_id) if effective_admin_roles(self.key.roles or []) else Account.objects.none()
+        assert self.user is not None
+        ids = [a.pk for a in Account.objects.filter(memberships__user=self.user) if self.roles_in(a)]
+        return Account.objects.filter(pk__in=ids)
