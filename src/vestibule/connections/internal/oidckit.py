@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -14,21 +15,28 @@ from vestibule import __version__
 from vestibule.connections.internal.keykit import read_secrets
 from vestibule.connections.models import Connection
 from vestibule.oidc import OidcClientConfig, OidcRelyingParty
+from vestibule.outbound import OutboundPolicy, guarded_client
 
-_http: httpx.Client | None = None
+_http: tuple[tuple[str, ...], httpx.Client] | None = None
+_http_lock = threading.Lock()
 
 
 def http_client() -> httpx.Client:
-    """One pooled client per process, with bounded timeouts and no redirects."""
+    """One pooled, guarded client per process (vestibule.outbound), for the current allow list.
+
+    Rebuilt when ``VESTIBULE_OUTBOUND_ALLOW`` changes (tests change settings);
+    the previous client is left to in-flight requests and the garbage collector.
+    """
     global _http
-    if _http is None:
-        _http = httpx.Client(
-            timeout=httpx.Timeout(5.0, connect=3.0),
-            follow_redirects=False,
-            headers={"User-Agent": f"Vestibule/{__version__}"},
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
-        )
-    return _http
+    allow = tuple(settings.VESTIBULE_OUTBOUND_ALLOW)
+    current = _http
+    if current is not None and current[0] == allow:
+        return current[1]
+    with _http_lock:
+        if _http is None or _http[0] != allow:
+            client = guarded_client(OutboundPolicy.from_allow(allow), user_agent=f"Vestibule/{__version__}")
+            _http = (allow, client)
+        return _http[1]
 
 
 class DjangoCache:
