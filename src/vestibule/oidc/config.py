@@ -48,14 +48,22 @@ _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def is_loopback_http(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme == "http" and (parts.hostname or "") in _LOOPBACK_HOSTS
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:  # "https://[bad" and other unparseable authorities
+        return False
+    return parts.scheme == "http" and host in _LOOPBACK_HOSTS
 
 
 def require_secure_url(url: str) -> bool:
     """True when ``url`` is https, or plain http on a loopback host (tests)."""
-    parts = urlsplit(url)
-    if not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        if not parts.hostname:
+            return False
+        _ = parts.port  # a port that is not a number makes the URL unusable
+    except ValueError:
         return False
     return parts.scheme == "https" or is_loopback_http(url)
 

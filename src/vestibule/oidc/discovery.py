@@ -5,7 +5,10 @@ injected ``httpx.Client``, checks that the document's ``issuer`` is exactly the
 configured one (or, for multi-tenant providers, the matching template; see
 :mod:`.tenancy`), and caches it through the :class:`Cache` port for a bounded
 time. Endpoints must be https, except plain http on loopback hosts, which
-the interop tests use.
+the interop tests use; where the client may actually connect is the injected
+client's policy (``vestibule.outbound``).
+
+Errors never quote the fetched document or response (see :mod:`.errors`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -30,6 +33,7 @@ __all__ = [
     "ProviderMetadata",
     "discover",
     "fetch_json",
+    "request_failed",
     "DEFAULT_METADATA_TTL",
     "MAX_METADATA_TTL",
 ]
@@ -41,6 +45,24 @@ MAX_METADATA_TTL = 24 * 3600
 MIN_METADATA_TTL = 60
 MAX_DOCUMENT_BYTES = 512 * 1024
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.IGNORECASE)
+_E = TypeVar("_E", bound=OidcError)
+
+
+def request_failed(error: type[_E], what: str, exc: Exception) -> _E:
+    """``error`` for a request that failed in the HTTP client, with the client's reason, not its message.
+
+    The guarded client (``vestibule.outbound``) raises errors with a stable
+    ``reason`` and a ``detail`` of its own; any other client's exception text
+    may quote the network, so only its kind is kept.
+    """
+    reason, detail = getattr(exc, "reason", None), getattr(exc, "detail", None)
+    if isinstance(reason, str) and isinstance(detail, str):
+        received = f"{reason}: {detail}"
+    else:
+        reason = received = "outbound.timeout" if isinstance(exc, httpx.TimeoutException) else "outbound.unreachable"
+    failure = error(f"{what} could not be reached.", received=received)
+    failure.outbound_reason = reason
+    return failure
 
 
 class Cache(Protocol):
@@ -107,16 +129,16 @@ class ProviderMetadata:
             if not isinstance(value, str) or not value:
                 raise DiscoveryError(f"The discovery document lacks {name}.")
             if not require_secure_url(value):
-                raise DiscoveryError(f"{name} must be an https URL.", received=value)
+                raise DiscoveryError(f"{name} must be an https URL.")
             values[name] = value
         userinfo = doc.get("userinfo_endpoint")
         if userinfo is not None and (not isinstance(userinfo, str) or not require_secure_url(userinfo)):
-            raise DiscoveryError("userinfo_endpoint must be an https URL.", received=userinfo)
+            raise DiscoveryError("userinfo_endpoint must be an https URL.")
         methods = doc.get("code_challenge_methods_supported")
         if isinstance(methods, list) and methods and "S256" not in methods:
             # RFC 7636 §4.2: without S256 we would have to fall back to
             # "plain", which gives no protection against code interception.
-            raise DiscoveryError("The provider does not support PKCE S256.", received=methods)
+            raise DiscoveryError("The provider does not support PKCE S256.", expected="S256")
         return cls(
             issuer=issuer,
             authorization_endpoint=values["authorization_endpoint"],
@@ -149,15 +171,15 @@ def fetch_json(
     """GET a JSON object with a size bound; failures raise ``error``."""
     try:
         response = http.get(url, headers={"Accept": "application/json", **(headers or {})})
-    except httpx.HTTPError as exc:
-        raise error("The provider could not be reached.", received=type(exc).__name__) from None
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise request_failed(error, "The provider", exc) from None
     if response.status_code != 200:
         raise error(f"The provider answered HTTP {response.status_code}.", expected=200, received=response.status_code)
     if len(response.content) > MAX_DOCUMENT_BYTES:
         raise error("The provider's response is too large.", received=len(response.content))
     try:
         doc = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting overflows the decoder
         raise error("The provider's response is not JSON.") from None
     if not isinstance(doc, dict):
         raise error("The provider's response is not a JSON object.")

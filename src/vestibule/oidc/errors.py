@@ -11,6 +11,13 @@ None of these messages may contain a client secret, a private key or a full
 token: callers pass only claim values, algorithm names, key ids and the
 provider's own ``error`` codes, and :func:`clip` bounds every received value.
 
+Nor may they carry what a server-side fetch returned (a discovery document's
+values, a response body, a network exception's text): the destination of a
+fetch is chosen by an account admin, and echoing it back would turn the login
+trace into a reader for whatever that admin can point Vestibule at. A failed
+fetch reports the HTTP client's reason code (``outbound.blocked_address``),
+an HTTP status, or a fixed phrase of ours.
+
 Exception tree::
 
     OidcError
@@ -95,6 +102,9 @@ class OidcError(ProtocolError):
     code: ClassVar[str] = "oidc.error"
     default_description: ClassVar[str] = "OpenID Connect login failed."
     max_detail: ClassVar[int] = _MAX_DETAIL
+    #: Set when a request failed in the HTTP client: its reason code
+    #: (``outbound.blocked_address``, ``outbound.timeout`` …), else ``None``.
+    outbound_reason: str | None = None
 
 
 class OidcConfigError(OidcError, ValueError):

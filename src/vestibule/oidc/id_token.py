@@ -226,7 +226,7 @@ def validate_id_token(
     alg, key, payload = _verify_signature(raw, config, keys)
     try:
         claims = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting overflows the decoder
         raise e.IdTokenMalformed("The ID token payload is not JSON.") from None
     if not isinstance(claims, dict):
         raise e.IdTokenMalformed("The ID token payload is not a JSON object.")

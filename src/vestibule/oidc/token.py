@@ -12,7 +12,9 @@ Supported ``token_endpoint_auth_method`` values:
   and a 60-second lifetime.
 
 Failures raise :class:`~.errors.TokenEndpointError` with the provider's wire
-``error`` code in ``received``; the secret and tokens never appear.
+``error`` code in ``received`` when it is one RFC 6749 §5.2 defines (else the
+HTTP status); the secret, the tokens and the response's free text
+(``error_description``) never appear.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ import httpx
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey, import_key
 
-from .errors import FixIn, TokenEndpointError, clip
+from .discovery import request_failed
+from .errors import FixIn, TokenEndpointError
 
 if TYPE_CHECKING:
     from .config import OidcClientConfig
@@ -41,6 +44,11 @@ CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME = 60
 _MAX_RESPONSE_BYTES = 256 * 1024
 _EC_ALGS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+#: RFC 6749 §5.2 error codes: the only response text repeated to admins, being ours to name.
+_WIRE_ERRORS = frozenset(
+    {"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
+     "invalid_scope"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,18 +121,15 @@ def basic_auth_header(client_id: str, client_secret: str) -> str:
 
 def _error_from(response: httpx.Response) -> TokenEndpointError:
     error: Any = None
-    description: Any = None
     try:
         body = json.loads(response.content[:_MAX_RESPONSE_BYTES])
         if isinstance(body, dict):
-            error, description = body.get("error"), body.get("error_description")
-    except ValueError:
+            error = body.get("error")
+    except (ValueError, RecursionError):
         pass
     fix_in: FixIn = "service_provider" if error in ("invalid_client", "unauthorized_client") else "identity_provider"
-    text = f"The token endpoint answered HTTP {response.status_code}"
-    if isinstance(description, str):
-        text += f": {clip(description, 160)}"
-    return TokenEndpointError(text + ".", received=error if isinstance(error, str) else None, fix_in=fix_in)
+    received = error if isinstance(error, str) and error in _WIRE_ERRORS else response.status_code
+    return TokenEndpointError(f"The token endpoint answered HTTP {response.status_code}.", received=received, fix_in=fix_in)
 
 
 def exchange_code(
@@ -159,15 +164,15 @@ def exchange_code(
         form["client_assertion"] = client_assertion(config, metadata.token_endpoint, now=now)
     try:
         response = http.post(metadata.token_endpoint, data=form, headers=headers)
-    except httpx.HTTPError as exc:
-        raise TokenEndpointError("The token endpoint could not be reached.", received=type(exc).__name__) from None
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise request_failed(TokenEndpointError, "The token endpoint", exc) from None
     if response.status_code != 200:
         raise _error_from(response)
     if len(response.content) > _MAX_RESPONSE_BYTES:
         raise TokenEndpointError("The token response is too large.")
     try:
         body = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting overflows the decoder
         raise TokenEndpointError("The token response is not JSON.") from None
     if not isinstance(body, dict):
         raise TokenEndpointError("The token response is not a JSON object.")
@@ -178,7 +183,7 @@ def exchange_code(
         raise TokenEndpointError("The token response has no access_token.")
     token_type = body.get("token_type")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        raise TokenEndpointError("The token response is not a Bearer token.", expected="Bearer", received=token_type)
+        raise TokenEndpointError("The token response is not a Bearer token.", expected="Bearer")
     expires_in = body.get("expires_in")
     scope = body.get("scope")
     refresh = body.get("refresh_token")

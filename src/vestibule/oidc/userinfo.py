@@ -36,7 +36,7 @@ def fetch_userinfo(userinfo_endpoint: str | None, access_token: str, *, http: ht
     )
     content_type = response.headers.get("content-type", "")
     if "application/jwt" in content_type:
-        raise UserinfoError("Signed or encrypted UserInfo responses are not supported.", received=content_type)
+        raise UserinfoError("Signed or encrypted UserInfo responses are not supported.", expected="application/json")
     return doc
 
 
@@ -45,7 +45,9 @@ def check_userinfo_subject(userinfo: Mapping[str, Any], id_token_claims: Mapping
     got = userinfo.get("sub")
     want = id_token_claims["sub"]
     if not isinstance(got, str) or not hmac.compare_digest(got.encode(), str(want).encode()):
-        raise UserinfoSubjectMismatch(expected=want, received=got)
+        # UserInfo is a server-side fetch; its values are not echoed (see .errors).
+        received = "no sub" if got is None else "a different sub"
+        raise UserinfoSubjectMismatch(expected=want, received=received)
 
 
 def merge_claims(id_token_claims: Mapping[str, Any], userinfo: Mapping[str, Any] | None) -> dict[str, Any]:
