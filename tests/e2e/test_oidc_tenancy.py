@@ -7,6 +7,8 @@ the template path itself is unit-tested in tests/oidc/test_tenancy.py.
 
 from __future__ import annotations
 
+import re
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -25,6 +27,26 @@ UNBOUND = {"kind": "claim", "claim": "tid"}
 
 def connect_path(connection: dict) -> str:
     return f"/sso/oidc/{connection['id']}/connect"
+
+
+def csrf_token(page: Any) -> str:
+    match = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page.content)
+    assert match, page.content.decode()[:800]
+    return match.group(1).decode()
+
+
+def start_connect(browser: Client, connection: dict, *, confirm_rebind: bool = False) -> Any:
+    """As the admin does it: open the confirmation page, submit its form; returns the redirect to the provider."""
+    page = browser.get(connect_path(connection))
+    assert page.status_code == 200 and b"Connect organization" in page.content, page.content.decode()[:800]
+    form = {"csrfmiddlewaretoken": csrf_token(page)}
+    if confirm_rebind:
+        shown = re.search(rb'name="shown_tenant" value="([^"]*)"', page.content)
+        assert shown, "the page offers no rebinding confirmation"
+        form.update(confirm_rebind="yes", shown_tenant=shown.group(1).decode())
+    redirect = browser.post(connect_path(connection), form)
+    assert redirect.status_code == 302, redirect.content.decode()[:800]
+    return redirect
 
 
 @pytest.mark.parametrize("binding", [{"kind": "claim", "claim": "tid"}, {"kind": "entra"}], ids=["claim", "entra"])
@@ -54,8 +76,7 @@ def test_connect_organization_binds_the_tenant(api, oidc, oidc_connection, make_
 
     browser = Client()
     password_login(browser, "admin@acme.com")
-    redirect = browser.get(connect_path(connection))
-    assert redirect.status_code == 302
+    redirect = start_connect(browser, connection)
     pending = PendingLogin.objects.get(key=parse_qs(urlsplit(redirect["Location"]).query)["state"][0])
     assert pending.purpose == "connect" and pending.initiated_by_id == admin.pk
     # At the provider, any member of the external organization may complete this step (seed 003).
@@ -85,6 +106,8 @@ def test_connect_organization_refused_for_non_admin(api, oidc, oidc_connection, 
     password_login(browser, "ann@acme.com")
     response = browser.get(connect_path(connection))
     assert response.status_code == 403 and b"sso.connect_not_allowed" in response.content
+    posted = browser.post(connect_path(connection), {})
+    assert posted.status_code == 403 and b"sso.connect_not_allowed" in posted.content
     assert not PendingLogin.objects.filter(connection_id=connection["id"]).exists()
     assert api.get(f"/connections/{connection['id']}")["external_tenant_id"] is None
 
@@ -95,7 +118,7 @@ def test_connect_organization_refused_when_admin_loses_the_role_midway(api, oidc
     connection = oidc_connection(oidc, oidc={"tenant_binding": UNBOUND})
     browser = Client()
     password_login(browser, "admin@acme.com")
-    redirect = browser.get(connect_path(connection))
+    redirect = start_connect(browser, connection)
     api.put(f"/accounts/acme/users/{admin.pk}/roles", {"roles": ["analyst"]})
     callback = oidc.authorize(redirect, connection, subject="it-person", claims=claims_of("it@acme.com", tid="tenant-a"))
     response = browser.get(callback)
@@ -116,7 +139,7 @@ def test_setup_url_is_admin_consent_for_entra_style_binding(api, oidc, oidc_conn
 
     browser = Client()
     password_login(browser, "admin@acme.com")
-    callback = oidc.authorize(browser.get(connect_path(connection)), connection, subject="it", claims=claims_of("it@acme.com", tid="tenant-a"))
+    callback = oidc.authorize(start_connect(browser, connection), connection, subject="it", claims=claims_of("it@acme.com", tid="tenant-a"))
     assert browser.get(callback).status_code == 200
     bound = urlsplit(api.get(f"/connections/{connection['id']}/oidc/setup-url")["setup_url"])
     assert bound.path == "/tenant-a/v2.0/adminconsent"
@@ -146,7 +169,7 @@ def test_connect_organization_works_before_the_connection_is_enabled(api, oidc, 
     connection = oidc_connection(oidc, oidc={"tenant_binding": UNBOUND}, enabled=False)
     browser = Client()
     password_login(browser, "admin@acme.com")
-    callback = oidc.authorize(browser.get(connect_path(connection)), connection, subject="it", claims=claims_of("it@acme.com", tid="tenant-a"))
+    callback = oidc.authorize(start_connect(browser, connection), connection, subject="it", claims=claims_of("it@acme.com", tid="tenant-a"))
     assert browser.get(callback).status_code == 200
     assert api.get(f"/connections/{connection['id']}")["external_tenant_id"] == "tenant-a"
     # Logins still wait for the connection to be enabled.

@@ -7,9 +7,11 @@ the stable reason code and the login-trace reference.
 
 from __future__ import annotations
 
+import copy
 import logging
 import uuid
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import urlencode
 
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -171,14 +173,20 @@ def _saml_start(request: HttpRequest, connection: Connection, next_url: str, *, 
 
 
 def _oidc_start(
-    request: HttpRequest, connection: Connection, next_url: str, *, login_hint: str = "", purpose: str = PendingLogin.Purpose.LOGIN
+    request: HttpRequest,
+    connection: Connection,
+    next_url: str,
+    *,
+    login_hint: str = "",
+    purpose: str = PendingLogin.Purpose.LOGIN,
+    data: dict[str, Any] | None = None,
 ) -> HttpResponse:
     rp = oidckit.relying_party(connection)
     extra = {"login_hint": login_hint[:254]} if login_hint else None
     auth = rp.begin(oidckit.redirect_uri(connection), extra_params=extra)
     _, token = statekit.create(
         request, connection, key=auth.state, next_url=next_url, purpose=purpose,
-        data={"nonce": auth.nonce, "code_verifier": auth.code_verifier},
+        data={**(data or {}), "nonce": auth.nonce, "code_verifier": auth.code_verifier},
     )  # fmt: skip
     response = HttpResponseRedirect(auth.url)
     statekit.set_binding_cookie(response, token)
@@ -255,7 +263,7 @@ def oidc_callback(request: HttpRequest, connection_id: str) -> HttpResponse:
         if not learn:
             require_enabled(connection)
         try:
-            login = oidckit.relying_party(connection).complete(
+            login = oidckit.relying_party(_unbound(connection) if learn else connection).complete(
                 request.GET.dict(),
                 PendingAuthorization(
                     state=pending.key, nonce=pending.data["nonce"], code_verifier=pending.data["code_verifier"],
@@ -274,6 +282,19 @@ def oidc_callback(request: HttpRequest, connection_id: str) -> HttpResponse:
     return _finish(request, connection, trace, VerifiedSubject(subject=login.subject, claims=login.claims), pending.next_url)
 
 
+def _unbound(connection: Connection) -> Connection:
+    """The connection without its learned binding, for "connect organization" callbacks only.
+
+    Validated against the bound tenant, a different one would be refused as a
+    plain tenant mismatch, and a confirmed rebinding could never happen;
+    observing it instead lets ``_record_tenant`` decide. That is safe because
+    this flow signs nobody in. A tenant pinned in the settings still applies.
+    """
+    unbound = copy.copy(connection)
+    unbound.external_tenant_id = ""
+    return unbound
+
+
 def _record_tenant(request: HttpRequest, connection: Connection, pending: PendingLogin, tenant_id: str | None, trace: TraceRecorder) -> HttpResponse:
     """Connect organization (seed 003): bind the connection to the tenant just seen."""
     admin = pending.initiated_by
@@ -285,25 +306,83 @@ def _record_tenant(request: HttpRequest, connection: Connection, pending: Pendin
         )
         trace.fail(failure)
         return failure_page(request, failure, trace)
-    connection.external_tenant_id = tenant_id
-    connection.tenant_verified_at = dj_timezone.now()
-    connection.save(update_fields=["external_tenant_id", "tenant_verified_at", "updated_at"])
-    trace.ok("connect", tenant=tenant_id)
+    bound = connection.external_tenant_id
+    if bound and bound != tenant_id and not _rebind_confirmed(pending, bound):
+        failure = _rebind_unconfirmed(bound, tenant_id)
+        trace.fail(failure)
+        return failure_page(request, failure, trace)
+    # Compare-and-set: a binding changed by someone else since this flow began
+    # was not the one the admin saw (or confirmed replacing), so it stays.
+    changed = Connection.objects.filter(pk=connection.pk, external_tenant_id=bound).update(
+        external_tenant_id=tenant_id, tenant_verified_at=dj_timezone.now(), updated_at=dj_timezone.now()
+    )
+    if changed != 1:
+        now_bound = Connection.objects.get(pk=connection.pk).external_tenant_id or "none"
+        failure = LoginFailure(
+            "sso.connect_rebind_unconfirmed", "connect",
+            f"The connection's organization changed while you were signing in (it is now {now_bound}). Nothing was changed by this attempt. "
+            "Review it and start 'Connect organization' again.",
+            expected=f"binding still {bound or 'none'}", received=f"binding {now_bound}", fix_in="user",
+        )  # fmt: skip
+        trace.fail(failure)
+        return failure_page(request, failure, trace)
+    rebound = bool(bound) and bound != tenant_id
+    trace.ok("connect", tenant=tenant_id, previous_tenant=bound if rebound else "")
     trace.succeed(admin.email, purpose="connect_organization", tenant=tenant_id)
-    record("connection.organization_connected", request=request, account=connection.account, connection=connection, actor_user=admin, tenant=tenant_id)
-    return render(request, "vestibule/message.html", {"title": "Organization connected", "text": f"{connection.name} is now bound to the external organization {tenant_id}. Sign-ins from any other organization are refused.", "hint": "/"})
+    record(
+        "connection.organization_connected", request=request, account=connection.account, connection=connection, actor_user=admin,
+        tenant=tenant_id, previous_tenant=bound if rebound else None,
+    )  # fmt: skip
+    text = f"{connection.name} is now bound to the external organization {tenant_id}. Sign-ins from any other organization are refused."
+    if rebound:
+        text += f" It replaces {bound}, whose people can no longer sign in through this connection."
+    return render(request, "vestibule/message.html", {"title": "Organization connected", "text": text, "hint": "/"})
+
+
+def _rebind_confirmed(pending: PendingLogin, bound: str) -> bool:
+    # The confirmation covers replacing the binding the admin was shown, not whatever it became since.
+    return pending.data.get("confirm_rebind") is True and pending.data.get("replaces_tenant") == bound
+
+
+def _rebind_unconfirmed(bound: str, seen: str) -> LoginFailure:
+    return LoginFailure(
+        "sso.connect_rebind_unconfirmed", "connect",
+        f"This connection is already bound to the external organization {bound}, but you signed in with {seen}. Nothing was changed. "
+        f"To move the connection to {seen}, start 'Connect organization' again and confirm replacing the binding; "
+        f"to keep it, sign in at the provider with an account of {bound}.",
+        expected=f"tenant {bound}, or a confirmed rebinding", received=f"tenant {seen}, rebinding not confirmed", fix_in="user",
+    )
 
 
 @require_http_methods(["GET", "POST"])
 def oidc_connect(request: HttpRequest, connection_id: str) -> HttpResponse:
-    """Start "connect organization": an sso-admin signs in once through the provider."""
+    """Connect organization (seed 003): GET explains and asks; only the CSRF-protected POST starts the flow.
+
+    Starting on GET let any page send a signed-in sso-admin's browser here
+    (the session cookie is SameSite=Lax, so it rides along on top-level
+    navigations) and bind the connection to the attacker's tenant.
+    """
     connection = _connection(connection_id, Connection.Protocol.OIDC)
     if not request.user.is_authenticated:
         return HttpResponseRedirect("/login?" + urlencode({"next": request.path}))
     user: User = request.user  # type: ignore[assignment]
     if not holds_sso_admin_everywhere(user, [connection.account]):
         return render(request, "vestibule/message.html", {"title": "Not allowed", "text": "Connecting an organization needs the sso-admin role in this account.", "code": "sso.connect_not_allowed"}, status=403)
+    bound = connection.external_tenant_id
+    if request.method == "GET":
+        return render(request, "vestibule/oidc_connect.html", {"connection": connection, "bound": bound})
+    confirm = bool(bound) and request.POST.get("confirm_rebind") == "yes"
+    if confirm and request.POST.get("shown_tenant") != bound:
+        # The admin confirmed replacing the binding the page showed; it has changed since.
+        return render(request, "vestibule/oidc_connect.html", {"connection": connection, "bound": bound, "changed": True}, status=409)
     try:
-        return _oidc_start(request, connection, "/", purpose=PendingLogin.Purpose.CONNECT_ORGANIZATION)
+        return _oidc_start(
+            request, connection, "/", purpose=PendingLogin.Purpose.CONNECT_ORGANIZATION,
+            data={"confirm_rebind": confirm, "replaces_tenant": bound if confirm else ""},
+        )  # fmt: skip
     except OidcError as exc:
-        return render(request, "vestibule/message.html", {"title": "Provider unavailable", "text": exc.description if hasattr(exc, "description") else str(exc), "code": exc.code}, status=502)
+        return render(
+            request, "vestibule/message.html",
+            {"title": "Provider unavailable", "text": f"Vestibule could not reach {connection.name}'s identity provider: {exc.description.rstrip('.')}. Try again in a few minutes; if it keeps failing, check the connection's issuer settings.", "code": exc.code},
+            status=502,
+        )  # fmt: skip

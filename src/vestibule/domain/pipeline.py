@@ -27,6 +27,8 @@ here, and every refusal is a :class:`LoginFailure` with a stable reason code:
       sso.role_mapping_unmatched roles    no mapping role has that name
       sso.roles_unmatched     roles       roles claim values are all unknown
       sso.roles_requirement_not_met roles a role lacks its required partner
+      sso.connect_not_allowed connect     "connect organization" needs an sso-admin and a provider naming its tenant
+      sso.connect_rebind_unconfirmed connect  already bound to another tenant; replacing it was not confirmed
 """
 
 from __future__ import annotations
