@@ -1,6 +1,6 @@
 from django.urls import path
 
-from vestibule.connections import views
+from vestibule.connections import sso_admin, views
 
 urlpatterns = [
     path("sso/start/<str:connection_id>", views.sso_start, name="sso-start"),
@@ -8,4 +8,6 @@ urlpatterns = [
     path("sso/saml/<str:connection_id>/acs", views.saml_acs, name="saml-acs"),
     path("sso/oidc/<str:connection_id>/callback", views.oidc_callback, name="oidc-callback"),
     path("sso/oidc/<str:connection_id>/connect", views.oidc_connect, name="oidc-connect"),
+    path("sso-admin", sso_admin.sso_admin_home, name="sso-admin"),
+    path("sso-admin/connections/<str:connection_id>/enabled", sso_admin.set_enabled, name="sso-admin-enabled"),
 ]
