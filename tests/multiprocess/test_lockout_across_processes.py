@@ -3,7 +3,9 @@
 Two real ``vestibule serve`` processes (gunicorn) run on a fresh PostgreSQL
 database (or a temporary SQLite file when PostgreSQL is not reachable) and the
 Redis of ``VESTIBULE_TEST_REDIS_URL``. Failed sign-ins alternate between them;
-the lock reached after five must hold on both.
+the lock reached after five must hold on both. Wrong guesses fired at both at
+once must get at most five passwords checked: each process reserves its
+lockout slot in Redis before it checks the password.
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import sqlite3
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.multiprocess.servers import fresh_database, run_cli, running_servers, server_env
+
+LIMIT = 5  # PASSWORD_FAILURES_PER_EMAIL.attempts
 
 pytestmark = pytest.mark.multiprocess
 
@@ -108,3 +114,55 @@ def _alternate_failures(a: Browser, b: Browser, email: str, password: str) -> No
         assert right.status_code == 429, right.text
         assert "Too many failed attempts" in right.text
         assert not browser.signed_in()
+
+
+def _audit_count(database_url: str, code: str, subject_email: str) -> int:
+    """Audit events straight from the deployment's database, as the servers wrote them."""
+    query = "SELECT count(*) FROM audit_auditevent WHERE code = %s AND subject_email = %s"
+    if database_url.startswith("sqlite:///"):
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as conn:
+            return int(conn.execute(query.replace("%s", "?"), (code, subject_email)).fetchone()[0])
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(query, (code, subject_email)).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def test_concurrent_wrong_guesses_on_two_processes_get_at_most_the_limit_checked(
+    deployment: tuple[dict[str, str], list[str]],
+) -> None:
+    """30 wrong guesses in flight at once, spread over both processes (4 threads each)."""
+    env, servers = deployment
+    email = f"mp-burst-{secrets.token_hex(4)}@example.com"
+    password = run_cli(["operator", "create", email, "--name", "MP"], env).strip()
+    client_ip = f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+    browsers = [Browser(servers[i % 2], client_ip) for i in range(30)]
+    try:
+        # Positive control on the same address and processes: sign-in works, and resets nothing unexpected.
+        assert browsers[0].sign_in(email, password).status_code == 302
+        assert browsers[0].signed_in()
+        browsers[0].http.cookies.clear()
+
+        with ThreadPoolExecutor(max_workers=len(browsers)) as pool:
+            statuses = list(pool.map(lambda b: b[1].sign_in(email, f"wrong guess {b[0]}").status_code, enumerate(browsers)))
+        assert set(statuses) <= {401, 429}, statuses
+        assert statuses.count(401) <= LIMIT - 1, statuses
+
+        database_url = env["VESTIBULE_DATABASE_URL"]
+        checked = _audit_count(database_url, "login.password.failed", email)
+        refused = _audit_count(database_url, "login.password.locked", email)
+        # Each failed check is audited once; the rest were refused unchecked.
+        assert 1 <= checked <= LIMIT, (checked, statuses)
+        assert checked + refused == len(browsers), (checked, refused)
+
+        # The victim is locked on both processes, even with the right password.
+        for browser in browsers[:2]:
+            right = browser.sign_in(email, password)
+            assert right.status_code == 429, right.text
+            assert not browser.signed_in()
+        assert _audit_count(database_url, "login.password.failed", email) == checked
+    finally:
+        for browser in browsers:
+            browser.http.close()

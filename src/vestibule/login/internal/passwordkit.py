@@ -28,6 +28,12 @@ class PasswordOutcome:
 
 
 def check_password_login(request: HttpRequest, email: str, password: str) -> PasswordOutcome:
+    """Check one password attempt, within the per-IP limit and the per-email lockout.
+
+    The lockout slot is reserved before the password is verified, so however
+    many attempts race in at once, at most ``PASSWORD_FAILURES_PER_EMAIL.attempts``
+    passwords are checked per window; the others are refused as locked unchecked.
+    """
     try:
         key = email_key(email)
     except InvalidEmail:
@@ -36,20 +42,20 @@ def check_password_login(request: HttpRequest, email: str, password: str) -> Pas
     if ratelimit.hit(ratelimit.PASSWORD_ATTEMPTS_PER_IP, ip) > ratelimit.PASSWORD_ATTEMPTS_PER_IP.attempts:
         record("login.password.rate_limited", request=request, outcome=AuditEvent.Outcome.FAILURE, subject_email=key)
         return PasswordOutcome(None, "rate_limited")
-    if ratelimit.exceeded(ratelimit.PASSWORD_FAILURES_PER_EMAIL, key):
+    attempt = ratelimit.reserve(ratelimit.PASSWORD_FAILURES_PER_EMAIL, key)
+    if attempt is None:
         record("login.password.locked", request=request, outcome=AuditEvent.Outcome.FAILURE, subject_email=key)
         return PasswordOutcome(None, "locked")
     user = authenticate(request, email=email, password=password)
     if user is None:
-        failures = ratelimit.hit(ratelimit.PASSWORD_FAILURES_PER_EMAIL, key)
         record(
             "login.password.failed",
             request=request,
             outcome=AuditEvent.Outcome.FAILURE,
             subject_email=key,
-            failures=failures,
+            failures=attempt,
         )
-        if failures >= ratelimit.PASSWORD_FAILURES_PER_EMAIL.attempts:
+        if attempt >= ratelimit.PASSWORD_FAILURES_PER_EMAIL.attempts:
             return PasswordOutcome(None, "locked")
         return PasswordOutcome(None, "invalid")
     ratelimit.reset(ratelimit.PASSWORD_FAILURES_PER_EMAIL, key)
