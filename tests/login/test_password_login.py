@@ -346,12 +346,11 @@ def test_successful_login_is_audited(client: Client, make_user: Any) -> None:
     "fields",
     [
         {"login_method": "sso"},
-        {"approval": "pending"},
         {"is_active": False},
     ],
-    ids=["sso", "pending", "disabled"],
+    ids=["sso", "disabled"],
 )
-def test_sso_pending_and_disabled_users_cannot_password_login(client: Client, make_user: Any, fields: Any) -> None:
+def test_sso_and_disabled_users_cannot_password_login(client: Client, make_user: Any, fields: Any) -> None:
     # Each still has a valid password hash: the backend must refuse anyway.
     user = make_user(EMAIL, **fields)
     assert user.has_usable_password()
@@ -359,6 +358,14 @@ def test_sso_pending_and_disabled_users_cannot_password_login(client: Client, ma
     assert response.status_code == 401
     assert GENERIC_ERROR.encode() in response.content
     assert session_json(client).status_code == 401
+
+
+def test_pending_membership_signs_in_without_that_account(client: Client, make_user: Any, make_account: Any) -> None:
+    # Approval is per membership: waiting in one account keeps the person out of it, not out of Vestibule.
+    user = make_user(EMAIL)
+    user.memberships.create(account=make_account("globex"), approval="pending")
+    assert password_login(client, EMAIL, PASSWORD).status_code == 302
+    assert [a["slug"] for a in session_json(client).json()["accounts"]] == ["acme"]
 
 
 def test_user_without_password_cannot_log_in_with_an_empty_one(client: Client, make_user: Any) -> None:
