@@ -15,7 +15,15 @@ from vestibule.audit.internal.auditkit import record
 from vestibule.audit.models import AuditEvent
 from vestibule.connections.internal.routingkit import route_email
 from vestibule.login.forms import EmailForm, NewPasswordForm, PasswordForm, TotpForm
-from vestibule.login.internal import passwordkit, ratelimit, recoverykit, totp
+from vestibule.login.internal import passwordkit, recoverykit, totp
+from vestibule.login.internal.credentials import (
+    AlreadyHasCredentials,
+    PasswordNotAllowed,
+    credentials_changed,
+    has_credentials,
+    replace_password,
+    set_first_password,
+)
 from vestibule.login.internal.redirects import safe_next
 from vestibule.login.internal.sessionkit import session_payload, start_session
 from vestibule.login.models import OneTimeLink
@@ -24,6 +32,15 @@ PASSWORD_ERRORS = {
     "invalid": "The email or password is not correct.",
     "locked": "Too many failed attempts for this email. Wait 15 minutes or reset your password.",
     "rate_limited": "Too many sign-in attempts from your network. Wait a few minutes and try again.",
+}
+
+# Which second factor the sign-in waiting on the expired-password page passed
+# ("" for none), so a factor turned on since cannot be skipped.
+PW_EXPIRED_FACTOR = "pw_expired_factor"
+
+TOTP_ERRORS = {
+    totp.CodeCheck.WRONG: "That code is not valid. Use the current code from your authenticator app.",
+    totp.CodeCheck.LOCKED: "Too many wrong codes. Wait 15 minutes and try again.",
 }
 
 
@@ -80,17 +97,34 @@ def _password_step(request: HttpRequest) -> HttpResponse:
         return page(request, "login_password.html", status=status, form=PasswordForm(initial={"email": email, "next": next_url}), error=PASSWORD_ERRORS[outcome.error])
     user = outcome.user
     request.session.cycle_key()
-    if passwordkit.password_expired(user):
-        request.session["pw_expired_user"] = user.pk
-        request.session["pw_expired_next"] = next_url
-        record("login.password.expired", request=request, actor_user=user, subject_email=user.email)
-        return HttpResponseRedirect(reverse("password-expired"))
     if user.has_totp:
         request.session["pre_auth_user"] = user.pk
         request.session["pre_auth_next"] = next_url
         request.session.pop("pre_auth_method", None)
         return HttpResponseRedirect(reverse("login-totp"))
-    return start_session(request, user, method="password", next_url=next_url)
+    return _all_factors_passed(request, user, method="password", next_url=next_url)
+
+
+def _all_factors_passed(
+    request: HttpRequest, user: User, *, method: str, next_url: str | None, account: Any = None, second_factor: str = ""
+) -> HttpResponse:
+    """Start the session, unless an expired password must be changed first.
+
+    The expired-password page comes only now, after the second factor: it
+    changes the password, and the old password alone must never be enough to
+    do that.
+    """
+    detail = {"second_factor": second_factor} if second_factor else {}
+    if method != "password" or not passwordkit.password_expired(user):
+        request.session.pop(PW_EXPIRED_FACTOR, None)
+        return start_session(request, user, method=method, next_url=next_url, account=account, **detail)
+    for key in ("pre_auth_user", "pre_auth_next", "pre_auth_method"):
+        request.session.pop(key, None)
+    request.session["pw_expired_user"] = user.pk
+    request.session["pw_expired_next"] = next_url
+    request.session[PW_EXPIRED_FACTOR] = second_factor
+    record("login.password.expired", request=request, actor_user=user, subject_email=user.email)
+    return HttpResponseRedirect(reverse("password-expired"))
 
 
 @require_http_methods(["GET", "POST"])
@@ -99,63 +133,105 @@ def totp_view(request: HttpRequest) -> HttpResponse:
     if user is None:
         return HttpResponseRedirect(reverse("login"))
     form = TotpForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        if ratelimit.exceeded(ratelimit.TOTP_FAILURES_PER_USER, str(user.pk)):
-            form.add_error("code", "Too many wrong codes. Wait 15 minutes and sign in again.")
-            return page(request, "login_totp.html", status=429, form=form)
-        if totp.verify_code(user, form.cleaned_data["code"]):
-            ratelimit.reset(ratelimit.TOTP_FAILURES_PER_USER, str(user.pk))
-            method = "recovery" if request.session.get("pre_auth_method") == "recovery" else "password"
-            account = None
-            if method == "recovery":
-                account = recoverykit.recovery_account(user)
-            return start_session(request, user, method=method, next_url=request.session.get("pre_auth_next"), account=account, second_factor="totp")
-        ratelimit.hit(ratelimit.TOTP_FAILURES_PER_USER, str(user.pk))
-        record("login.totp.failed", request=request, outcome=AuditEvent.Outcome.FAILURE, subject_email=user.email)
-        form.add_error("code", "That code is not valid. Use the current code from your authenticator app.")
-        return page(request, "login_totp.html", status=401, form=form)
-    return page(request, "login_totp.html", status=400 if request.method == "POST" else 200, form=form)
+    if request.method != "POST" or not form.is_valid():
+        return page(request, "login_totp.html", status=400 if request.method == "POST" else 200, form=form)
+    result = totp.check_code(user, form.cleaned_data["code"])
+    if result is totp.CodeCheck.ACCEPTED:
+        method = "recovery" if request.session.get("pre_auth_method") == "recovery" else "password"
+        account = recoverykit.recovery_account(user) if method == "recovery" else None
+        return _all_factors_passed(request, user, method=method, next_url=request.session.get("pre_auth_next"), account=account, second_factor="totp")
+    if result is totp.CodeCheck.LOCKED:
+        form.add_error("code", "Too many wrong codes. Wait 15 minutes and sign in again.")
+        return page(request, "login_totp.html", status=429, form=form)
+    record("login.totp.failed", request=request, outcome=AuditEvent.Outcome.FAILURE, subject_email=user.email)
+    form.add_error("code", TOTP_ERRORS[result])
+    return page(request, "login_totp.html", status=401, form=form)
 
 
 @require_http_methods(["GET", "POST"])
 def totp_setup(request: HttpRequest) -> HttpResponse:
+    """Turn the second factor on, or move it to a new authenticator app.
+
+    Moving it asks first for a current code of the factor in force, which
+    stays in force until a code of the new one confirms it: a signed-in
+    session alone (a borrowed laptop, a stolen cookie) cannot switch it off.
+    """
     if not request.user.is_authenticated:
         return HttpResponseRedirect(f"{reverse('login')}?next={reverse('totp-setup')}")
     user: User = request.user  # type: ignore[assignment]
     if user.login_method != User.LoginMethod.PASSWORD:
         return message(request, "Not available", "Your second factor is managed by your identity provider.", status=403)
     if request.method == "GET" and user.has_totp:
-        # A GET must not replace a confirmed secret: any link or prefetch would
-        # silently turn the second factor off. Re-enrolling takes a POST.
-        return message(request, "Two-factor sign-in is on", "Your authenticator app is already set up.")
+        # A GET must not touch a confirmed factor: any link or prefetch could.
+        return page(request, "totp_setup.html", factor_on=True, form=TotpForm())
     if request.method == "GET" or "start" in request.POST:
+        return _totp_start(request, user)
+    return _totp_confirm(request, user)
+
+
+def _totp_start(request: HttpRequest, user: User) -> HttpResponse:
+    replacing = user.has_totp
+    if replacing:
+        form = TotpForm(request.POST)
+        if not form.is_valid():
+            return page(request, "totp_setup.html", status=400, factor_on=True, form=form)
+        result = totp.check_code(user, form.cleaned_data["code"])
+        if result is not totp.CodeCheck.ACCEPTED:
+            record("user.totp_change_refused", request=request, outcome=AuditEvent.Outcome.FAILURE, subject_email=user.email, reason=result.value)
+            form.add_error("code", TOTP_ERRORS[result] + " Your current app keeps working; nothing was changed.")
+            return page(request, "totp_setup.html", status=429 if result is totp.CodeCheck.LOCKED else 403, factor_on=True, form=form)
+    try:
         secret = totp.begin_enrollment(user)
-        return page(request, "totp_setup.html", secret=secret, uri=totp.provisioning_uri(user, secret), form=TotpForm())
+    except totp.FactorChanged:
+        return message(request, "Two-factor sign-in changed meanwhile", "It was turned on or changed in another window. Reload this page to see how it stands now.", status=409, hint=reverse("totp-setup"))
+    return page(request, "totp_setup.html", replacing=replacing, secret=secret, uri=totp.provisioning_uri(user, secret), form=TotpForm())
+
+
+def _totp_confirm(request: HttpRequest, user: User) -> HttpResponse:
+    replacing = user.has_totp
     form = TotpForm(request.POST)
-    if form.is_valid() and totp.verify_code(user, form.cleaned_data["code"]):
-        User.objects.filter(pk=user.pk).update(totp_confirmed=True)
-        record("user.totp_enabled", request=request, subject_email=user.email)
-        return message(request, "Two-factor sign-in is on", "From now on you will be asked for a code from your authenticator app.")
-    form.add_error("code", "That code is not valid; check your app's clock and try the current code.")
-    return page(request, "totp_setup.html", status=400, form=form, secret=None)
+    if form.is_valid():
+        result = totp.check_code(user, form.cleaned_data["code"], enrolling=True)
+        if result is totp.CodeCheck.ACCEPTED:
+            credentials_changed(user)
+            if replacing:
+                record("user.totp_replaced", request=request, subject_email=user.email)
+                return message(request, "New authenticator app set up", "From now on, sign in with codes from the new app; the old one no longer works.", hint="/")
+            record("user.totp_enabled", request=request, subject_email=user.email)
+            return message(request, "Two-factor sign-in is on", "From now on you will be asked for a code from your authenticator app.", hint="/")
+        if result is totp.CodeCheck.LOCKED:
+            form.add_error("code", TOTP_ERRORS[result])
+            return page(request, "totp_setup.html", status=429, replacing=replacing, form=form)
+    if not (user.totp_pending_encrypted if replacing else user.totp_secret_encrypted):
+        form.add_error("code", "There is no new authenticator app waiting to be confirmed. Start again from this page.")
+    else:
+        form.add_error("code", "That code is not valid; check your app's clock and try the current code.")
+    # The secret is not shown again: whoever holds this session but did not
+    # start the enrolment must not learn it.
+    return page(request, "totp_setup.html", status=400, replacing=replacing, form=form, secret=None)
 
 
 @require_http_methods(["GET", "POST"])
 def password_expired(request: HttpRequest) -> HttpResponse:
-    user = User.objects.filter(pk=request.session.get("pw_expired_user"), is_active=True).first()
+    user = User.objects.filter(
+        pk=request.session.get("pw_expired_user"), is_active=True, login_method=User.LoginMethod.PASSWORD
+    ).first()
     if user is None:
+        return HttpResponseRedirect(reverse("login"))
+    second_factor = request.session.get(PW_EXPIRED_FACTOR, "")
+    if user.has_totp and second_factor != "totp":
+        # A second factor turned on after this sign-in passed its factors:
+        # sign in again, with it.
+        for key in ("pw_expired_user", "pw_expired_next", PW_EXPIRED_FACTOR):
+            request.session.pop(key, None)
         return HttpResponseRedirect(reverse("login"))
     form = NewPasswordForm(request.POST or None, user=user)
     if request.method == "POST" and form.is_valid():
-        user.set_password(form.cleaned_data["password1"])
-        user.save()
+        replace_password(user, form.cleaned_data["password1"])
         record("password.changed", request=request, actor_user=user, subject_email=user.email, reason="expired")
-        next_url = request.session.get("pw_expired_next")
-        if user.has_totp:
-            request.session["pre_auth_user"] = user.pk
-            request.session["pre_auth_next"] = next_url
-            return HttpResponseRedirect(reverse("login-totp"))
-        return start_session(request, user, method="password", next_url=next_url)
+        request.session.pop(PW_EXPIRED_FACTOR, None)
+        detail = {"second_factor": second_factor} if second_factor else {}
+        return start_session(request, user, method="password", next_url=request.session.get("pw_expired_next"), **detail)
     status = 400 if request.method == "POST" else 200
     return page(request, "password_set.html", status=status, form=form, title="Your password has expired", intro="Your organization requires a new password every so often. Choose a new one to continue.")
 
@@ -187,8 +263,7 @@ def password_reset_confirm(request: HttpRequest, token: str) -> HttpResponse:
         if user.login_method != User.LoginMethod.PASSWORD:
             # An SSO user gets no password until an admin switches them back.
             return message(request, "Password not changed", "This account signs in through your identity provider.", status=409)
-        user.set_password(form.cleaned_data["password1"])
-        user.save()
+        replace_password(user, form.cleaned_data["password1"])
         record("password.reset", request=request, actor_user=user, subject_email=user.email)
         return message(request, "Password changed", "Your new password is set. Sign in with it now.", hint=reverse("login"))
     status = 400 if request.method == "POST" else 200
@@ -278,29 +353,51 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return message(request, "Something went wrong", "An unexpected error happened on our side. It has been logged; try again in a moment.", status=500)
 
 
+INVITATION_GONE = ("This invitation no longer works", "Invitations work once and expire after 7 days. Ask your administrator for a new one.")
+INVITATION_SUPERSEDED = (
+    "This invitation no longer works",
+    "You can already sign in: this address has a password or a second factor, so the invitation cannot set a new one. "
+    "Sign in as usual; if you forgot your password, use 'Forgot your password?' on the sign-in page.",
+)
 
 
 @require_http_methods(["GET", "POST"])
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
-    """Accepting an invitation: SSO users go to their provider, others set a password."""
+    """Accepting an invitation: SSO users go to their provider, people without credentials set a password.
+
+    The link sets a *first* password only. Once the person has a password or
+    a confirmed second factor, a leftover invitation (a second account's, an
+    old email) would otherwise replace the password and sign in around the
+    second factor; it points to the normal sign-in instead.
+    """
     link = OneTimeLink.peek(OneTimeLink.Purpose.INVITATION, token)
-    if link is None:
-        return message(request, "This invitation no longer works", "Invitations work once and expire after 7 days. Ask your administrator for a new one.", status=410)
+    if link is None or not link.user.is_active:
+        return message(request, *INVITATION_GONE, status=410)
     route = route_email(link.user.email)
     if route.kind != "password" or link.user.login_method == User.LoginMethod.SSO:
         OneTimeLink.consume(OneTimeLink.Purpose.INVITATION, token)
         record("invitation.accepted", request=request, account=link.account, subject_email=link.user.email, via="sso")
         return HttpResponseRedirect(f"{reverse('login')}?next=/")
+    if has_credentials(link.user):
+        return _invitation_superseded(request, link)
     form = NewPasswordForm(request.POST or None, user=link.user)
     if request.method == "POST" and form.is_valid():
         used = OneTimeLink.consume(OneTimeLink.Purpose.INVITATION, token)
         if used is None:
-            return message(request, "This invitation no longer works", "It was used a moment ago.", status=410)
-        user = used.user
-        user.set_password(form.cleaned_data["password1"])
-        user.save()
+            return message(request, INVITATION_GONE[0], "It was used a moment ago.", status=410)
+        try:
+            user = set_first_password(used.user_id, form.cleaned_data["password1"])
+        except AlreadyHasCredentials:
+            return _invitation_superseded(request, used)
+        except PasswordNotAllowed:
+            return message(request, "Password not set", "This account signs in through your identity provider. Sign in from the sign-in page.", status=409, hint=reverse("login"))
         record("invitation.accepted", request=request, account=used.account, subject_email=user.email, via="password")
         return start_session(request, user, method="password", next_url="/")
     status = 400 if request.method == "POST" else 200
     account_name = link.account.name if link.account else "Vestibule"
     return page(request, "password_set.html", status=status, form=form, title=f"Join {account_name}", intro=f"Choose a password for {link.user.email}.")
+
+
+def _invitation_superseded(request: HttpRequest, link: OneTimeLink) -> HttpResponse:
+    record("invitation.refused", request=request, outcome=AuditEvent.Outcome.FAILURE, account=link.account, subject_email=link.user.email, reason="has_credentials")
+    return message(request, *INVITATION_SUPERSEDED, status=410, hint=reverse("login"))
