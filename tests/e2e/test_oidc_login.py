@@ -12,7 +12,9 @@ from django.core.cache.backends import locmem
 from django.test import Client
 
 from tests.e2e.drivers.oidc_driver import make_oidc_driver
-from tests.e2e.oidc_support import claims_of, last_event, oidc, oidc_connection, session
+from tests.e2e.oidc_support import claims_of, last_event, oidc, oidc_connection, password_login, password_user, session
+from vestibule.accounts.models import User
+from vestibule.audit.models import LoginTrace
 from vestibule.connections.models import ExternalIdentity, PendingLogin
 
 __all__ = ["oidc", "oidc_connection"]
@@ -84,16 +86,36 @@ def test_rejects_replayed_callback(oidc, oidc_connection):
     assert last_event("sso.state_invalid").detail["detail_code"] == "oidc.state_invalid"
 
 
-def test_rejects_state_stolen_into_another_browser(oidc, oidc_connection):
-    """A callback URL lifted from the victim's browser is refused in the attacker's (binding cookie)."""
+def test_state_replayed_from_a_foreign_browser_does_not_burn_the_victims_login(oidc, oidc_connection):
+    """A callback URL lifted from the victim's browser is refused in the attacker's, and the victim's login survives.
+
+    The binding cookie kept the attacker out, but the state used to be spent
+    before the binding was compared, so the refused replay burned the victim's
+    login in flight.
+    """
     connection = oidc_connection(oidc)
     victim = Client()
-    redirect, _ = start(victim, connection)
-    callback = oidc.authorize(redirect, connection, subject="u-victim", claims=claims_of("dave@acme.com"))
+    redirect, params = start(victim, connection)
+    state = params["state"]
+    callback = oidc.authorize(redirect, connection, subject="u-victim", claims=claims_of("victim@acme.com", "Victim"))
+
     attacker = Client()
-    response = attacker.get(callback)
-    assert response.status_code == 400 and b"sso.state_invalid" in response.content
+    stolen = attacker.get(callback)
+    assert stolen.status_code == 400 and b"sso.state_invalid" in stolen.content
     assert session(attacker) is None
+    assert PendingLogin.objects.get(key=state).consumed_at is None, "the foreign replay spent the victim's state"
+    assert not User.objects.filter(email="victim@acme.com").exists()
+
+    # Positive control: the victim's own callback, same state and code, still completes.
+    done = victim.get(callback)
+    assert done.status_code == 302, done.content.decode()[:800]
+    assert session(victim)["email"] == "victim@acme.com"
+    assert PendingLogin.objects.get(key=state).consumed_at is not None
+    # And only once.
+    victim.logout()
+    again = victim.get(callback)
+    assert again.status_code == 400 and b"sso.state_invalid" in again.content
+    assert session(victim) is None
 
 
 def test_rejects_code_injected_into_another_login(oidc, oidc_connection):
@@ -185,3 +207,75 @@ def test_nested_role_mapping_with_sso_authorization(api, oidc, oidc_connection, 
     assert {"analyst", "report-manager"} <= set(session(browser)["accounts"][0]["roles"])
     refused = oidc.login(Client(), connection, subject="u-ops", claims=claims_of("jay@acme.com", org={"department": "Ops"}))
     assert refused.status_code == 403 and b"sso.role_mapping_unmatched" in refused.content
+
+
+# email_verified ------------------------------------------------------------
+# The attack: the attacker sets the victim's address as their own, unverified,
+# email at the provider (self-service profiles, or any member of the bound
+# organization). Users are found by email, so without the check the
+# attacker's subject would be linked to the victim's user, or provisioned
+# under the victim's address.
+
+
+def test_unverified_email_cannot_take_over_the_victims_user(api, oidc, oidc_connection, make_account):
+    make_account("acme")
+    victim = password_user(api, "acme", "victim@acme.com", ["analyst"])
+    connection = oidc_connection(oidc)
+    assert connection["claims"]["email_verified"] == "email_verified" and connection["claims"]["trust_unverified_email"] is False
+
+    attacker = Client()
+    refused = oidc.login(attacker, connection, subject="u-attacker", claims=claims_of("victim@acme.com", "Mallory", email_verified=False))
+    assert refused.status_code == 403 and b"sso.email_unverified" in refused.content
+    assert b"not verified" in refused.content
+    assert session(attacker) is None
+    # The victim's end state: not linked to the attacker's subject, still a password user who can sign in.
+    assert not ExternalIdentity.objects.filter(connection_id=connection["id"]).exists()
+    victim.refresh_from_db()
+    assert victim.login_method == "password" and victim.has_usable_password() and victim.name == "Admin"
+    password_login(Client(), "victim@acme.com")
+    # The admin's trace says what was received and what would be accepted.
+    event = last_event("sso.email_unverified")
+    step = LoginTrace.objects.get(pk=event.trace_id).steps[-1]
+    assert step["step"] == "claims" and step["received"] == "email_verified=False" and "trust_unverified_email" in step["expected"]
+
+
+def test_unverified_email_cannot_provision_a_user_under_that_address(oidc, oidc_connection):
+    connection = oidc_connection(oidc)
+    browser = Client()
+    # Some providers send the flag as a string.
+    refused = oidc.login(browser, connection, subject="u-squatter", claims=claims_of("ceo@acme.com", email_verified="false"))
+    assert refused.status_code == 403 and b"sso.email_unverified" in refused.content
+    assert session(browser) is None
+    assert not User.objects.filter(email="ceo@acme.com").exists()
+    assert not ExternalIdentity.objects.filter(connection_id=connection["id"]).exists()
+
+
+def test_verified_email_signs_in_positive_control(oidc, oidc_connection):
+    connection = oidc_connection(oidc)
+    browser = Client()
+    response = oidc.login(browser, connection, subject="u-alice", claims=claims_of("alice@acme.com", email_verified=True))
+    assert response.status_code == 302, response.content.decode()[:800]
+    assert session(browser)["email"] == "alice@acme.com"
+
+
+def test_connection_trusting_unverified_emails_signs_in_positive_control(api, oidc, oidc_connection):
+    connection = oidc_connection(oidc)
+    updated = api.patch(f"/connections/{connection['id']}", {"claims": {**connection["claims"], "trust_unverified_email": True}}).json()
+    assert updated["claims"]["trust_unverified_email"] is True
+    browser = Client()
+    response = oidc.login(browser, connection, subject="u-bob", claims=claims_of("bob@acme.com", email_verified=False))
+    assert response.status_code == 302, response.content.decode()[:800]
+    assert session(browser)["email"] == "bob@acme.com"
+    assert ExternalIdentity.objects.get(connection_id=connection["id"]).external_id == "u-bob"
+
+
+def test_claim_settings_are_validated_by_the_api(api, oidc, oidc_connection):
+    connection = oidc_connection(oidc)
+    bad = api.patch(f"/connections/{connection['id']}", {"claims": {"trust_unverified_email": "yes"}}, expect=422)
+    assert bad.json()["field"] == "claims.trust_unverified_email"
+    renamed = api.patch(f"/connections/{connection['id']}", {"claims": {"email_verified": "mail_ok"}}).json()
+    assert renamed["claims"]["email_verified"] == "mail_ok"
+    browser = Client()
+    refused = oidc.login(browser, connection, subject="u-carol", claims=claims_of("carol@acme.com", mail_ok="0", email_verified=True))
+    assert refused.status_code == 403 and b"sso.email_unverified" in refused.content
+    assert not User.objects.filter(email="carol@acme.com").exists()
