@@ -280,8 +280,10 @@ def test_sandbox_and_production_scenario(api: Api, sandbox: dict[str, Any], sso_
         return browser, assert_signed_in(response, browser, email)
 
     # jane through the sandbox IdP: she joins acme-sandbox (auto-provisioned); still a password user at home.
+    # The sandbox's provider speaks for the sandbox only: that session sees acme-sandbox, not production.
     sandbox_browser, me = sso(sandbox_connection, "jane@acme.test")
-    assert set(account_slugs(me)) == {"acme", "acme-sandbox"}
+    assert set(account_slugs(me)) == {"acme-sandbox"}
+    assert sorted(Membership.objects.filter(user_id=jane).values_list("account__slug", flat=True)) == ["acme", "acme-sandbox"]
     assert [p["slug"] for a in me["accounts"] if a["slug"] == "acme-sandbox" for p in a["projects"]] == ["sandbox"]
     assert identity_of(jane) == jane_before
     assert b"Multiple SSO providers" in login_step(Client(), "jane@acme.test").content

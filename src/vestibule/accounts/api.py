@@ -176,6 +176,26 @@ def _identity_owner_detail(account: Account, user: User) -> str:
     return f"this is part of {user.email}'s identity, which {owner} manages, not account '{account.slug}'"
 
 
+def _manages_identity(acting: Any, account: Account, user: User) -> bool:
+    """The operator, or the home account — except for the operator's own identity, which is the operator's alone."""
+    if acting.is_operator:
+        return True
+    return is_home(account, user) and not user.is_operator
+
+
+def _require_administrator_for_admins(request: HttpRequest, account: Account, user: User) -> None:
+    """Deactivating, removing or converting someone who holds an admin role here is an administrator's act."""
+    from vestibule.accounts.internal.rolekit import effective_account_roles
+
+    held = effective_account_roles(user, account) & ADMIN_ROLES
+    if held and ADMINISTRATOR not in principal(request).roles_in(account):
+        raise Forbidden(
+            f"{user.email} holds {', '.join(sorted(held))} in account '{account.slug}'; only an administrator may "
+            "deactivate, remove or convert them",
+            field="id",
+        )
+
+
 def _require_administrator_for_admin_roles(request: HttpRequest, account: Account, *role_sets: Any) -> None:
     """Granting or removing an admin role is an administrator's act: a user-manager cannot promote anyone, themselves included."""
     touched = set().union(*(set(r) for r in role_sets)) & ADMIN_ROLES
@@ -367,10 +387,13 @@ def patch_user(request: HttpRequest, slug: str, user_id: int, payload: UserPatch
     user = member_or_404(account, user_id)
     membership = Membership.objects.get(user=user, account=account)
     changes = payload.model_dump(exclude_unset=True)
-    managed_here = principal(request).is_operator or is_home(account, user)
+    acting = principal(request)
+    managed_here = _manages_identity(acting, account, user)
     for field in ("name", "login_method"):
         if changes.get(field) is not None and not managed_here:
             raise Forbidden(_identity_owner_detail(account, user), field=field)
+    if {"name", "login_method", "is_active"} & {k for k, v in changes.items() if v is not None}:
+        _require_administrator_for_admins(request, account, user)
     if changes.get("name") is not None and user.login_method == User.LoginMethod.SSO:
         if userkit.sso_authorization_connection(account) is not None:
             raise Conflict("the name of an SSO user comes from the identity provider", field="name")
@@ -380,7 +403,7 @@ def patch_user(request: HttpRequest, slug: str, user_id: int, payload: UserPatch
     if changes.get("is_active") is not None:
         membership.is_active = changes["is_active"]
         membership.save(update_fields=["is_active"])
-        if is_home(account, user):
+        if managed_here and is_home(account, user):
             user.is_active = changes["is_active"]
             user.save(update_fields=["is_active"])
     if changes.get("approval") == "approved":
@@ -397,8 +420,10 @@ def patch_user(request: HttpRequest, slug: str, user_id: int, payload: UserPatch
 def delete_user(request: HttpRequest, slug: str, user_id: int) -> Status[Any]:
     account = account_for(request, slug, USER_MANAGER)
     user = member_or_404(account, user_id)
+    _require_administrator_for_admins(request, account, user)
     email = user.email
-    owns = principal(request).is_operator or is_home(account, user) or home_account_of_email(user.email) is None
+    acting = principal(request)
+    owns = _manages_identity(acting, account, user) or (home_account_of_email(user.email) is None and not user.is_operator)
     userkit.remove_member(user, account, owns_identity=owns)
     record("user.removed", account=account, **who(request), subject_email=email)
     return Status(204, None)

@@ -19,7 +19,7 @@ from ninja.security import APIKeyCookie, HttpBearer
 from vestibule.accounts.models import Account
 from vestibule.api.errors import Forbidden, NotFound
 from vestibule.api.models import ApiKey
-from vestibule.authority.principal import Principal
+from vestibule.authority.principal import Principal, session_principal
 
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?")
 
@@ -52,7 +52,7 @@ class SessionAuth(APIKeyCookie):
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated or not user.is_active:
             return None
-        return Principal(user=user)
+        return session_principal(user, request.session)
 
 
 def principal(request: HttpRequest) -> Principal:

@@ -30,16 +30,29 @@ def effective_admin_roles(roles: set[str] | frozenset[str] | list[str]) -> froze
 
 @dataclass(frozen=True)
 class Principal:
-    """Exactly one of ``user`` and ``key`` is set."""
+    """Exactly one of ``user`` and ``key`` is set.
+
+    A person's session may be narrower than the person (see :func:`session_scope`):
+    ``only_account_id`` limits it to one account, and ``operator_allowed`` is
+    false when an account's identity provider, not the person's own
+    credentials, started it.
+    """
 
     user: User | None = None
     key: ApiKey | None = None
+    only_account_id: int | None = None
+    operator_allowed: bool = True
 
     @property
     def is_operator(self) -> bool:
         if self.key is not None:
             return self.key.is_operator
-        return bool(self.user is not None and self.user.is_operator and self.user.is_active)
+        return bool(
+            self.user is not None and self.user.is_operator and self.user.is_active and self.operator_allowed
+        )
+
+    def _outside_scope(self, account: Account) -> bool:
+        return self.only_account_id is not None and account.pk != self.only_account_id
 
     @property
     def label(self) -> str:
@@ -62,7 +75,7 @@ class Principal:
                 return frozenset()
             return effective_admin_roles(self.key.roles or [])
         assert self.user is not None
-        if not self.user.is_active:
+        if not self.user.is_active or self._outside_scope(account):
             return frozenset()
         member = Membership.objects.filter(
             user=self.user, account=account, is_active=True, approval=Approval.APPROVED
@@ -81,6 +94,8 @@ class Principal:
         if self.key is not None:
             return self.key.account_id == account.pk
         assert self.user is not None
+        if self._outside_scope(account):
+            return False
         return Membership.objects.filter(user=self.user, account=account, is_active=True).exists()
 
     def administered_accounts(self) -> Any:
@@ -92,3 +107,35 @@ class Principal:
         assert self.user is not None
         ids = [a.pk for a in Account.objects.filter(memberships__user=self.user) if self.roles_in(a)]
         return Account.objects.filter(pk__in=ids)
+
+
+# Session keys written by ``login.internal.sessionkit.start_session``.
+SCOPE_ACCOUNT = "scope_account"
+SCOPE_OPERATOR = "scope_operator"
+
+
+def session_scope(*, method: str, account: Account | None, home: bool) -> dict[str, Any]:
+    """What a new session may do, from how it was started.
+
+    A password (with its second factor) or a recovery link is the person
+    themselves: everything they hold, the operator's powers included. A login
+    through their home account's identity provider is everything they hold in
+    their accounts, but an account's provider never confers the operator's
+    powers. A login through a provider that serves a domain *shared* with its
+    account (a sandbox's, a partner's) speaks only for that account.
+    """
+    if method != "sso":
+        return {SCOPE_ACCOUNT: None, SCOPE_OPERATOR: True}
+    if home or account is None:
+        return {SCOPE_ACCOUNT: None, SCOPE_OPERATOR: False}
+    return {SCOPE_ACCOUNT: account.pk, SCOPE_OPERATOR: False}
+
+
+def session_principal(user: User, session: Any) -> Principal:
+    """The principal of a signed-in browser session, within the scope it was started with."""
+    return Principal(
+        user=user,
+        only_account_id=session.get(SCOPE_ACCOUNT),
+        # Sessions from before scopes existed were full sessions.
+        operator_allowed=bool(session.get(SCOPE_OPERATOR, True)),
+    )

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from vestibule.accounts.models import Account, User
 from vestibule.audit.internal.auditkit import record
 from vestibule.audit.models import LoginTrace
-from vestibule.authority.principal import SSO_ADMIN, Principal
+from vestibule.authority.principal import SSO_ADMIN, Principal, session_principal
 from vestibule.connections.internal import connectionkit, samlkit
 from vestibule.connections.internal.connectionkit import ConnectionRuleError
 from vestibule.connections.models import Connection
@@ -39,7 +39,7 @@ def sso_admin_home(request: HttpRequest) -> HttpResponse:
     user = _signed_in(request)
     if user is None:
         return HttpResponseRedirect(f"{reverse('login')}?next={reverse('sso-admin')}")
-    accounts = _administered(Principal(user=user))
+    accounts = _administered(session_principal(user, request.session))
     sections: list[dict[str, Any]] = []
     for account in accounts:
         connections = Connection.objects.for_account(account).prefetch_related("domains").order_by("name")
@@ -60,7 +60,7 @@ def set_enabled(request: HttpRequest, connection_id: str) -> HttpResponse:
     if user is None:
         return HttpResponseRedirect(reverse("login"))
     connection = Connection.objects.select_related("account").filter(pk=_uuid(connection_id)).first()
-    acting = Principal(user=user)
+    acting = session_principal(user, request.session)
     if connection is None or not acting.is_member_of(connection.account):
         raise Http404("unknown connection")
     if SSO_ADMIN not in acting.roles_in(connection.account):

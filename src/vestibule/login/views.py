@@ -56,7 +56,9 @@ def message(request: HttpRequest, title: str, text: str, *, status: int = 200, c
 def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return HttpResponseRedirect(reverse("login"))
-    return page(request, "home.html", me=session_payload(request.user))  # type: ignore[arg-type]
+    me = session_payload(request.user, request.session)  # type: ignore[arg-type]
+    sso_admin = any("sso-admin" in a["roles"] for a in me["accounts"])
+    return page(request, "home.html", me=me, sso_admin=sso_admin)
 
 
 @require_http_methods(["GET", "POST"])
@@ -308,10 +310,11 @@ def recovery_access_confirm(request: HttpRequest, token: str) -> HttpResponse:
         # A break-glass password user with a second factor still needs it.
         request.session.cycle_key()
         request.session["pre_auth_user"] = user.pk
-        request.session["pre_auth_next"] = "/"
+        request.session["pre_auth_next"] = reverse("sso-admin")
         request.session["pre_auth_method"] = "recovery"
         return HttpResponseRedirect(reverse("login-totp"))
-    return start_session(request, user, method="recovery", next_url="/", account=used.account)
+    # Recovery is for acting while the provider is broken: land where an sso-admin can.
+    return start_session(request, user, method="recovery", next_url=reverse("sso-admin"), account=used.account)
 
 
 @require_POST
@@ -326,7 +329,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 def session_api(request: HttpRequest) -> JsonResponse:
     if not request.user.is_authenticated:
         return JsonResponse({"detail": "not signed in"}, status=401)
-    payload = session_payload(request.user)  # type: ignore[arg-type]
+    payload = session_payload(request.user, request.session)  # type: ignore[arg-type]
     payload["login_at"] = request.session.get("login_at")
     payload["session_method"] = request.session.get("login_method")
     return JsonResponse(payload)

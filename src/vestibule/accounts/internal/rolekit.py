@@ -132,6 +132,7 @@ def accounts_payload(user: User) -> list[dict[str, Any]]:
             )
         result.append(
             {
+                "id": membership.account_id,
                 "slug": membership.account.slug,
                 "name": membership.account.name,
                 "roles": sorted(account_effective),

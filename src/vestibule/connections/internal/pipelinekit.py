@@ -205,7 +205,8 @@ def _apply(
             record("sso.identity_linked", account=account, connection=connection, subject_email=user.email)
     trace.ok("user", action=action.value, user=user.email)
 
-    home = is_home_connection(connection, user)
+    # The operator's identity is the operator's alone: no account's provider converts, renames or purges it.
+    home = is_home_connection(connection, user) and not user.is_operator
     if user.email_key != identity.email_key:
         _follow_email_change(connection, user, identity, home)
     if home and (user.login_method == User.LoginMethod.SSO or connection.sso_authorization):

@@ -17,12 +17,15 @@ def holds_sso_admin_everywhere(user: User, accounts: Iterable[Account]) -> bool:
 
 
 def is_break_glass(user: User) -> bool:
-    """A password user holding sso-admin in their home account keeps password sign-in.
+    """A password user holding sso-admin in their home account (or the operator) keeps password sign-in.
 
     Judged in the home account alone: a sandbox or partner account that shares
     the domain cannot make (or unmake) production's break-glass admin.
     """
     if user.login_method != User.LoginMethod.PASSWORD:
         return False
+    if user.is_operator:
+        # No account's identity provider may take the operator's password away.
+        return True
     home = home_account(user)
     return home is not None and holds_sso_admin_everywhere(user, [home])

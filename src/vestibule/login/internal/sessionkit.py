@@ -15,6 +15,8 @@ from django.utils import timezone
 from vestibule.accounts.internal.rolekit import accounts_payload
 from vestibule.accounts.models import User
 from vestibule.audit.internal.auditkit import record
+from vestibule.authority.ownership import is_home
+from vestibule.authority.principal import session_principal, session_scope
 from vestibule.login.internal.redirects import safe_next
 from vestibule.login.models import SignInSession
 
@@ -33,6 +35,8 @@ def start_session(
     for key in PRE_AUTH_KEYS:
         request.session.pop(key, None)
     django_login(request, user, backend=BACKEND)
+    home = account is not None and is_home(account, user)
+    request.session.update(session_scope(method=method, account=account, home=home))
     request.session["login_method"] = method
     request.session["login_at"] = timezone.now().isoformat()
     if request.session.session_key is None:
@@ -44,8 +48,15 @@ def start_session(
     return HttpResponseRedirect(safe_next(next_url))
 
 
-def session_payload(user: User) -> dict[str, Any]:
-    return {**user.profile(), "is_operator": user.is_operator, "accounts": accounts_payload(user)}
+def session_payload(user: User, session: Any = None) -> dict[str, Any]:
+    """The signed-in person as ``GET /api/v1/session`` shows them, within their session's scope."""
+    acting = session_principal(user, session if session is not None else {})
+    accounts = accounts_payload(user)
+    if acting.only_account_id is not None:
+        accounts = [a for a in accounts if a["id"] == acting.only_account_id]
+    for a in accounts:
+        a.pop("id", None)
+    return {**user.profile(), "is_operator": acting.is_operator, "accounts": accounts}
 
 
 def end_sessions(*, user_ids: Iterable[int], connection_ids: Iterable[object]) -> int:
