@@ -18,7 +18,7 @@ from vestibule.api.schemas import StrictSchema, changes_without_nulls
 from vestibule.api.security import account_for, principal, require_operator, who
 from vestibule.audit.internal.auditkit import record
 from vestibule.authority.ownership import home_account_of_email, is_home
-from vestibule.authority.principal import ADMIN_ROLES, ADMINISTRATOR, SSO_ADMIN, USER_MANAGER, effective_admin_roles
+from vestibule.authority.principal import ADMIN_ROLES, ADMINISTRATOR, USER_MANAGER, effective_admin_roles
 from vestibule.domain.emails import InvalidEmail, normalize_email
 from vestibule.domain.roles import RoleRuleError
 

@@ -11,8 +11,8 @@ from pydantic import Field
 
 from vestibule.api.errors import NotFound
 from vestibule.api.security import account_for
-from vestibule.authority.principal import ADMIN_ROLES, SSO_ADMIN
 from vestibule.audit.models import AuditEvent, LoginTrace
+from vestibule.authority.principal import ADMIN_ROLES, SSO_ADMIN
 
 router = Router(tags=["audit"])
 

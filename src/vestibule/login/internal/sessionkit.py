@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from collections.abc import Iterable
 from importlib import import_module
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import login as django_login
