@@ -57,7 +57,7 @@ class ConnectionPatch(StrictSchema):
     saml: dict[str, Any] | None = None
     oidc: dict[str, Any] | None = None
     external_tenant_id: None = Field(
-        default=None, description="Only null: unbinds the external organization so 'connect organization' can run again"
+        default=None, description="Only null: unbinds the external organization. 'Connect organization' binds it again (and replaces a binding only when the sso-admin confirms)"
     )
 
 
