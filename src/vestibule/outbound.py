@@ -72,6 +72,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 DEFAULT_MAX_BYTES = 1024 * 1024
 _MAX_DETAIL = 120
 _CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
+# IETF protocol assignments (RFC 6890): not a web server's home; Python's tables for it vary by patch release.
+_IETF_PROTOCOL = ipaddress.IPv4Network("192.0.0.0/24")
 # RFC 6052 well-known and RFC 8215 local-use NAT64 prefixes: the last 32 bits are an IPv4 address.
 _NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -176,7 +178,7 @@ def address_problem(ip: IPAddress) -> str | None:
         return "a site-local address"
     if ip.is_private:
         return "a private address"
-    if ip.is_reserved:
+    if ip.is_reserved or (isinstance(ip, ipaddress.IPv4Address) and ip in _IETF_PROTOCOL):
         return "a reserved address"
     if not ip.is_global:
         return "not a public address"
