@@ -37,6 +37,7 @@ from vestibule.login.internal import ratelimit
 from vestibule.login.internal.redirects import safe_next
 from vestibule.login.internal.sessionkit import start_session
 from vestibule.oidc import OidcError, PendingAuthorization
+from vestibule.outbound import NETWORK_REASONS
 from vestibule.protocol_errors import ProtocolError
 from vestibule.saml import (
     SamlError,
@@ -381,8 +382,18 @@ def oidc_connect(request: HttpRequest, connection_id: str) -> HttpResponse:
             data={"confirm_rebind": confirm, "replaces_tenant": bound if confirm else ""},
         )  # fmt: skip
     except OidcError as exc:
+        # A destination the outbound guard refuses is this connection's own setting (a 4xx to fix here);
+        # a provider that is down or answers nonsense is upstream's (502). Either way only our reason text.
+        refused = exc.outbound_reason is not None and exc.outbound_reason not in NETWORK_REASONS
+        trace = TraceRecorder(request, connection, connection.protocol)
+        trace.fail(LoginFailure(
+            "sso.connection_misconfigured" if refused else "sso.provider_unavailable", "connect",
+            "The identity provider could not be used.", expected=exc.expected, received=exc.received or exc.code,
+            fix_in="vestibule" if refused else "identity_provider", detail_code=exc.code,
+        ))  # fmt: skip
+        advice = "Check the connection's issuer settings." if refused else "Try again in a few minutes; if it keeps failing, check the connection's issuer settings."
         return render(
             request, "vestibule/message.html",
-            {"title": "Provider unavailable", "text": f"Vestibule could not reach {connection.name}'s identity provider: {exc.description.rstrip('.')}. Try again in a few minutes; if it keeps failing, check the connection's issuer settings.", "code": exc.code},
-            status=502,
+            {"title": "Provider unavailable", "text": f"Vestibule could not use {connection.name}'s identity provider: {exc.description.rstrip('.')}. {advice}", "code": exc.code, "trace_id": trace.id},
+            status=422 if refused else 502,
         )  # fmt: skip
