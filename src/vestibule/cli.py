@@ -171,6 +171,9 @@ def cmd_operator_create(args: argparse.Namespace) -> int:
     user.login_method = User.LoginMethod.PASSWORD
     user.set_password(password)
     user.save()
+    from vestibule.login.internal.credentials import credentials_changed
+
+    credentials_changed(user)  # a new password voids the links minted for the old one
     print(password)
     print(f"Operator {user.email} can sign in with this password; it is shown only once.", file=sys.stderr)
     return 0

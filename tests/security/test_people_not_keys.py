@@ -705,3 +705,31 @@ def test_audit_events_name_the_person_or_the_key(acme_people: dict[str, Any]) ->
     assert by_person.actor_user == acme_people["um"] and by_person.actor_api_key is None
     by_key = AuditEvent.objects.get(code="user.roles_replaced", actor_api_key__isnull=False)
     assert by_key.actor_api_key.prefix == prefix and by_key.actor_user is None
+
+
+def test_member_account_password_ttl_cannot_force_changes_on_another_tenants_person(tenants: dict[str, Any]) -> None:
+    """The password belongs to the identity: only its home account's password TTL rules it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    evil, globex, ceo = tenants["evil"], tenants["globex"], tenants["ceo"]
+    invite_and_accept(evil, "evil", "ceo@globex.test")
+    User.objects.filter(pk=ceo.pk).update(password_changed_at=timezone.now() - timedelta(days=30))
+    before = victim_state(ceo)
+
+    assert evil.patch("/accounts/evil", {"password_ttl_days": 1}).status_code == 200
+    browser = Client()
+    browser.post("/login", {"email": "ceo@globex.test"})
+    signed = browser.post("/login", {"email": "ceo@globex.test", "password": PASSWORD})
+    assert signed.status_code == 302 and signed["Location"] != "/password/expired"
+    assert browser.get("/api/v1/session").status_code == 200
+    assert victim_state(ceo) == before
+
+    # Positive control: the home account's own TTL does send them to change it.
+    assert globex.patch("/accounts/globex", {"password_ttl_days": 7}).status_code == 200
+    browser = Client()
+    browser.post("/login", {"email": "ceo@globex.test"})
+    expired = browser.post("/login", {"email": "ceo@globex.test", "password": PASSWORD})
+    assert expired.status_code == 302 and expired["Location"] == "/password/expired"
+    assert browser.get("/api/v1/session").status_code == 401

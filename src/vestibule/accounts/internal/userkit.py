@@ -28,6 +28,7 @@ from vestibule.accounts.models import (
     User,
 )
 from vestibule.domain.emails import email_key, normalize_email
+from vestibule.login.internal.credentials import credentials_changed
 from vestibule.login.mail import absolute, send
 from vestibule.login.models import OneTimeLink
 
@@ -189,21 +190,12 @@ def remove_member(user: User, account: Account, *, owns_identity: bool) -> bool:
     return False
 
 
-def void_password_links(user: User) -> None:
-    """Unused password-reset links die with the password they were meant to replace."""
-    from django.utils import timezone
-
-    OneTimeLink.objects.filter(user=user, purpose=OneTimeLink.Purpose.PASSWORD_RESET, used_at__isnull=True).update(
-        used_at=timezone.now()
-    )
-
-
 def switch_to_sso(user: User) -> None:
-    """Seed 000: switching to SSO purges the password at once, and any reset link in flight."""
+    """Seed 000: switching to SSO purges the password at once, and any reset or invitation link in flight."""
     user.login_method = User.LoginMethod.SSO
     user.purge_credentials()
     user.save()
-    void_password_links(user)
+    credentials_changed(user)
 
 
 def switch_to_password(user: User) -> None:
@@ -213,6 +205,8 @@ def switch_to_password(user: User) -> None:
     user.login_method = User.LoginMethod.PASSWORD
     user.purge_credentials()
     user.save()
+    # Before the fresh reset link is issued, or it would be voided too.
+    credentials_changed(user)
     issue_reset_link(user, reason="switched_to_password")
 
 

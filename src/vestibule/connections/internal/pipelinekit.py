@@ -24,7 +24,6 @@ from django.utils import timezone
 
 from vestibule.accounts.internal import userkit
 from vestibule.accounts.internal.rolekit import get_catalog
-from vestibule.accounts.internal.userkit import void_password_links
 from vestibule.accounts.models import Approval, Invitation, Membership, Project, ProjectAccess, RoleGrant, Source, User
 from vestibule.audit.internal.auditkit import record
 from vestibule.authority.ownership import is_home_connection, same_owner
@@ -44,6 +43,7 @@ from vestibule.domain.pipeline import (
     extract_identity,
     require_domain,
 )
+from vestibule.login.internal.credentials import credentials_changed
 
 
 @dataclass(frozen=True)
@@ -242,7 +242,7 @@ def _apply(
         else:
             user.login_method = User.LoginMethod.SSO
             user.purge_credentials()
-            void_password_links(user)
+            credentials_changed(user)
             record("sso.user_upgraded", account=account, connection=connection, subject_email=user.email)
             trace.ok("upgrade", result="upgraded to SSO-only; password, TOTP and password age purged")
     user.last_login = timezone.now()

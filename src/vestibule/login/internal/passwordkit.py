@@ -13,6 +13,7 @@ from django.utils import timezone
 from vestibule.accounts.models import Account, User
 from vestibule.audit.internal.auditkit import client_ip, record
 from vestibule.audit.models import AuditEvent
+from vestibule.authority.ownership import home_account
 from vestibule.domain.emails import InvalidEmail, email_key
 from vestibule.login.internal import ratelimit
 from vestibule.login.mail import absolute, send
@@ -63,12 +64,16 @@ def check_password_login(request: HttpRequest, email: str, password: str) -> Pas
 
 
 def password_expired(user: User) -> bool:
-    """True when any of the user's accounts has a password TTL the password outlived."""
-    ttls = [
-        days
-        for days in Account.objects.filter(memberships__user=user).values_list("password_ttl_days", flat=True)
-        if days
-    ]
+    """True when the password outlived the password TTL of the account that owns it.
+
+    The password belongs to the identity, so its home account's policy rules
+    it: an account the person merely joined cannot force changes on another
+    tenant's people. A person whose domain no account owns chose the accounts
+    they joined, and the strictest of those applies.
+    """
+    home = home_account(user)
+    accounts = [home] if home is not None else Account.objects.filter(memberships__user=user)
+    ttls = [account.password_ttl_days for account in accounts if account.password_ttl_days]
     if not ttls:
         return False
     changed = user.password_changed_at or user.created_at
