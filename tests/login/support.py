@@ -19,13 +19,13 @@ from cryptography.hazmat.primitives.twofactor.totp import TOTP
 from django.test import Client
 from django.utils import timezone
 
+from tests.conftest import PASSWORD as PASSWORD  # the suite's one password: make_user sets it by default
 from vestibule.accounts.models import Account, User
 from vestibule.audit.models import AuditEvent
 from vestibule.conf.testing import FastArgon2PasswordHasher
 from vestibule.login.internal import totp
 
 EMAIL = "alice@example.com"
-PASSWORD = "the hardening tests passphrase 31"
 NEW_PASSWORD = "an entirely new passphrase 77"
 ATTACKER_PASSWORD = "the attacker's chosen passphrase 66"
 BACKEND = "vestibule.login.backends.PasswordBackend"

@@ -6,7 +6,6 @@ The expired-password page now comes after every factor: password, then TOTP
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import pytest
@@ -29,11 +28,6 @@ from tests.login.support import (
 from vestibule.audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def make_user(make_user: Any) -> Any:
-    return functools.partial(make_user, password=PASSWORD)
 
 
 def test_expired_password_cannot_be_changed_before_the_second_factor(make_user: Any) -> None:

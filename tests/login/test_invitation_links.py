@@ -7,7 +7,6 @@ voids the person's unused invitation and reset links
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -38,11 +37,6 @@ from vestibule.login.internal.credentials import credentials_changed
 from vestibule.login.models import OneTimeLink
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def make_user(make_user: Any) -> Any:
-    return functools.partial(make_user, password=PASSWORD)
 
 
 INVITE_LINK = re.compile(r"http://localhost(/invite/[A-Za-z0-9_-]+)")

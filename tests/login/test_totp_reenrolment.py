@@ -6,7 +6,6 @@ factor stays in force until a code of the new secret confirms it.
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any
 
@@ -27,11 +26,6 @@ from tests.login.support import (
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def make_user(make_user: Any) -> Any:
-    return functools.partial(make_user, password=PASSWORD)
 
 
 def test_totp_cannot_be_switched_off_by_starting_a_reenrolment_without_a_code(make_user: Any) -> None:
