@@ -378,3 +378,30 @@ def test_sandbox_idp_session_cannot_act_as_productions_administrator(api: Api, s
     assert password_login(own, "admin@acme.test").status_code == 302
     made = own.post("/api/v1/accounts/acme/api-keys", {"name": "by the administrator"}, content_type="application/json")
     assert made.status_code == 201, made.content
+
+
+def test_invitation_is_accepted_by_a_login_through_the_inviting_accounts_own_provider(
+    api: Api, sandbox: dict[str, Any], sso_driver: Any
+) -> None:
+    """A sandbox without auto-provisioning lets in only the people it invited; its provider proves who they are."""
+    sandbox_key, connection = sandbox["sandbox"], sandbox["sandbox_connection"]
+    sandbox_key.patch(f"/connections/{connection['id']}", {"auto_provision": False})
+    jane = add_person(sandbox["acme"], "acme", "jane@acme.test", ["analyst"])
+
+    # Not invited: refused, and no membership appears.
+    refused = sso_driver.login(Client(), connection, subject="jane@acme.test", claims=claims("jane@acme.test", "Jane"))
+    assert_refused(refused, "sso.provisioning_disabled", api, "acme-sandbox", status=403)
+    assert not Membership.objects.filter(user_id=jane, account__slug="acme-sandbox").exists()
+
+    invited = sandbox_key.post("/accounts/acme-sandbox/users", {"email": "jane@acme.test", "roles": ["report-viewer", "analyst"]}, expect=202)
+    assert invited.json()["status"] == "invited"
+    browser = Client()
+    me = assert_signed_in(
+        sso_driver.login(browser, connection, subject="jane@acme.test", claims=claims("jane@acme.test", "Jane")), browser, "jane@acme.test"
+    )
+    assert account_slugs(me) == ["acme-sandbox"]
+    roles = next(a["roles"] for a in me["accounts"] if a["slug"] == "acme-sandbox")
+    assert {"analyst", "report-viewer"} <= set(roles)
+    assert sandbox_key.get("/accounts/acme-sandbox/invitations") == []
+    # Her identity is untouched: still acme's password person.
+    assert User.objects.get(pk=jane).login_method == "password"

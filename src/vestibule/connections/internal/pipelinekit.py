@@ -213,6 +213,16 @@ def _apply(
         user.name = identity.name
 
     if membership is None:
+        if invitation is not None and invitation.email_key != user.email_key:
+            # Invited under the asserted address, but the linked person kept another one: not theirs to accept.
+            invitation = None
+            if not connection.auto_provision:
+                raise LoginFailure(
+                    "sso.provisioning_disabled", "user",
+                    "You are not a member of this organization yet. Ask your administrator to invite you.",
+                    expected="a member, an invitation for your address, or auto-provisioning on",
+                    received=f"no membership for {user.email}", fix_in="vestibule",
+                )
         if invitation is not None:
             membership = userkit.accept_invitation(invitation, user)
             record("user.invitation_accepted", account=account, connection=connection, actor_user=user, subject_email=user.email, via="sso")
