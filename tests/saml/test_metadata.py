@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from tests.saml_support import FIXTURES, IDP, NOW, SP, cert, key_pair, signed_response, validate
-from vestibule.saml import IdentityProvider, build_sp_metadata, errors, parse_idp_metadata
+from tests.saml_support import FIXTURES, IDP, NOW, SP, cert, key_pair, settings, signed_response, validate
+from vestibule.saml import IdentityProvider, SamlSettings, build_sp_metadata, errors, parse_idp_metadata
 from vestibule.saml.idp import build_idp_metadata
 from vestibule.saml.settings import EMAIL_ADDRESS
 from vestibule.saml.sp import ServiceProvider
@@ -120,13 +120,26 @@ def test_sp_metadata_publishes_current_and_next_keys() -> None:
     root = etree.fromstring(build_sp_metadata(sp))
     assert root.get("entityID") == SP.entity_id
     descriptor = root.find(f"{{{MD}}}SPSSODescriptor")
-    assert descriptor is not None and descriptor.get("WantAssertionsSigned") == "true"
+    assert descriptor is not None and descriptor.get("WantAssertionsSigned") == "false"
     uses = [kd.get("use") for kd in descriptor.findall(f"{{{MD}}}KeyDescriptor")]
     assert uses == ["signing", "signing", "encryption", "encryption"]
     acs = descriptor.find(f"{{{MD}}}AssertionConsumerService")
     assert acs is not None and acs.get("Location") == SP.acs_url
     assert acs.get("Binding") == "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
     assert descriptor.findtext(f"{{{MD}}}NameIDFormat") == EMAIL_ADDRESS
+
+
+def test_sp_metadata_says_assertions_must_be_signed_only_when_the_connection_requires_it() -> None:
+    """WantAssertionsSigned states a requirement (metadata §2.4.4): it follows the opt-in, default off."""
+
+    def wants(settings_: SamlSettings) -> str | None:
+        root = etree.fromstring(build_sp_metadata(SP, settings=settings_))
+        descriptor = root.find(f"{{{MD}}}SPSSODescriptor")
+        assert descriptor is not None
+        return descriptor.get("WantAssertionsSigned")
+
+    assert wants(settings()) == "false"
+    assert wants(settings(want_assertions_signed=True)) == "true"
 
 
 def test_fixture_readme_lists_every_fixture() -> None:

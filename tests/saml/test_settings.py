@@ -27,7 +27,9 @@ def field_error(data: dict[str, Any]) -> str:
 def test_secure_defaults() -> None:
     s = SamlSettings.from_dict(doc())
     assert s.name_id_format == EMAIL_ADDRESS
-    assert s.want_assertions_signed and not s.want_response_signed
+    # Either signature is enough by default (at least one is always required,
+    # tests/security/test_saml_attacks.py); requiring a particular one is an opt-in.
+    assert not s.want_assertions_signed and not s.want_response_signed
     assert not (s.allow_sha1 or s.allow_idp_initiated or s.allow_aes_cbc or s.want_assertions_encrypted)
     assert s.clock_skew_seconds == 120
 
@@ -76,7 +78,7 @@ def test_rejects_invalid_field(data: dict[str, Any], field: str) -> None:
 
 def test_default_settings_document_is_incomplete_until_configured() -> None:
     d = default_settings()
-    assert d["name_id_format"] == EMAIL_ADDRESS and d["want_assertions_signed"] is True
+    assert d["name_id_format"] == EMAIL_ADDRESS and d["want_assertions_signed"] is False
     assert field_error(d) == "idp_entity_id"
     assert SamlSettings.from_dict({**d, **doc()}).allow_idp_initiated is False
 

@@ -59,10 +59,10 @@ def check_connections(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
                     hint=f"Set saml.{key} to false unless this identity provider cannot do better.",
                     obj=str(connection.pk), id=check_id,
                 ))  # fmt: skip
-        if not doc.get("want_assertions_signed", True):
-            findings.append(Warning(
-                f"Connection {connection.account.slug}/{connection.name} ({connection.pk}) accepts assertions that are not signed themselves.",
-                hint="Only the Response signature protects them; prefer want_assertions_signed=true.",
-                obj=str(connection.pk), id="vestibule.W013",
-            ))  # fmt: skip
+        # vestibule.W013 ("accepts assertions that are not signed themselves")
+        # is retired, not reused: a Response signed by a pinned key is enough
+        # for the assertion inside it, which is the only one consumed, and at
+        # least one signature over the consumed assertion is always required.
+        # Response-only signing (Keycloak's default) is therefore the default
+        # and nothing to warn about; want_assertions_signed is an opt-in.
     return findings

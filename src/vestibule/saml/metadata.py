@@ -45,7 +45,9 @@ def build_sp_metadata(
 ) -> bytes:
     """Our SP metadata for one connection (served at ``sp.metadata_url``)."""
     authn_requests_signed = bool(settings and settings.sign_authn_requests)
-    want_assertions_signed = settings.want_assertions_signed if settings else True
+    # Says what the connection requires: assertion signatures are an opt-in,
+    # a signed Response is enough by default (see SamlSettings).
+    want_assertions_signed = bool(settings and settings.want_assertions_signed)
     entity = etree.Element(q(MD, "EntityDescriptor"), nsmap={"md": MD, "ds": DS}, entityID=sp.entity_id)
     descriptor = etree.SubElement(
         entity,

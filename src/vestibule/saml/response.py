@@ -7,13 +7,22 @@
    since it can only ever deny access);
 3. Response signature, when present or required — from here on only the
    verified Response node is used;
-4. Destination (exact; required when the Response is signed, bindings §3.5.5.2),
+4. the Response's children follow the schema's sequence (core §3.2.2,
+   §3.3.3): ``Issuer?, ds:Signature?, Extensions?, Status,
+   (Assertion | EncryptedAssertion)*``. Anything else — an unknown element
+   between Status and the assertion, a look-alike namespace, an element
+   after the assertion — is refused, never skipped;
+5. Destination (exact; required when the Response is signed, bindings §3.5.5.2),
    Issuer, InResponseTo / unsolicited policy;
-5. exactly one Assertion or EncryptedAssertion, decrypted if needed;
-6. Assertion signature, when present or required; at least one signature
-   over the assertion is always required;
-7. assertion rules (:mod:`vestibule.saml.assertion`) on the verified node;
-8. replay: the assertion ID is recorded once, last of all.
+6. exactly one Assertion or EncryptedAssertion, taken from the verified
+   Response when it is signed, decrypted if needed;
+7. Assertion signature, when present or required. Either signature suffices
+   (profiles §4.1.3.5: "signing each individual <Assertion> element or
+   signing the <Response> element"), but at least one must cover the
+   consumed assertion: the assertion's own, or the Response's, in which case
+   the assertion consumed is the one inside the verified Response subtree;
+8. assertion rules (:mod:`vestibule.saml.assertion`) on the verified node;
+9. replay: the assertion ID is recorded once, last of all.
 
 Names start with ``unverified_`` until the signature covering them is checked.
 """
@@ -44,6 +53,17 @@ from .xml import DS, SAML, SAMLP, child, decode_post_value, parse_xml, q
 from .xmlenc import decrypt_assertion
 
 SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
+
+#: samlp:ResponseType's children before the assertions, in schema order, and
+#: whether each is required (core §3.2.2 StatusResponseType).
+_RESPONSE_HEAD = (
+    (q(SAML, "Issuer"), False),
+    (q(DS, "Signature"), False),
+    (q(SAMLP, "Extensions"), False),
+    (q(SAMLP, "Status"), True),
+)
+#: The choice that may repeat after Status (core §3.3.3).
+_ASSERTION_TAGS = frozenset({q(SAML, "Assertion"), q(SAML, "EncryptedAssertion")})
 
 
 def _check_root(unverified_response: etree._Element) -> None:
@@ -111,8 +131,69 @@ def check_in_response_to(response: etree._Element, settings: SamlSettings, expec
         )
 
 
+def _name(el: etree._Element) -> str:
+    """``{namespace}local`` as received, for the admin: look-alike namespaces must show."""
+    return str(el.tag)
+
+
+def _out_of_sequence(el: etree._Element) -> MalformedError:
+    return MalformedError(
+        "The Response has an element the SAML schema does not allow at this place "
+        "(unknown, repeated, out of order, or in a look-alike namespace).",
+        expected="Issuer?, Signature?, Extensions?, Status, Assertion | EncryptedAssertion",
+        received=_name(el),
+    )
+
+
+def check_response_children(response: etree._Element) -> list[etree._Element]:
+    """Refuse children outside samlp:Response's schema sequence; return the assertions.
+
+    The sequence is ``saml:Issuer?, ds:Signature?, samlp:Extensions?,
+    samlp:Status, (saml:Assertion | saml:EncryptedAssertion)*`` (core §3.2.2,
+    §3.3.3). Namespaces are compared exactly, so an ``Assertion`` in
+    ``urn:oasis:names:tc:SAML:2.0:assertion `` (trailing space) or in a
+    different-case URI is an unknown element, and unknown elements are
+    refused rather than skipped: a validator that skips what it does not
+    recognise and a consumer that does not are how wrapping attacks start.
+    Comments and processing instructions are not elements and are ignored
+    (signed content is canonicalised without them); text is never consumed.
+    """
+    position = 0
+    assertions: list[etree._Element] = []
+    for el in response:
+        if not isinstance(el.tag, str):
+            continue  # Comment or processing instruction.
+        if el.tag in _ASSERTION_TAGS:
+            if position < len(_RESPONSE_HEAD):
+                raise MalformedError(
+                    "The Response has an assertion before its Status (core §3.2.2).",
+                    expected="Issuer?, Signature?, Extensions?, Status, then the assertion",
+                    received=_name(el),
+                )
+            assertions.append(el)
+            continue
+        if assertions:
+            raise MalformedError(
+                "The Response has an element after its assertion that the SAML schema does not allow there.",
+                expected="nothing after the assertion",
+                received=_name(el),
+            )
+        for index in range(position, len(_RESPONSE_HEAD)):
+            tag, required = _RESPONSE_HEAD[index]
+            if el.tag == tag:
+                position = index + 1
+                break
+            if required:
+                raise _out_of_sequence(el)
+        else:
+            raise _out_of_sequence(el)
+    if position < len(_RESPONSE_HEAD):
+        raise MalformedError("The Response has no Status.", expected="samlp:Status")
+    return assertions
+
+
 def _single_assertion(response: etree._Element) -> etree._Element:
-    found = [el for el in response if el.tag in (q(SAML, "Assertion"), q(SAML, "EncryptedAssertion"))]
+    found = check_response_children(response)
     if len(found) != 1:
         raise AssertionCountError(expected="1", received=str(len(found)))
     # An assertion hidden deeper (Extensions, Status, another element) is a wrapping attempt.
@@ -165,12 +246,22 @@ def validate_response(
     elif settings.want_response_signed:
         raise UnsignedError("This connection requires a signed Response.", expected="signed Response")
 
-    # Step 4: Response binding to this SP and request.
-    check_destination(response, sp, signed=bool(signed_parts))
+    # Step 4: the Response's children follow the schema. Checked on the
+    # received tree, which holds everything the verified one does plus the
+    # Response's own Signature, so that too must sit where the schema puts it.
+    # After step 3, so a wrapped or moved signature still reports as one.
+    check_response_children(unverified_response)
+
+    # Step 5: Response binding to this SP and request.
+    response_signed = bool(signed_parts)
+    check_destination(response, sp, signed=response_signed)
     check_issuer(child(response, SAML, "Issuer"), settings, "Response", required=False)
     check_in_response_to(response, settings, expected_request_id)
 
-    # Step 5: the one assertion, decrypted when encrypted.
+    # Step 6: the one assertion, decrypted when encrypted. ``response`` is the
+    # verified Response subtree when the Response is signed, so the assertion
+    # taken here is then covered by that signature; otherwise it is unverified
+    # until its own signature is checked in step 7.
     unverified_assertion = _single_assertion(response)
     if unverified_assertion.tag == q(SAML, "EncryptedAssertion"):
         unverified_assertion = decrypt_assertion(
@@ -179,7 +270,7 @@ def validate_response(
     elif settings.want_assertions_encrypted:
         raise UnencryptedError(fix_in="identity_provider")
 
-    # Step 6: Assertion signature.
+    # Step 7: Assertion signature; at least one signature must cover the assertion.
     if unverified_assertion.find(q(DS, "Signature")) is not None:
         assertion = verify_enveloped(
             unverified_assertion,
@@ -190,18 +281,28 @@ def validate_response(
         )
         signed_parts.append("assertion")
     elif settings.want_assertions_signed:
-        raise UnsignedError("This connection requires a signed Assertion.", expected="signed Assertion")
-    elif signed_parts:
-        assertion = unverified_assertion  # Inside the verified Response.
+        raise UnsignedError(
+            "This connection requires each Assertion to be signed (want_assertions_signed), but the Assertion "
+            "is not. Turn on assertion signing at the IdP, or turn want_assertions_signed off: a signed "
+            "Response is then enough.",
+            expected="signed Assertion",
+            received="Response signed only" if response_signed else "nothing signed",
+        )
+    elif response_signed:
+        assertion = unverified_assertion  # Part of the verified Response subtree (step 3), so covered.
     else:
-        raise UnsignedError("Neither the Response nor the Assertion is signed.")
+        raise UnsignedError(
+            "Neither the Response nor the Assertion is signed; at least one signature must cover the assertion.",
+            expected="a signed Response or a signed Assertion",
+            received="nothing signed",
+        )
 
-    # Step 7: assertion rules on the verified node.
+    # Step 8: assertion rules on the verified node.
     facts = validate_assertion(
         assertion, sp=sp, settings=settings, now=now, expected_request_id=expected_request_id
     )
 
-    # Step 8: replay, only once everything else has passed.
+    # Step 9: replay, only once everything else has passed.
     expires_at = facts.not_on_or_after + timedelta(seconds=settings.clock_skew_seconds)
     if not replay.add_once(key=f"{settings.idp_entity_id}|{facts.assertion_id}", expires_at=expires_at):
         raise ReplayedError(received=facts.assertion_id, fix_in="identity_provider")
@@ -220,4 +321,4 @@ def validate_response(
     )
 
 
-__all__ = ["validate_response", "check_status", "check_destination", "check_in_response_to"]
+__all__ = ["validate_response", "check_status", "check_response_children", "check_destination", "check_in_response_to"]

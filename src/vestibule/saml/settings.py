@@ -65,13 +65,19 @@ class SamlSettings:
     name_id_format: str = EMAIL_ADDRESS
     """NameIDFormat asked for in the request and expected in the assertion."""
 
-    want_assertions_signed: bool = True
-    """Require the Assertion itself to be signed. Risk when off: only the
-    Response signature protects the assertion, which is fine only together with
-    ``want_response_signed``; some IdPs (Entra) sign only one of the two."""
+    want_assertions_signed: bool = False
+    """Opt-in: require the Assertion itself to be signed.
+
+    Off by default because either signature is enough on its own: a Response
+    signed as a whole by a pinned key covers the assertion inside it, and only
+    that verified copy is consumed (profiles §4.1.3.5 allows either). Keycloak
+    signs the document, not the assertion, by default; Okta, Entra ID and
+    Google sign the assertion. Whatever this says, a response is refused unless
+    at least one signature covers the consumed assertion. Turn on when the IdP
+    signs assertions, so that a response whose assertion is not is refused."""
 
     want_response_signed: bool = False
-    """Require the Response element to be signed as well."""
+    """Opt-in: require the Response element to be signed (as well)."""
 
     sign_authn_requests: bool = False
     """Sign our AuthnRequests (needs an SP signing key)."""
