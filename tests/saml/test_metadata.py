@@ -143,7 +143,15 @@ def test_sp_metadata_says_assertions_must_be_signed_only_when_the_connection_req
 
 
 def test_fixture_readme_lists_every_fixture() -> None:
+    """Every fixture has provenance: in tests/fixtures/README.md, or for a set with its own README
+    (tests/fixtures/saml/vendors/), there, naming the file's case folder."""
     readme = (FIXTURES.parent / "README.md").read_text()
     for path in sorted(Path(FIXTURES).rglob("*")):
-        if path.is_file() and path.suffix in {".xml", ".crt", ".key", ".py"}:
+        if not (path.is_file() and path.suffix in {".xml", ".crt", ".key", ".py", ".json"}):
+            continue
+        own = next((p / "README.md" for p in path.parents if (p / "README.md").is_file()), None)
+        if own is not None and own.parent != FIXTURES.parent:
+            case = path.parent.relative_to(own.parent).as_posix()
+            assert f"`{case}`" in own.read_text(), f"{case} has no provenance in {own}"
+        else:
             assert path.name in readme, f"{path.name} has no provenance in tests/fixtures/README.md"

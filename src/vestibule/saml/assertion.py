@@ -6,6 +6,16 @@ Issuer, Subject/NameID, bearer SubjectConfirmation (Recipient, NotOnOrAfter,
 InResponseTo), Conditions (time window with bounded skew, AudienceRestriction
 required), AuthnStatement; then extracts attributes.
 
+AuthnStatement: profiles §4.1.4.2 wants one in the response. Vestibule
+consumes nothing from it (AuthnInstant and SessionIndex are reported, not
+used for access), so an assertion without it is accepted when it answers
+Vestibule's own AuthnRequest — the InResponseTo binding already makes it the
+answer to a sign-in — and :attr:`VerifiedAssertion.has_authn_statement` says
+so for the login trace. Keycloak omits the statement when its client setting
+"Include AuthnStatement" is off. An unsolicited response has no request to
+answer, so there the statement stays required
+(:class:`~vestibule.saml.errors.AuthnStatementMissingError`).
+
 Values are compared exactly (no trimming, no case folding, no prefix or
 substring matching): python3-saml's substring Recipient check and prefix
 Destination check are the bugs this avoids.
@@ -21,6 +31,7 @@ from lxml import etree
 
 from .errors import (
     AudienceMismatchError,
+    AuthnStatementMissingError,
     ExpiredError,
     InResponseToMismatchError,
     IssuerMismatchError,
@@ -51,11 +62,16 @@ class VerifiedAssertion:
     attributes: dict[str, tuple[str, ...]]
     """By attribute Name; a FriendlyName is an extra key when it collides with no Name."""
     session_index: str | None
-    authn_instant: datetime
+    authn_instant: datetime | None
+    """The AuthnStatement's AuthnInstant; ``None`` when the assertion has none."""
     not_on_or_after: datetime
     """Earliest expiry among Conditions and the bearer SubjectConfirmationData."""
     in_response_to: str | None
     signed_parts: tuple[SignedPart, ...]
+    has_authn_statement: bool
+    """``False`` when the assertion carried no AuthnStatement, which is accepted
+    only in answer to our own AuthnRequest (see the module docstring); the
+    login trace notes it."""
 
 
 @dataclass(frozen=True)
@@ -68,9 +84,10 @@ class AssertionFacts:
     name_id_format: str
     attributes: dict[str, tuple[str, ...]]
     session_index: str | None
-    authn_instant: datetime
+    authn_instant: datetime | None
     not_on_or_after: datetime
     in_response_to: str | None
+    has_authn_statement: bool
 
 
 def check_issuer(issuer_el: etree._Element | None, settings: SamlSettings, what: str, *, required: bool) -> None:
@@ -217,10 +234,21 @@ def _conditions(assertion: etree._Element, *, sp: ServiceProvider, now: datetime
     return not_on_or_after
 
 
-def _authn_statement(assertion: etree._Element, now: datetime, skew: timedelta) -> tuple[datetime, str | None]:
+def _authn_statement(
+    assertion: etree._Element, now: datetime, skew: timedelta, *, solicited: bool
+) -> tuple[datetime | None, str | None]:
+    """AuthnInstant and SessionIndex; ``(None, None)`` for a solicited assertion without the statement."""
     statements = assertion.findall(q(SAML, "AuthnStatement"))
     if not statements:
-        raise MalformedError("The assertion has no AuthnStatement (required by profiles §4.1.4.2).")
+        if solicited:
+            return None, None  # Answers our AuthnRequest: see the module docstring.
+        raise AuthnStatementMissingError(
+            "An unsolicited (IdP-initiated) assertion must carry an AuthnStatement (profiles §4.1.4.2), and this "
+            "one has none. Switch on the identity provider's setting that includes it (Keycloak: the client's "
+            '"Include AuthnStatement"), or start the sign-in from Vestibule (SP-initiated), where it is not required.',
+            expected="saml:AuthnStatement",
+            received="(none)",
+        )
     statement = statements[0]
     raw_instant = statement.get("AuthnInstant")
     if raw_instant is None:
@@ -278,7 +306,9 @@ def validate_assertion(
         subject, sp=sp, now=now, skew=skew, expected_request_id=expected_request_id
     )
     conditions_expiry = _conditions(assertion, sp=sp, now=now, skew=skew)
-    authn_instant, session_index = _authn_statement(assertion, now, skew)
+    # ``expected_request_id`` is only set for a response that must answer our
+    # request, and the InResponseTo checks above have already held it to that.
+    authn_instant, session_index = _authn_statement(assertion, now, skew, solicited=expected_request_id is not None)
     expiries = [sc_expiry] + ([conditions_expiry] if conditions_expiry is not None else [])
     return AssertionFacts(
         issuer=settings.idp_entity_id,
@@ -290,4 +320,5 @@ def validate_assertion(
         authn_instant=authn_instant,
         not_on_or_after=min(expiries),
         in_response_to=in_response_to,
+        has_authn_statement=authn_instant is not None,
     )

@@ -247,15 +247,19 @@ def verify_enveloped(
         received = fingerprint(hint) if hint else "no certificate in KeyInfo"
         # signxml refuses an out-of-validity certificate before checking the
         # signature, so "expired" is only certain when the message names that
-        # certificate, or when no other certificate is left to blame.
-        if expired and (hint in expired or len(expired) == len(ring)):
+        # certificate, or when it names none and no other certificate is left
+        # to blame. A message naming a certificate outside the ring was signed
+        # by another key (a different IdP, or a rollover not configured yet):
+        # that is the finding, whatever the state of the configured ones.
+        if expired and (hint in expired or (hint is None and len(expired) == len(ring))):
             raise CertificateExpiredError(
                 f"The {what} is signed by a configured certificate that is expired or not yet valid.",
                 expected="a currently valid certificate",
                 received=", ".join(fingerprint(d) for d in expired),
             )
+        also = "; a configured certificate is also expired or not yet valid" if expired else ""
         raise CertificateUntrustedError(
-            f"The {what} signature does not verify with any configured IdP certificate.",
+            f"The {what} signature does not verify with any configured IdP certificate{also}.",
             expected=expected,
             received=received,
         )

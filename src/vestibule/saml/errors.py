@@ -23,7 +23,8 @@ Tree::
     └── ResponseError (saml.response_invalid)
         ├── MalformedError (saml.malformed)
         │   ├── TooLargeError (saml.too_large)
-        │   └── DtdForbiddenError (saml.dtd_forbidden)
+        │   ├── DtdForbiddenError (saml.dtd_forbidden)
+        │   └── AuthnStatementMissingError (saml.authn_statement_missing)
         ├── SignatureError (saml.signature_invalid)
         │   ├── UnsignedError (saml.unsigned)
         │   ├── CertificateUntrustedError (saml.certificate_untrusted)
@@ -108,6 +109,18 @@ class TooLargeError(MalformedError):
 class DtdForbiddenError(MalformedError):
     code = "saml.dtd_forbidden"
     default_description = "The SAML message contains a DOCTYPE, which SAML forbids."
+
+
+class AuthnStatementMissingError(MalformedError):
+    """An unsolicited assertion without AuthnStatement (profiles §4.1.4.2).
+
+    In answer to our own AuthnRequest the statement may be absent (Keycloak's
+    "Include AuthnStatement" switch off); an unsolicited response has no request
+    to answer, and the statement is then its only claim to be a sign-in.
+    """
+
+    code = "saml.authn_statement_missing"
+    default_description = "The assertion has no AuthnStatement."
 
 
 class SignatureError(ResponseError):
@@ -213,7 +226,7 @@ class ReplayedError(ResponseError):
 
 ALL_ERRORS: tuple[type[SamlError], ...] = (
     SamlError, SamlSettingsError, MetadataError, RequestError, ResponseError,
-    MalformedError, TooLargeError, DtdForbiddenError, SignatureError, UnsignedError,
+    MalformedError, TooLargeError, DtdForbiddenError, AuthnStatementMissingError, SignatureError, UnsignedError,
     CertificateUntrustedError, CertificateExpiredError, AlgorithmNotAllowedError,
     TransformNotAllowedError, DecryptionError, StatusNotSuccessError,
     AssertionCountError, UnencryptedError, DestinationMismatchError, RecipientMismatchError,

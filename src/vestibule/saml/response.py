@@ -318,6 +318,7 @@ def validate_response(
         not_on_or_after=facts.not_on_or_after,
         in_response_to=facts.in_response_to,
         signed_parts=tuple(signed_parts),
+        has_authn_statement=facts.has_authn_statement,
     )
 
 
