@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,15 +18,50 @@ Vestibule: enterprise single sign-on and user access for multi-tenant SaaS.
 
 Configuration comes from VESTIBULE_* environment variables (see README).
 With none set, Vestibule keeps an SQLite database and its secret key in ./var/.
+"""
 
-Typical first run:
-  vestibule demo                      # seeded demo on http://127.0.0.1:8000
+EPILOG = """\
+Try it:
+  vestibule demo                                  # seeded demo on http://127.0.0.1:8000
+  vestibule demo --port 8422                      # the same on another port (URLs follow)
+Set up a customer:
+  vestibule account create acme --name "Acme Corporation"
+  vestibule connection create-saml --account acme --name Okta --domain acme.com --metadata okta.xml
+  vestibule connection enable ID
+  vestibule api-key create --account acme --role sso-admin
 Production:
-  vestibule migrate && vestibule serve --host 0.0.0.0 --workers 4
+  vestibule check --deploy && vestibule migrate && vestibule serve --host 0.0.0.0 --workers 4
+
+Every command explains itself: vestibule COMMAND --help, vestibule COMMAND ACTION --help.
 """
 
 
-def _setup(test_idp: bool = False) -> None:
+def _help(parent: Any, name: str, summary: str, description: str, *, example: str, next_step: str = "") -> argparse.ArgumentParser:
+    """A subcommand whose --help teaches: what it does, an example, and what to run next."""
+    epilog = f"example:\n  {example}"
+    if next_step:
+        epilog += f"\n\nnext:\n  {next_step}"
+    parser: argparse.ArgumentParser = parent.add_parser(
+        name, help=summary, description=_wrap(description), epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    return parser
+
+
+def _wrap(text: str) -> str:
+    # Paragraphs are reflowed; examples in the epilog keep their lines (RawDescriptionHelpFormatter).
+    return "\n\n".join(textwrap.fill(" ".join(paragraph.split()), 79) for paragraph in text.split("\n\n"))
+
+
+def _actions(parent: Any, name: str, summary: str, description: str, *, example: str) -> Any:
+    """A command grouping actions (``vestibule account create``): its --help lists them, with an example."""
+    parser = parent.add_parser(
+        name, help=summary, description=_wrap(description), formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"example:\n  {example}\n\nEach action explains itself: vestibule {name} ACTION --help",
+    )  # fmt: skip
+    return parser.add_subparsers(dest="action", metavar="ACTION", required=True, title="actions")
+
+
+def _setup(test_idp: bool = False, *, server: bool = False) -> None:
     if test_idp:
         os.environ["VESTIBULE_TEST_IDP"] = "true"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vestibule.conf.settings")
@@ -39,6 +75,12 @@ def _setup(test_idp: bool = False) -> None:
     import django
 
     django.setup()
+    if not server and "VESTIBULE_LOG_LEVEL" not in os.environ:
+        # A one-shot command prints its own result; the INFO log lines (audit
+        # events, already stored in the database) would only bury it.
+        import logging
+
+        logging.getLogger().setLevel(logging.WARNING)
 
 
 def _migrate(verbosity: int = 1) -> None:
@@ -59,10 +101,45 @@ def _embedded() -> bool:
     return bool(settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"))
 
 
-def cmd_serve(args: argparse.Namespace, *, test_idp: bool = False, before: Callable[[], None] | None = None) -> int:
-    _setup(test_idp=test_idp)
+def _base_url_for(host: str, port: int) -> None:
+    """Make the public URL match where ``serve``/``demo`` listen, unless the operator set one.
+
+    SAML and OIDC send browsers to VESTIBULE_BASE_URL. Were it left at its
+    default while the server listens on another port, a sign-in would land in
+    whatever else listens on 8000. An explicit VESTIBULE_BASE_URL (a proxy's
+    https:// name) always wins.
+    """
+    if os.environ.get("VESTIBULE_BASE_URL"):
+        return
+    # A wildcard address is no URL a browser can open; the loopback one is, on this machine.
+    shown = "127.0.0.1" if host in {"", "0.0.0.0", "::", "[::]"} else host
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    os.environ["VESTIBULE_BASE_URL"] = f"http://{shown}:{port}"
+
+
+def _warn_port_mismatch(port: int) -> None:
+    from urllib.parse import urlsplit
+
     from django.conf import settings
 
+    base = urlsplit(settings.VESTIBULE_BASE_URL)
+    loopback = base.hostname in {"127.0.0.1", "localhost", "::1"}
+    if loopback and (base.port or 80) != port:
+        print(
+            f"vestibule: note: VESTIBULE_BASE_URL is {settings.VESTIBULE_BASE_URL} but this server listens on port {port}; "
+            "sign-ins will send browsers there. Unset it to follow --port.",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def cmd_serve(args: argparse.Namespace, *, test_idp: bool = False, before: Callable[[], None] | None = None) -> int:
+    _base_url_for(args.host, args.port)
+    _setup(test_idp=test_idp, server=True)
+    from django.conf import settings
+
+    _warn_port_mismatch(args.port)
     if _embedded() or args.migrate:
         # The embedded database migrates itself: a fresh clone needs no extra step.
         _migrate(verbosity=0)
@@ -110,7 +187,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     def seed() -> None:
         from vestibule.demo import seed_demo
 
-        for line in seed_demo(base_url_port=args.port):
+        for line in seed_demo():
             print(line, flush=True)
 
     return cmd_serve(args, test_idp=True, before=seed)
@@ -140,16 +217,23 @@ def cmd_api_key_create(args: argparse.Namespace) -> int:
 
 def cmd_account_create(args: argparse.Namespace) -> int:
     _setup()
+    from django.core.exceptions import ValidationError
     from django.db import IntegrityError
 
-    from vestibule.accounts.models import Account
+    from vestibule.accounts.models import Account, slug_validator
 
+    try:
+        slug_validator(args.slug)
+    except ValidationError as exc:
+        print(f"vestibule: {args.slug!r} is not a usable slug: {' '.join(exc.messages)}", file=sys.stderr)
+        return 1
     try:
         Account.objects.create(slug=args.slug, name=args.name or args.slug)
     except IntegrityError:
         print(f"vestibule: account '{args.slug}' already exists", file=sys.stderr)
         return 1
     print(args.slug)
+    print(f"Next: vestibule connection create-saml --account {args.slug} --name NAME --domain DOMAIN", file=sys.stderr)
     return 0
 
 
@@ -189,42 +273,73 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vestibule", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = argparse.ArgumentParser(
+        prog="vestibule", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
     def server_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
-        p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+        p.add_argument(
+            "--port", type=int, default=8000,
+            help="port (default 8000); without VESTIBULE_BASE_URL the public URL becomes http://HOST:PORT",
+        )  # fmt: skip
         p.add_argument("--workers", type=int, default=2, help="worker processes when Redis is configured (default 2)")
         p.add_argument("--threads", type=int, default=8, help="threads per worker (default 8)")
         p.add_argument("--migrate", action="store_true", help="apply database migrations first (automatic on SQLite)")
 
-    p = sub.add_parser("serve", help="run the service with gunicorn", description="Run Vestibule behind gunicorn. On the embedded SQLite database it migrates itself first.")
+    p = _help(
+        sub, "serve", "run the service with gunicorn",
+        "Run Vestibule behind gunicorn. On the embedded SQLite database it migrates itself first. "
+        "The public URL (SAML and OIDC endpoints, email links) is VESTIBULE_BASE_URL, or http://HOST:PORT when unset.",
+        example="vestibule serve --port 8080                     # then open http://127.0.0.1:8080/login",
+        next_step="vestibule operator create you@example.com     # a first administrator to sign in with",
+    )  # fmt: skip
     server_args(p)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("demo", help="run with demo data and the built-in test identity provider", description="Seed account 'acme' with users and a SAML connection to the built-in test IdP, print how to sign in, then serve.")
+    p = _help(
+        sub, "demo", "run with demo data and the built-in test identity provider",
+        "Seed account 'acme' with an administrator, an operator API key and a SAML connection to the built-in "
+        "test IdP, print how to sign in, then serve. Data stays in VESTIBULE_DATA_DIR (default ./var).",
+        example="vestibule demo --port 8422                      # then open http://127.0.0.1:8422/login",
+        next_step="type any name@acme.test at /login to sign in through the test identity provider",
+    )  # fmt: skip
     server_args(p)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("migrate", help="create or upgrade the database schema")
+    p = _help(
+        sub, "migrate", "create or upgrade the database schema",
+        "Create or upgrade the database schema. `serve` does this itself on SQLite; on PostgreSQL run it once "
+        "per upgrade, before starting the new version.",
+        example="VESTIBULE_DATABASE_URL=postgres://vestibule@db/vestibule vestibule migrate",
+        next_step="vestibule serve",
+    )  # fmt: skip
     p.set_defaults(func=cmd_migrate)
 
-    p = sub.add_parser("check", help="validate configuration and run Django's system checks")
+    p = _help(
+        sub, "check", "validate configuration and run Django's system checks",
+        "Validate the VESTIBULE_* configuration and run the system checks (connections that accept unsigned "
+        "assertions, and the like). Exits non-zero on an error.",
+        example="vestibule check --deploy",
+        next_step="vestibule migrate && vestibule serve",
+    )  # fmt: skip
     p.add_argument("--deploy", action="store_true", help="also run the production hardening checks")
     p.set_defaults(func=cmd_check)
 
-    key = sub.add_parser("api-key", help="manage API keys").add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = key.add_parser(
-        "create",
-        help="create an API key and print it (once) on stdout",
-        description=(
-            "Create an API key: a named service credential. --operator keys act on every account and may claim "
-            "domains; --account keys act in one account with the admin roles you give them (--role, repeatable; "
-            "default administrator). People administer through their own sign-in; keys are for automation."
-        ),
-        epilog="example: vestibule api-key create --account acme --role sso-admin --name terraform",
-    )
+    key = _actions(
+        sub, "api-key", "manage API keys (for automation)", "API keys let scripts and services call the admin REST API.",
+        example="KEY=$(vestibule api-key create --account acme --role sso-admin --name terraform)",
+    )  # fmt: skip
+    p = _help(
+        key, "create", "create an API key and print it (once) on stdout",
+        "Create an API key: a named service credential. --operator keys act on every account and may claim "
+        "domains; --account keys act in one account with the admin roles you give them (--role, repeatable; "
+        "default administrator). People administer through their own sign-in; keys are for automation. "
+        "The key alone goes to stdout, so KEY=$(vestibule api-key create ...) works; it is shown only once.",
+        example="vestibule api-key create --account acme --role sso-admin --name terraform",
+        next_step="curl -H \"Authorization: Bearer $KEY\" http://127.0.0.1:8000/api/v1/accounts/acme/connections",
+    )  # fmt: skip
     scope = p.add_mutually_exclusive_group(required=True)
     scope.add_argument("--operator", action="store_true", help="deployment-wide key")
     scope.add_argument("--account", metavar="SLUG", help="key limited to one account")
@@ -237,16 +352,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="", help="a label to recognize the key later")
     p.set_defaults(func=cmd_api_key_create)
 
-    acc = sub.add_parser("account", help="manage accounts").add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = acc.add_parser("create", help="create an account")
-    p.add_argument("slug")
-    p.add_argument("--name", default="")
+    acc = _actions(
+        sub, "account", "manage accounts (customer organizations)",
+        "An account is one customer organization of your product: its users, SSO connections and roles.",
+        example='vestibule account create acme --name "Acme Corporation"',
+    )  # fmt: skip
+    p = _help(
+        acc, "create", "create an account",
+        "Create an account: one customer organization, with its own users, connections and roles. "
+        "Prints the slug, which the other commands and the API use to name it.",
+        example='vestibule account create acme --name "Acme Corporation"',
+        next_step="vestibule connection create-saml --account acme --name Okta --domain acme.com --metadata okta.xml",
+    )  # fmt: skip
+    p.add_argument("slug", help="short identifier: lowercase letters, digits and hyphens, e.g. acme")
+    p.add_argument("--name", default="", help="display name people see (default: the slug)")
     p.set_defaults(func=cmd_account_create)
 
-    op = sub.add_parser("operator", help="manage operators (global administrators)").add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = op.add_parser("create", help="create or reset an operator and print a new password once")
-    p.add_argument("email")
-    p.add_argument("--name", default="")
+    op = _actions(
+        sub, "operator", "manage operators (global administrators)",
+        "Operators administer the whole deployment: every account, and claiming email domains.",
+        example="vestibule operator create ops@example.com",
+    )  # fmt: skip
+    p = _help(
+        op, "create", "create or reset an operator and print a new password once",
+        "Create an operator (a global administrator who signs in with a password), or give an existing one a "
+        "new password. The password alone goes to stdout; it is shown only once.",
+        example="vestibule operator create ops@example.com --name \"Ops Team\"",
+        next_step="sign in at VESTIBULE_BASE_URL/login, then turn on two-factor sign-in at /account/totp",
+    )  # fmt: skip
+    p.add_argument("email", help="the operator's email address, used to sign in")
+    p.add_argument("--name", default="", help="display name")
     p.set_defaults(func=cmd_operator_create)
 
     _extend(sub)

@@ -36,10 +36,12 @@ def _fail(message: str) -> int:
 
 
 def _run(fn: Any, args: argparse.Namespace) -> int:
-    from vestibule.cli import _setup
+    from vestibule import cli
+
+    # Django first: the kits import models, which need configured settings.
+    cli._setup()
     from vestibule.connections.internal.connectionkit import ConnectionRuleError
 
-    _setup()
     try:
         return int(fn(args) or 0)
     except ConnectionRuleError as exc:
@@ -196,16 +198,28 @@ def cmd_import_metadata(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    conn = sub.add_parser(
-        "connection", help="manage SSO connections (SAML and OIDC)",
-        description="List and set up SSO connections. IDs are the UUIDs shown by `list`.",
-    ).add_subparsers(dest="action", metavar="ACTION", required=True)  # fmt: skip
+    from vestibule.cli import _actions, _help
 
-    p = conn.add_parser("list", help="list an account's connections", description="List an account's connections: ID, protocol, enabled, name, domains.")
+    conn = _actions(
+        sub, "connection", "manage SSO connections (SAML and OIDC)",
+        "List and set up an account's SSO connections. IDs are the UUIDs shown by `list`.",
+        example="vestibule connection list --account acme",
+    )  # fmt: skip
+
+    p = _help(
+        conn, "list", "list an account's connections",
+        "List an account's connections: ID, protocol, enabled, name, domains.",
+        example="vestibule connection list --account acme",
+        next_step="vestibule connection enable ID   (or disable, import-metadata)",
+    )  # fmt: skip
     p.add_argument("--account", metavar="SLUG", required=True, help="the account's slug")
     p.set_defaults(func=lambda a: _run(cmd_list, a))
 
-    p = conn.add_parser("create-saml", help="create a SAML connection (starts disabled)", description=_CREATE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _help(
+        conn, "create-saml", "create a SAML connection (starts disabled)", _CREATE_HELP,
+        example="vestibule connection create-saml --account acme --name Okta --domain acme.com --metadata okta.xml",
+        next_step="vestibule connection enable ID   (without --metadata: vestibule connection import-metadata ID FILE)",
+    )  # fmt: skip
     p.add_argument("--account", metavar="SLUG", required=True, help="the account's slug")
     p.add_argument("--name", metavar="N", required=True, help="a name people see when choosing a provider, e.g. 'Okta'")
     p.add_argument("--domain", metavar="D", action="append", required=True, help="an email domain this connection serves (repeat for several)")
@@ -214,7 +228,14 @@ def register(sub: Any) -> None:
     p.add_argument("--allow-login", action="store_true", help="auto-provisioned users may sign in at once (else they wait for approval)")
     p.set_defaults(func=lambda a: _run(cmd_create_saml, a))
 
-    p = conn.add_parser("create-oidc", help="create an OpenID Connect connection (starts disabled)", description=_CREATE_OIDC_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _help(
+        conn, "create-oidc", "create an OpenID Connect connection (starts disabled)", _CREATE_OIDC_HELP,
+        example=(
+            "vestibule connection create-oidc --account acme --name Entra --domain acme.com \\\n"
+            "      --issuer https://login.microsoftonline.com/TENANT/v2.0 --client-id ID --client-secret-file - < secret.txt"
+        ),
+        next_step="register the printed redirect URI at the provider, then: vestibule connection enable ID",
+    )  # fmt: skip
     p.add_argument("--account", metavar="SLUG", required=True, help="the account's slug")
     p.add_argument("--name", metavar="N", required=True, help="a name people see when choosing a provider, e.g. 'Entra ID'")
     p.add_argument("--domain", metavar="D", action="append", required=True, help="an email domain this connection serves (repeat for several)")
@@ -228,19 +249,32 @@ def register(sub: Any) -> None:
     p.add_argument("--allow-login", action="store_true", help="auto-provisioned users may sign in at once (else they wait for approval)")
     p.set_defaults(func=lambda a: _run(cmd_create_oidc, a))
 
-    for action, enabled in (("enable", True), ("disable", False)):
-        p = conn.add_parser(
-            action, help=f"{action} a connection",
-            description=("Enable a connection: its domains route to the IdP. Needs complete IdP settings." if enabled
-                         else "Disable a connection: new SSO logins through it stop; nobody is removed."),
-        )  # fmt: skip
-        p.add_argument("id", metavar="ID", help="the connection ID (see `vestibule connection list`)")
-        p.set_defaults(func=lambda a, e=enabled: _run(lambda args: _set_enabled(args, e), a))
+    p = _help(
+        conn, "enable", "enable a connection",
+        "Enable a connection: its domains route to the IdP at /login. Needs complete IdP settings "
+        "(a SAML connection: imported metadata).",
+        example="vestibule connection enable 3f2b...   (the ID from `vestibule connection list`)",
+        next_step="open VESTIBULE_BASE_URL/login and type an address of one of its domains",
+    )  # fmt: skip
+    p.add_argument("id", metavar="ID", help="the connection ID (see `vestibule connection list`)")
+    p.set_defaults(func=lambda a: _run(lambda args: _set_enabled(args, True), a))
 
-    p = conn.add_parser(
-        "import-metadata", help="set a SAML connection's IdP settings from IdP metadata XML",
-        description="Read the IdP's metadata (Okta, Entra ID, Google Workspace, ADFS, or an EntitiesDescriptor "
+    p = _help(
+        conn, "disable", "disable a connection",
+        "Disable a connection: new SSO logins through it stop and its domains get the password step; "
+        "nobody is removed, and enabling it again restores SSO.",
+        example="vestibule connection disable 3f2b...",
+        next_step="vestibule connection enable ID   (when the provider is fixed)",
+    )  # fmt: skip
+    p.add_argument("id", metavar="ID", help="the connection ID (see `vestibule connection list`)")
+    p.set_defaults(func=lambda a: _run(lambda args: _set_enabled(args, False), a))
+
+    p = _help(
+        conn, "import-metadata", "set a SAML connection's IdP settings from IdP metadata XML",
+        "Read the IdP's metadata (Okta, Entra ID, Google Workspace, ADFS, or an EntitiesDescriptor "
         "with --entity-id) and store the generated SAML settings; the connection's own policy choices are kept.",
+        example="vestibule connection import-metadata 3f2b... idp-metadata.xml",
+        next_step="vestibule connection enable ID",
     )  # fmt: skip
     p.add_argument("id", metavar="ID", help="the connection ID")
     p.add_argument("file", metavar="FILE", help="the metadata XML file")

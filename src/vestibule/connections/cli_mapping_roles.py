@@ -143,38 +143,58 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser(
-        "mapping-role",
-        help="manage an account's mapping roles (SSO authorization)",
-        description=(
-            "Mapping roles turn the identity provider's role_mapping claim into roles. "
-            "Changes apply to each user at their next SSO login."
-        ),
-    )
-    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    from vestibule.cli import _actions, _help
+
+    actions = _actions(
+        sub, "mapping-role", "manage an account's mapping roles (SSO authorization)",
+        "Mapping roles turn the identity provider's role_mapping claim into roles. "
+        "Changes apply to each user at their next SSO login.",
+        example="vestibule mapping-role list --account acme",
+    )  # fmt: skip
 
     def account_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--account", metavar="SLUG", required=True, help="the account the mapping roles belong to")
 
-    p = actions.add_parser("list", help="list mapping roles: id, name, grants")
+    p = _help(
+        actions, "list", "list mapping roles: id, name, grants",
+        "List an account's mapping roles, one per line: id, name, and grants as SCOPE=ROLE,... (--json: the API's shape).",
+        example="vestibule mapping-role list --account acme",
+        next_step="vestibule mapping-role create --account acme --name NAME --grant account=ROLE",
+    )  # fmt: skip
     account_arg(p)
     p.add_argument("--json", action="store_true", help="print the API's JSON shape instead of one line per mapping role")
     p.set_defaults(func=cmd_list)
 
-    p = actions.add_parser("create", help="create a mapping role")
+    p = _help(
+        actions, "create", "create a mapping role",
+        "Create a mapping role: people whose identity provider sends this name in role_mapping get the granted "
+        "catalog roles (GET /api/v1/roles lists them) at their next SSO login.",
+        example="vestibule mapping-role create --account acme --name Finance --grant account=analyst --grant project:production=report-manager",
+        next_step="configure the identity provider to send role_mapping=Finance; check with: vestibule mapping-role list --account acme",
+    )  # fmt: skip
     account_arg(p)
     p.add_argument("--name", type=_name, required=True, help="compared with the role_mapping claim value")
     p.add_argument("--grant", type=_grant, action="append", required=True, help=GRANT_HELP)
     p.set_defaults(func=cmd_create)
 
-    p = actions.add_parser("update", help="rename a mapping role or replace its grants")
+    p = _help(
+        actions, "update", "rename a mapping role or replace its grants",
+        "Rename a mapping role (--rename) or replace all of its grants (--grant), or both.",
+        example="vestibule mapping-role update --account acme --name Finance --grant account=analyst,report-viewer",
+        next_step="vestibule mapping-role list --account acme",
+    )  # fmt: skip
     account_arg(p)
     p.add_argument("--name", required=True, help="the mapping role to change")
     p.add_argument("--rename", type=_name, metavar="NEW_NAME", help="new name (users must then send it in role_mapping)")
     p.add_argument("--grant", type=_grant, action="append", help=f"replaces all grants; {GRANT_HELP}")
     p.set_defaults(func=cmd_update)
 
-    p = actions.add_parser("delete", help="delete a mapping role")
+    p = _help(
+        actions, "delete", "delete a mapping role",
+        "Delete a mapping role. People keep the roles it granted until their next SSO login.",
+        example="vestibule mapping-role delete --account acme --name Finance",
+        next_step="vestibule mapping-role list --account acme",
+    )  # fmt: skip
     account_arg(p)
-    p.add_argument("--name", required=True)
+    p.add_argument("--name", required=True, help="the mapping role to delete")
     p.set_defaults(func=cmd_delete)
