@@ -3,7 +3,10 @@
 pysaml2 signs and encrypts by running the ``xmlsec1`` program (Debian package
 ``xmlsec1``); these tests are skipped only when that program is absent.
 The flow is the real one: our AuthnRequest (HTTP-Redirect) → pysaml2 parses it
-and issues a Response → :func:`validate_response` accepts it.
+and issues a Response → :func:`validate_response` accepts it. The last test runs
+the same peer through Vestibule's real views (``/sso/start`` → ACS → session)
+with the e2e driver, for the default signing policy: a Response signed as a
+whole, as Keycloak sends it by default, is enough.
 """
 
 from __future__ import annotations
@@ -95,6 +98,33 @@ def test_sp_initiated_response_signed_only(server: Server) -> None:
     assert validate(response, settings, request_id).signed_parts == ("response",)
 
 
+def test_sp_initiated_response_signed_only_accepted_by_default(server: Server) -> None:
+    """pysaml2 signing the Response only (Keycloak's default shape) passes Vestibule's default settings."""
+    settings = our_settings()
+    assert not settings.want_assertions_signed and not settings.want_response_signed
+    response, request_id = sp_initiated(server, settings, sign_response=True, sign_assertion=False)
+    result = validate(response, settings, request_id)
+    assert result.signed_parts == ("response",)
+    assert result.name_id == "alice@example.com" and result.attributes["groups"] == ("eng", "ops")
+
+
+def test_sp_initiated_response_signed_only_refused_when_want_assertions_signed(server: Server) -> None:
+    """The opt-in refuses the same pysaml2 output; with the assertion signed too, it passes."""
+    settings = our_settings(want_assertions_signed=True)
+    response, request_id = sp_initiated(server, settings, sign_response=True, sign_assertion=False)
+    with pytest.raises(errors.UnsignedError):
+        validate(response, settings, request_id)
+    response, request_id = sp_initiated(server, settings, sign_response=True, sign_assertion=True)
+    assert validate(response, settings, request_id).signed_parts == ("response", "assertion")
+
+
+def test_sp_initiated_nothing_signed_refused(server: Server) -> None:
+    settings = our_settings()
+    response, request_id = sp_initiated(server, settings, sign_response=False, sign_assertion=False)
+    with pytest.raises(errors.UnsignedError):
+        validate(response, settings, request_id)
+
+
 def test_sp_initiated_response_and_assertion_signed(server: Server) -> None:
     settings = our_settings(want_response_signed=True)
     response, request_id = sp_initiated(server, settings, sign_response=True, sign_assertion=True)
@@ -156,3 +186,56 @@ def test_import_pysaml2_idp_metadata() -> None:
     assert settings.sso_url == IDP_SSO and settings.sso_binding == "redirect"
     assert settings.certificates == our_settings().certificates
     assert settings.name_id_format == EMAIL_ADDRESS
+
+
+# --- Through Vestibule's real ACS view ------------------------------------------
+
+
+@pytest.mark.django_db
+def test_acs_login_with_response_signed_only_by_default(api: Any, make_account: Any) -> None:
+    """The whole path, default connection settings: /sso/start → pysaml2 signs the Response only → ACS → session.
+
+    The IdP learns the SP from the metadata Vestibule publishes for the
+    connection (which now says WantAssertionsSigned="false"); the login trace
+    records that the Response signature is what covered the assertion.
+    """
+    from django.test import Client
+
+    from tests.e2e.drivers.saml_driver import SamlDriver
+
+    make_account("acme")
+    driver = SamlDriver()
+    payload = {
+        "protocol": "saml", "name": "pysaml2", "domains": ["acme.com"],
+        "auto_provision": True, "provisioned_users_can_login": True, **driver.connection_settings(),
+    }  # fmt: skip
+    created = api.post("/api/v1/accounts/acme/connections", payload)
+    assert created.status_code == 201, created.content[:500]
+    enabled = api.patch(f"/api/v1/connections/{created.json()['id']}", {"enabled": True})
+    assert enabled.status_code == 200, enabled.content[:500]
+    connection = enabled.json()
+    assert connection["saml"]["want_assertions_signed"] is False
+
+    metadata = Client().get(urlsplit(connection["metadata_url"]).path)
+    assert b'WantAssertionsSigned="false"' in metadata.content
+
+    browser = Client()
+    claims = {"email": "alice@acme.com", "name": "Alice Example"}
+    response = driver.login(
+        browser, connection, subject="alice@acme.com", claims=claims, next="/api/v1/session",
+        sign_response=True, sign_assertion=False,
+    )  # fmt: skip
+    assert response.status_code == 302 and response["Location"] == "/api/v1/session", response.content[:500]
+    me = browser.get("/api/v1/session").json()
+    assert me["email"] == "alice@acme.com" and me["login_method"] == "sso"
+    trace = api.get("/api/v1/accounts/acme/login-traces").json()[0]
+    assert trace["outcome"] == "success"
+    assert next(step for step in trace["steps"] if step["step"] == "validate")["signed"] == "response"
+
+    # Refusal beside it: the connection that opts in to signed assertions refuses the same IdP output.
+    strict = {**connection["saml"], "want_assertions_signed": True}
+    assert api.patch(f"/api/v1/connections/{connection['id']}", {"saml": strict}).status_code == 200
+    refused = driver.login(
+        Client(), connection, subject="alice@acme.com", claims=claims, sign_response=True, sign_assertion=False
+    )
+    assert 400 <= refused.status_code < 500 and b"saml.unsigned" in refused.content, refused.content[:500]
