@@ -2,17 +2,84 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Any
 
+import ninja
 from django.core.exceptions import RequestDataTooBig
 from django.db import DataError, IntegrityError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
+from django.utils.html import format_html, json_script
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.openapi.docs import DocsBase
 
 from vestibule import __version__
 from vestibule.api.errors import ApiError
 from vestibule.api.security import ApiKeyAuth, SessionAuth
+
+# Swagger UI as django-ninja ships it (its package holds a copy of swagger-ui-dist):
+# name -> content type. Only these files are served.
+DOCS_ASSETS = {
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui-init.js": "text/javascript; charset=utf-8",
+}
+_DOCS_ASSET_DIR = Path(ninja.__file__).parent / "static" / "ninja"
+
+_DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · Vestibule</title>
+<link rel="stylesheet" href="{base}/assets/swagger-ui.css?v={version}">
+</head>
+<body data-csrf-token="{csrf}" data-api-csrf="true">
+{settings}
+<div id="swagger-ui"></div>
+<script nonce="{nonce}" src="{base}/assets/swagger-ui-bundle.js?v={version}"></script>
+<script nonce="{nonce}" src="{base}/assets/swagger-ui-init.js?v={version}"></script>
+</body>
+</html>
+"""
+
+
+class SelfHostedSwagger(DocsBase):
+    """Swagger UI served by Vestibule itself: no CDN, scripts allowed by the page's CSP nonce.
+
+    ninja's own renderer falls back to a CDN page unless ``ninja`` is an
+    installed app; our CSP blocks other origins (and a self-hosted deployment
+    may have no internet), so v0.1's docs page was blank. The stylesheet is
+    same-origin, so this page's policy adds ``'self'`` to ``style-src``.
+    """
+
+    def render_page(self, request: HttpRequest, api: NinjaAPI, **kwargs: Any) -> HttpResponse:
+        from vestibule.conf.middleware import content_security_policy
+
+        nonce = request.csp_nonce  # type: ignore[attr-defined]
+        swagger = {
+            "url": self.get_openapi_url(api, kwargs), "layout": "BaseLayout", "deepLinking": True,
+            # Swagger UI would otherwise load a badge from validator.swagger.io.
+            "validatorUrl": None,
+        }  # fmt: skip
+        page = format_html(
+            _DOCS_PAGE,
+            title=api.title, base=request.path.rstrip("/"), version=ninja.__version__, nonce=nonce,
+            # The signed-in person's session needs the CSRF token on unsafe methods ("Try it out").
+            csrf=get_token(request), settings=json_script(swagger, "swagger-settings"),
+        )  # fmt: skip
+        response = HttpResponse(page)
+        response["Content-Security-Policy"] = content_security_policy(nonce, style_src="'self' 'unsafe-inline'")
+        return response
+
+
+@functools.cache
+def _docs_asset(name: str) -> bytes:
+    return (_DOCS_ASSET_DIR / name).read_bytes()
+
 
 api = NinjaAPI(
     title="Vestibule admin API",
@@ -27,7 +94,19 @@ api = NinjaAPI(
     urls_namespace="api",
     openapi_url="/openapi.json",
     docs_url="/docs",
+    docs=SelfHostedSwagger(),
 )
+
+
+@api.get("/docs/assets/{name}", auth=None, include_in_schema=False)
+def docs_asset(request: HttpRequest, name: str) -> HttpResponse:
+    """The docs page's scripts and stylesheet, from the installed django-ninja package."""
+    if name not in DOCS_ASSETS:  # an allowlist: no path from the URL reaches the file system
+        raise Http404("no such asset")
+    response = HttpResponse(_docs_asset(name), content_type=DOCS_ASSETS[name])
+    # The URL carries ninja's version, so a cached copy is never stale for long.
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 def _field(loc: list[Any] | tuple[Any, ...]) -> str:

@@ -15,6 +15,19 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 
 
+def content_security_policy(nonce: str, *, style_src: str = "'unsafe-inline'") -> str:
+    """The policy every page gets; a view may widen ``style_src`` and set it itself (the API docs do)."""
+    return (
+        "default-src 'none'; "
+        f"script-src 'nonce-{nonce}'; "
+        f"style-src {style_src}; "
+        "img-src 'self' data:; "
+        "connect-src 'self'; "
+        "base-uri 'none'; "
+        "frame-ancestors 'none'"
+    )
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -24,15 +37,7 @@ class SecurityHeadersMiddleware:
         request.csp_nonce = nonce  # type: ignore[attr-defined]
         response = self.get_response(request)
         if "Content-Security-Policy" not in response:
-            response["Content-Security-Policy"] = (
-                "default-src 'none'; "
-                f"script-src 'nonce-{nonce}'; "
-                "style-src 'unsafe-inline'; "
-                "img-src 'self' data:; "
-                "connect-src 'self'; "
-                "base-uri 'none'; "
-                "frame-ancestors 'none'"
-            )
+            response["Content-Security-Policy"] = content_security_policy(nonce)
         response.setdefault("Cross-Origin-Opener-Policy", "same-origin")
         response.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         if request.path.startswith(("/login", "/sso/", "/password", "/recovery-access", "/invite", "/api/v1/session")):
