@@ -10,7 +10,12 @@ from ninja import Router, Status
 from pydantic import Field, field_validator
 
 from vestibule.accounts.internal import userkit
-from vestibule.accounts.internal.rolekit import SsoManagedRoles, get_catalog, replace_manual_roles
+from vestibule.accounts.internal.rolekit import (
+    SsoManagedRoles,
+    get_catalog,
+    replace_manual_roles,
+    sso_managing_connection,
+)
 from vestibule.accounts.models import Account, Invitation, Membership, Project, ProjectAccess, RoleGrant, User
 from vestibule.api.errors import Conflict, Forbidden, NotFound, Unprocessable
 from vestibule.api.models import ApiKey
@@ -141,8 +146,10 @@ def user_out(user: User, account: Account, membership: Membership | None = None)
         "projects": projects,
         "external_ids": [
             {"connection": str(i.connection_id), "external_id": i.external_id}
-            for i in user.external_identities.filter(connection__account=account)
+            for i in user.external_identities.filter(connection__account=account).order_by("created_at")
         ],
+        # The connection whose identity provider decides this person's roles here (SSO authorization), if any.
+        "roles_managed_by": str(managing.pk) if (managing := sso_managing_connection(user, account)) else None,
     }
 
 

@@ -99,6 +99,11 @@ class User(AbstractBaseUser):
     totp_pending_encrypted = models.TextField(blank=True)
     # Last accepted TOTP time step, so one code cannot be used twice.
     totp_last_step = models.BigIntegerField(default=0)
+    # Set when an administrator switches the person to password sign-in (seed 000),
+    # cleared when one switches them to SSO: /login then offers the password step
+    # although their domain routes to a provider, and SSO logins no longer
+    # upgrade them (seed 004). The admin's explicit choice outranks the automatic one.
+    password_pinned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     USERNAME_FIELD = "email_key"
@@ -120,6 +125,11 @@ class User(AbstractBaseUser):
     @property
     def has_totp(self) -> bool:
         return bool(self.totp_secret_encrypted) and self.totp_confirmed
+
+    @property
+    def password_pinned(self) -> bool:
+        """An administrator chose password sign-in for this person (see ``password_pinned_at``)."""
+        return self.password_pinned_at is not None and self.login_method == self.LoginMethod.PASSWORD
 
     def profile(self) -> dict[str, Any]:
         """The fields every JSON view of a user shares (users API, ``GET /api/v1/session``)."""
@@ -226,8 +236,14 @@ class RoleGrant(models.Model):
     project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE)
     role = models.CharField(max_length=64)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
-    # For source=sso: the connection that manages this grant.
+    # For source=sso: the connection whose logins refresh this grant.
     connection = models.ForeignKey("connections.Connection", null=True, blank=True, on_delete=models.SET_NULL)
+    # Granted by a login while the connection's SSO authorization was on: the
+    # provider decides it and administrators cannot edit it (seed 002). A grant
+    # an earlier login made with authorization off (a roles claim applied
+    # leniently, the default role) is refreshed by logins but never locked,
+    # even once authorization is switched on.
+    managed = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = RoleGrantQuerySet.as_manager()

@@ -37,10 +37,15 @@ def sso_managing_connection(user: User, account: Account) -> Any:
     """The connection managing this user's roles in ``account`` (SSO authorization on), if any.
 
     Once an identity provider manages a user's authorization in an account,
-    every scope of that account is its to decide (seed 002, seed 004).
+    every scope of that account is its to decide (seed 002, seed 004). Only
+    grants a login made *with* authorization on count: what logins granted
+    while it was off (the default role, a roles claim applied leniently)
+    stays editable until the next login decides under the new rules.
     """
     grant = (
-        RoleGrant.objects.filter(user=user, account=account, source=Source.SSO, connection__sso_authorization=True)
+        RoleGrant.objects.filter(
+            user=user, account=account, source=Source.SSO, managed=True, connection__sso_authorization=True
+        )
         .select_related("connection")
         .first()
     )

@@ -153,8 +153,8 @@ def release_managed_roles(connection: Connection) -> int:
         if duplicate.exists():
             grant.delete()
             continue
-        grant.source, grant.connection = Source.MANUAL, None
-        grant.save(update_fields=["source", "connection"])
+        grant.source, grant.connection, grant.managed = Source.MANUAL, None, False
+        grant.save(update_fields=["source", "connection", "managed"])
         moved += 1
         if grant.project is not None:
             ProjectAccess.objects.get_or_create(user_id=grant.user_id, project=grant.project, source=Source.MANUAL, connection=None)

@@ -317,12 +317,22 @@ def _replace_sso_roles(user: User, connection: Connection, decision: RoleDecisio
         previous = previous.filter(source=Source.SSO)
     previous.delete()
     projects = {p.slug: p for p in Project.objects.filter(account=account, slug__in=list(decision.project_roles))}
-    grants = [RoleGrant(user=user, account=account, role=r, source=Source.SSO, connection=connection) for r in sorted(decision.account_roles)]
+    # Locked only when the provider decided under SSO authorization: a grant
+    # made with it off (the default role included) must not become a managed
+    # one when authorization is switched on later.
+    managed = connection.sso_authorization
+    grants = [
+        RoleGrant(user=user, account=account, role=r, source=Source.SSO, connection=connection, managed=managed)
+        for r in sorted(decision.account_roles)
+    ]
     for slug, roles in decision.project_roles.items():
         project = projects.get(slug)
         if project is None:
             continue
-        grants += [RoleGrant(user=user, account=account, project=project, role=r, source=Source.SSO, connection=connection) for r in sorted(roles)]
+        grants += [
+            RoleGrant(user=user, account=account, project=project, role=r, source=Source.SSO, connection=connection, managed=managed)
+            for r in sorted(roles)
+        ]
         ProjectAccess.objects.get_or_create(user=user, project=project, source=Source.SSO, connection=connection)
     RoleGrant.objects.bulk_create(grants)
 
