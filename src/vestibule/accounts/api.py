@@ -72,7 +72,10 @@ class UserIn(StrictSchema):
 
 class UserPatch(StrictSchema):
     name: str | None = Field(default=None, max_length=200)
-    login_method: Literal["password", "sso"] | None = None
+    login_method: Literal["password", "sso"] | None = Field(
+        default=None,
+        description="'password' also pins password sign-in: /login and SSO logins honour it until switched to 'sso'",
+    )
     approval: Literal["approved"] | None = None
     is_active: bool | None = None
 
@@ -418,6 +421,9 @@ def patch_user(request: HttpRequest, slug: str, user_id: int, payload: UserPatch
     method = changes.get("login_method")
     if method and method != user.login_method:
         (userkit.switch_to_sso if method == "sso" else userkit.switch_to_password)(user)
+    elif method == User.LoginMethod.PASSWORD:
+        # Already on password: the explicit choice is recorded so the automatic SSO upgrade leaves them there.
+        userkit.pin_password(user)
     record("user.updated", account=account, **who(request), subject_email=user.email, fields=sorted(changes))
     membership.refresh_from_db()
     return user_out(user, account, membership)

@@ -138,6 +138,7 @@ class User(AbstractBaseUser):
             "email": self.email,
             "name": self.name,
             "login_method": self.login_method,
+            "password_pinned": self.password_pinned,
             "totp_enabled": self.has_totp,
         }
 

@@ -191,23 +191,49 @@ def remove_member(user: User, account: Account, *, owns_identity: bool) -> bool:
 
 
 def switch_to_sso(user: User) -> None:
-    """Seed 000: switching to SSO purges the password at once, and any reset or invitation link in flight."""
+    """Seed 000: switching to SSO purges the password at once, and any reset or invitation link in flight.
+
+    It also ends an earlier administrator's choice of password sign-in: the
+    person's provider routes and upgrades them again.
+    """
     user.login_method = User.LoginMethod.SSO
+    user.password_pinned_at = None
     user.purge_credentials()
     user.save()
     credentials_changed(user)
 
 
 def switch_to_password(user: User) -> None:
-    """Seed 000: back to password restores nothing; the user sets a new one by email."""
+    """Seed 000: back to password restores nothing; the user sets a new one by email.
+
+    The choice is recorded (``password_pinned_at``) so that it holds: /login
+    offers the password step although the person's domain routes to a
+    provider, and an SSO login no longer upgrades them (seed 004), until an
+    administrator switches them to SSO again.
+    """
     from vestibule.login.internal.passwordkit import issue_reset_link
 
     user.login_method = User.LoginMethod.PASSWORD
+    user.password_pinned_at = timezone.now()
     user.purge_credentials()
     user.save()
     # Before the fresh reset link is issued, or it would be voided too.
     credentials_changed(user)
     issue_reset_link(user, reason="switched_to_password")
+
+
+def pin_password(user: User) -> bool:
+    """An administrator explicitly chooses password sign-in for someone already on it.
+
+    Nothing is purged and no email is sent (their password keeps working);
+    only the choice is recorded, so the automatic SSO upgrade no longer
+    applies. Returns whether anything changed.
+    """
+    if user.login_method != User.LoginMethod.PASSWORD or user.password_pinned_at is not None:
+        return False
+    user.password_pinned_at = timezone.now()
+    user.save(update_fields=["password_pinned_at"])
+    return True
 
 
 def approve(membership: Membership) -> None:

@@ -247,6 +247,10 @@ def _apply(
             # A partner's or sandbox's provider serving a shared domain lets the
             # person into its own account; their credentials are their home's.
             trace.ok("upgrade", result="kept password login (this connection serves a shared domain; only the home account's provider converts)")
+        elif user.password_pinned:
+            # Seed 000 over seed 004: an administrator's explicit switch to
+            # password is not undone by the automatic upgrade.
+            trace.ok("upgrade", result="kept password login (an administrator switched this person to password sign-in)")
         elif is_break_glass(user):
             trace.ok("upgrade", result="kept password login (break-glass sso-admin of the home account)")
         else:

@@ -37,6 +37,10 @@ def route_email(email: str) -> Route:
     if not candidates:
         return Route("password")
     user = User.objects.filter(email_key=key).first()
+    if user is not None and user.password_pinned:
+        # An administrator of the person's home switched them to password
+        # sign-in (seed 000): that explicit choice outranks their domain's route.
+        return Route("password")
     if user is not None and is_break_glass(user):
         # Break-glass is the home account's decision, the same for every
         # connection that serves the domain (a sandbox's included).

@@ -101,11 +101,23 @@ def issue_reset_link(user: User, *, request: HttpRequest | None = None, reason: 
     )
     _, token = OneTimeLink.issue(OneTimeLink.Purpose.PASSWORD_RESET, user, RESET_TTL)
     url = absolute(reverse("password-reset-confirm", args=[token]))
-    send(
-        user.email,
-        "Reset your Vestibule password",
-        f"Someone asked to reset the password of {user.email}.\n\n"
-        f"Open this link within one hour to choose a new password (it works once):\n{url}\n\n"
-        "If it was not you, ignore this email; your password stays unchanged.",
-    )
+    if reason == "switched_to_password":
+        # Sent unasked: say why, or the person takes it for phishing or ignores it.
+        send(
+            user.email,
+            "Choose a password for Vestibule",
+            f"Your administrator switched you to password sign-in: from now on, {user.email} signs in "
+            "to Vestibule with a password instead of your organization's single sign-on.\n\n"
+            f"Open this link within one hour to choose your password (it works once):\n{url}\n\n"
+            "No earlier password works any more. If the link has expired, use 'Forgot your password?' "
+            "on the sign-in page, or ask your administrator.",
+        )
+    else:
+        send(
+            user.email,
+            "Reset your Vestibule password",
+            f"Someone asked to reset the password of {user.email}.\n\n"
+            f"Open this link within one hour to choose a new password (it works once):\n{url}\n\n"
+            "If it was not you, ignore this email; your password stays unchanged.",
+        )
     record("password.reset_link_sent", request=request, subject_email=user.email, reason=reason)
