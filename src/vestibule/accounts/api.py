@@ -17,7 +17,7 @@ from vestibule.accounts.internal.rolekit import (
     sso_managing_connection,
 )
 from vestibule.accounts.models import Account, Invitation, Membership, Project, ProjectAccess, RoleGrant, User
-from vestibule.api.errors import Conflict, Forbidden, NotFound, Unprocessable
+from vestibule.api.errors import ApiError, Conflict, Forbidden, NotFound, Unprocessable
 from vestibule.api.models import ApiKey
 from vestibule.api.schemas import StrictSchema, changes_without_nulls
 from vestibule.api.security import account_for, principal, require_operator, who
@@ -53,6 +53,14 @@ class ProjectRoles(StrictSchema):
     roles: list[str] = Field(default_factory=list, max_length=50)
 
 
+class ExternalIdIn(StrictSchema):
+    connection: str = Field(max_length=64, description="ID of a connection of this account")
+    external_id: str | None = Field(
+        max_length=512,
+        description="The subject the provider sends (SAML NameID, OIDC sub); null removes the link",
+    )
+
+
 class UserIn(StrictSchema):
     email: str = Field(max_length=254)
     name: str = Field(default="", max_length=200)
@@ -60,6 +68,11 @@ class UserIn(StrictSchema):
     projects: list[ProjectRoles] = Field(default_factory=list, max_length=200)
     login_method: Literal["password", "sso"] = "password"
     send_invitation: bool = True
+    external_ids: list[ExternalIdIn] = Field(
+        default_factory=list,
+        max_length=50,
+        description="External user IDs per connection (seed 000); by default a provider's first login links by email",
+    )
 
     @field_validator("email")
     @classmethod
@@ -78,6 +91,9 @@ class UserPatch(StrictSchema):
     )
     approval: Literal["approved"] | None = None
     is_active: bool | None = None
+    external_ids: list[ExternalIdIn] | None = Field(
+        default=None, max_length=50, description="Per connection; connections not listed keep their link"
+    )
 
 
 class RolesIn(StrictSchema):
@@ -313,10 +329,54 @@ def delete_project(request: HttpRequest, slug: str, project: str) -> Status[Any]
 
 
 @router.get("/accounts/{slug}/users")
-def list_users(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
+def list_users(
+    request: HttpRequest, slug: str, approval: Literal["pending", "approved"] | None = None
+) -> list[dict[str, Any]]:
+    """Members of the account; ``?approval=pending`` is the queue waiting for "Allow Login" (seed 001)."""
     account = account_for(request, slug, *ANY_ADMIN)
-    memberships = Membership.objects.filter(account=account).select_related("user").order_by("user__email_key")
-    return [user_out(m.user, account, m) for m in memberships]
+    memberships = Membership.objects.filter(account=account).select_related("user")
+    if approval is not None:
+        memberships = memberships.filter(approval=approval)
+    # The queue oldest first (who waited longest); the full list by email.
+    order = ("created_at", "pk") if approval == "pending" else ("user__email_key",)
+    return [user_out(m.user, account, m) for m in memberships.order_by(*order)]
+
+
+def _set_external_ids(request: HttpRequest, account: Account, user: User, entries: list[ExternalIdIn]) -> list[dict[str, Any]]:
+    """Seed 000: "update the External user ID so that it matches the 3rd party system", per connection.
+
+    External user IDs are identity: the caller has checked that this account
+    manages the person's. Only this account's connections are resolved
+    (another's is a 404, like one that does not exist). Runs in the caller's
+    transaction, so one refused entry changes nothing.
+    """
+    from vestibule.connections.internal import connectionkit
+
+    changed = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        field = f"external_ids[{index}]"
+        try:
+            connection = connectionkit.account_connection(account, entry.connection, f"{field}.connection")
+            if str(connection.pk) in seen:
+                raise Unprocessable(f"connection {connection.pk} is listed twice", field=f"{field}.connection")
+            seen.add(str(connection.pk))
+            previous = connectionkit.set_external_id(connection, user, entry.external_id, f"{field}.external_id")
+        except connectionkit.ConnectionRuleError as exc:
+            raise ApiError(exc.detail, field=exc.field, status=exc.status) from None
+        if previous != entry.external_id:
+            changed.append({"connection": connection, "external_id": entry.external_id, "previous": previous})
+    for change in changed:
+        record(
+            "user.external_id_changed",
+            account=account,
+            connection=change["connection"],
+            **who(request),
+            subject_email=user.email,
+            external_id=change["external_id"],
+            previous=change["previous"],
+        )
+    return changed
 
 
 @router.post("/accounts/{slug}/users", response={201: dict, 202: dict})
@@ -349,6 +409,12 @@ def create_user(request: HttpRequest, slug: str, payload: UserIn) -> Status[Any]
                 "login_method belongs to the person's identity, which only the account owning their email domain sets",
                 field="login_method",
             )
+        if payload.external_ids:
+            raise Forbidden(
+                "external user IDs belong to the person's identity, which only the account owning their email "
+                "domain sets; the person's provider links them at their first sign-in",
+                field="external_ids",
+            )
         try:
             invitation = userkit.invite(
                 account,
@@ -370,6 +436,11 @@ def create_user(request: HttpRequest, slug: str, payload: UserIn) -> Status[Any]
             for project, p in zip(projects, payload.projects, strict=True):
                 if p.roles:
                     replace_manual_roles(user, account, p.roles, project)
+            if payload.external_ids:
+                # The operator adding someone to an account that is not their home manages their identity too.
+                if not _manages_identity(acting, account, user):
+                    raise Forbidden(_identity_owner_detail(account, user), field="external_ids")
+                _set_external_ids(request, account, user, payload.external_ids)
     except userkit.UserConflict as exc:
         raise Conflict(str(exc), field="email") from None
     if payload.send_invitation and user.login_method == User.LoginMethod.PASSWORD and not user.has_usable_password():
@@ -399,14 +470,18 @@ def patch_user(request: HttpRequest, slug: str, user_id: int, payload: UserPatch
     changes = payload.model_dump(exclude_unset=True)
     acting = principal(request)
     managed_here = _manages_identity(acting, account, user)
-    for field in ("name", "login_method"):
+    for field in ("name", "login_method", "external_ids"):
         if changes.get(field) is not None and not managed_here:
             raise Forbidden(_identity_owner_detail(account, user), field=field)
-    if {"name", "login_method", "is_active"} & {k for k, v in changes.items() if v is not None}:
+    if {"name", "login_method", "is_active", "external_ids"} & {k for k, v in changes.items() if v is not None}:
         _require_administrator_for_admins(request, account, user)
     if changes.get("name") is not None and user.login_method == User.LoginMethod.SSO:
         if userkit.sso_authorization_connection(account) is not None:
             raise Conflict("the name of an SSO user comes from the identity provider", field="name")
+    if payload.external_ids is not None:
+        # First, and all or nothing: a refused entry leaves every other field as it was.
+        with transaction.atomic():
+            _set_external_ids(request, account, user, payload.external_ids)
     if "name" in changes and changes["name"] is not None:
         user.name = changes["name"]
         user.save(update_fields=["name"])

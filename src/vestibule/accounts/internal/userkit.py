@@ -8,6 +8,7 @@ accepts while signed in as themselves (:func:`accept_invitation`).
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -33,6 +34,8 @@ from vestibule.login.mail import absolute, send
 from vestibule.login.models import OneTimeLink
 
 INVITATION_TTL = timedelta(days=7)
+
+log = logging.getLogger("vestibule.mail")
 
 
 class UserConflict(Exception):
@@ -243,3 +246,51 @@ def approve(membership: Membership) -> None:
         membership.save(update_fields=["approval"])
 
 
+
+
+def user_managers(account: Account) -> list[User]:
+    """People who may approve someone here: active members holding user-manager (administrator implies it)."""
+    from vestibule.accounts.internal.rolekit import effective_account_roles
+
+    members = (
+        User.objects.filter(
+            memberships__account=account,
+            memberships__is_active=True,
+            memberships__approval=Approval.APPROVED,
+            is_active=True,
+            role_grants__account=account,
+        )
+        .distinct()
+        .order_by("email_key")
+    )
+    return [u for u in members if "user-manager" in effective_account_roles(u, account)]
+
+
+def notify_pending_approval(membership: Membership, *, via: str) -> list[str]:
+    """Seed 001 "Allow Login": tell the account's user-managers that someone waits for them.
+
+    One email each (recipients do not see each other). A mail server that
+    fails is logged, never the waiting person's problem. Returns who was told.
+    """
+    account, person = membership.account, membership.user
+    queue = absolute(f"/api/v1/accounts/{account.slug}/users?approval=pending")
+    told = []
+    for manager in user_managers(account):
+        if manager.pk == person.pk:
+            continue
+        try:
+            send(
+                manager.email,
+                f"{person.email} is waiting for approval in {account.name}",
+                f"{person.name or person.email} ({person.email}) signed in through {via} and was added to "
+                f"{account.name}, waiting for approval: they cannot sign in there until a user-manager allows it.\n\n"
+                f"To allow them, approve them in the account's users (\"Allow Login\"), or through the API:\n"
+                f"  PATCH {absolute(f'/api/v1/accounts/{account.slug}/users/{person.pk}')} {{\"approval\": \"approved\"}}\n\n"
+                f"Everyone waiting: {queue}\n\n"
+                "If you do not know this person, leave them waiting or remove them.",
+            )
+        except Exception:  # noqa: BLE001 - the login has been decided; the log is the place for this.
+            log.exception("approval notice to %s failed", manager.email)
+            continue
+        told.append(manager.email)
+    return told

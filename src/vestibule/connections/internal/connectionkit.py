@@ -6,6 +6,7 @@ and the field it concerns); the API layer only translates.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,7 +15,7 @@ from django.db import IntegrityError, transaction
 from vestibule.accounts.internal.rolekit import effective_account_roles, get_catalog
 from vestibule.accounts.models import Account, Project, ProjectAccess, Source, User
 from vestibule.connections.internal.keykit import ensure_sp_keys, read_secrets, write_secrets
-from vestibule.connections.models import Connection, ConnectionDomain, DomainClaim, DomainShare
+from vestibule.connections.models import Connection, ConnectionDomain, DomainClaim, DomainShare, ExternalIdentity
 from vestibule.domain.claims import ClaimMapping, ClaimMappingError
 from vestibule.domain.emails import InvalidEmail, email_domain, email_key, normalize_domain, normalize_email
 from vestibule.oidc import OidcClientConfig, OidcConfigError
@@ -216,10 +217,22 @@ def resolve_projects(account: Account, slugs: Iterable[str], field: str = "linke
 
 # Create / change -----------------------------------------------------------
 
+ALLOW_LOGIN_NEEDS_AUTO_PROVISION = (
+    "provisioned_users_can_login (\"Allow Login\") applies to users created by auto-provisioning, which is off "
+    "on this connection: turn auto_provision on in the same request, or leave Allow Login off"
+)
+
+
+def _require_auto_provision_for_allow_login(auto_provision: bool, can_login: bool) -> None:
+    """Seed 001: "Allow Login" is a setting of auto-provisioning, offered only while it is on."""
+    if can_login and not auto_provision:
+        raise ConnectionRuleError(409, ALLOW_LOGIN_NEEDS_AUTO_PROVISION, "provisioned_users_can_login")
+
 
 @transaction.atomic
 def create_connection(account: Account, data: dict[str, Any], *, may_claim: bool) -> Connection:
     protocol = data["protocol"]
+    _require_auto_provision_for_allow_login(data.get("auto_provision", False), data.get("provisioned_users_can_login", False))
     domains = normalize_domains(data["domains"])
     claims = [usable_claim(account, d, may_claim=may_claim) for d in domains]
     connection = Connection(
@@ -272,6 +285,14 @@ def update_connection(connection: Connection, changes: dict[str, Any]) -> list[s
     """Apply a PATCH; returns warnings for the admin (never silently ignored)."""
     warnings: list[str] = []
     domains = connection.domain_list
+    auto_provision = changes.get("auto_provision", connection.auto_provision)
+    if "provisioned_users_can_login" in changes:
+        _require_auto_provision_for_allow_login(auto_provision, changes["provisioned_users_can_login"])
+    elif not auto_provision and connection.provisioned_users_can_login:
+        # Allow Login belongs to auto-provisioning: it goes off with it, so turning
+        # auto-provisioning on again later never lets new people in unapproved.
+        changes = {**changes, "provisioned_users_can_login": False}
+        warnings.append("auto-provisioning is off, so provisioned_users_can_login (\"Allow Login\") was turned off too")
     for field in ("name", "auto_provision", "provisioned_users_can_login"):
         if field in changes:
             setattr(connection, field, changes[field])
@@ -319,3 +340,88 @@ def update_connection(connection: Connection, changes: dict[str, Any]) -> list[s
         connection.enabled = changes["enabled"]
     connection.save()
     return warnings
+
+
+# External user IDs -----------------------------------------------------------
+
+MAX_EXTERNAL_ID = 512
+
+
+def account_connection(account: Account, connection_id: str, field: str) -> Connection:
+    """A connection of ``account`` named by an ID from a request body, else a 404.
+
+    IDOR check: another account's connection is "not found" here, exactly like
+    one that does not exist, so IDs of other tenants cannot be probed.
+    """
+    try:
+        pk = uuid.UUID(str(connection_id))
+    except ValueError:
+        pk = None
+    connection = Connection.objects.for_account(account).filter(pk=pk).first() if pk is not None else None
+    if connection is None:
+        raise ConnectionRuleError(404, f"account '{account.slug}' has no connection {connection_id}", field)
+    return connection
+
+
+def set_external_id(connection: Connection, user: User, external_id: str | None, field: str) -> str | None:
+    """Link ``user`` to ``external_id`` at ``connection`` (seed 000 "External user ID"), or unlink with None.
+
+    The caller has checked that its account manages the person's identity.
+    The connection must serve the person's email domain (its logins could
+    never sign anyone else in, see ``pipelinekit._require_linked_user_served``),
+    and a value already linked to another person at the connection is a 409
+    naming it: taking it over would hand that person's sign-in to this one.
+    Returns the previous value.
+    """
+    if external_id is not None:
+        if not external_id or external_id != external_id.strip():
+            raise _unprocessable(
+                "an external user ID is the exact SAML NameID or OIDC sub the provider sends: not empty, "
+                "no surrounding whitespace (send null to remove the link)",
+                field,
+            )
+        if len(external_id) > MAX_EXTERNAL_ID:
+            raise _unprocessable(f"an external user ID has at most {MAX_EXTERNAL_ID} characters", field)
+    domain = email_domain(user.email)
+    if domain not in connection.domain_list:
+        raise _unprocessable(
+            f"connection '{connection.name}' serves {', '.join(connection.domain_list)}, not {domain}: "
+            f"it could never sign in {user.email}",
+            field,
+        )
+    current = ExternalIdentity.objects.select_for_update().filter(connection=connection, user=user).first()
+    previous = current.external_id if current is not None else None
+    if external_id == previous:
+        return previous
+    if external_id is None:
+        assert current is not None
+        current.delete()
+        return previous
+    holder = ExternalIdentity.objects.filter(connection=connection, external_id=external_id).select_related("user").first()
+    if holder is not None:
+        raise _external_id_taken(connection, external_id, holder.user, field)
+    try:
+        with transaction.atomic():
+            if current is None:
+                ExternalIdentity.objects.create(connection=connection, user=user, external_id=external_id)
+            else:
+                # A new subject: the claims of the old one's last login are not this one's.
+                current.external_id, current.last_claims, current.last_login_at = external_id, {}, None
+                current.save(update_fields=["external_id", "last_claims", "last_login_at"])
+    except IntegrityError:
+        # Linked a moment ago by a concurrent request or a first login.
+        holder = ExternalIdentity.objects.filter(connection=connection, external_id=external_id).select_related("user").first()
+        raise _external_id_taken(connection, external_id, holder.user if holder else None, field) from None
+    return previous
+
+
+def _external_id_taken(connection: Connection, external_id: str, other: User | None, field: str) -> ConnectionRuleError:
+    # Name the other person only to an account they are a member of; elsewhere the value alone.
+    visible = other is not None and other.memberships.filter(account_id=connection.account_id).exists()
+    whom = other.email if visible and other is not None else "another person"
+    return ConnectionRuleError(
+        409,
+        f"external user ID '{external_id}' is already linked to {whom} at connection '{connection.name}'; "
+        "remove it there first (one subject signs in one person)",
+        field,
+    )

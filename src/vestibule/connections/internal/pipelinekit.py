@@ -98,13 +98,17 @@ def run_pipeline(connection: Connection, verified: VerifiedSubject, trace: Trace
     for attempt in (1, 2):
         try:
             with transaction.atomic():
-                user, membership = _apply(connection, identity, mapping, decision, trace)
+                user, membership, newly_pending = _apply(connection, identity, mapping, decision, trace)
             break
         except IntegrityError:
             if attempt == 2:
                 raise
     if not user.is_active or not membership.is_active:
         raise LoginFailure("sso.user_disabled", "user", "Your user is deactivated in Vestibule. Ask your administrator.", fix_in="vestibule")
+    if newly_pending:
+        # After the rows are in, once per person and account: the queue has someone to approve.
+        told = userkit.notify_pending_approval(membership, via=f"{connection.name} ({connection.protocol.upper()})")
+        record("user.approval_requested", account=connection.account, connection=connection, subject_email=user.email, notified=len(told))
     if membership.approval == Approval.PENDING:
         raise LoginFailure(
             "sso.pending_approval", "approval",
@@ -160,13 +164,15 @@ def _apply(
     mapping: ClaimMapping,
     decision: RoleDecision | None,
     trace: TraceRecorder,
-) -> tuple[User, Membership]:
+) -> tuple[User, Membership, bool]:
+    """The user and their membership here, and whether this login just put them in the approval queue."""
     account = connection.account
     user, link = _find_user(connection, identity)
     if link is not None and user is not None:
         _require_linked_user_served(connection, user)
     membership = Membership.objects.filter(user=user, account=account).first() if user is not None else None
     invitation = None
+    newly_pending = False
     if membership is None:
         invitation = (
             Invitation.objects.filter(account=account, email_key=identity.email_key, accepted_at__isnull=True, revoked_at__isnull=True)
@@ -234,6 +240,7 @@ def _apply(
             # A new person, or a known one joining this account through its provider.
             code = "sso.user_provisioned" if action is Action.ENROLL else "sso.member_provisioned"
             record(code, account=account, connection=connection, subject_email=user.email, approval=membership.approval)
+            newly_pending = not allowed
     if decision is not None:
         _replace_sso_roles(user, connection, decision)
         for dropped in decision.dropped:
@@ -264,7 +271,7 @@ def _apply(
     link.last_claims = identity.authorization_claims()
     link.last_login_at = timezone.now()
     link.save(update_fields=["last_claims", "last_login_at"])
-    return user, membership
+    return user, membership, newly_pending
 
 
 def _require_linked_user_served(connection: Connection, user: User) -> None:
