@@ -1,7 +1,7 @@
 """Which signature must cover the assertion: the interoperable default and its attacks.
 
-Either signature is enough by default (profiles §4.1.3.5): a Response signed as
-a whole by the pinned key — Keycloak's default for SAML clients, documents
+Either signature is enough by default (profiles §4.1.4.5 with the SAML 2.0
+errata): a Response signed as a whole by the pinned key — Keycloak's default for SAML clients, documents
 signed and assertions not — or each Assertion signed (Okta, Entra ID, Google).
 At least one signature must always cover the *consumed* assertion, and with a
 Response-level signature that is the assertion inside the verified Response

@@ -17,10 +17,11 @@
 6. exactly one Assertion or EncryptedAssertion, taken from the verified
    Response when it is signed, decrypted if needed;
 7. Assertion signature, when present or required. Either signature suffices
-   (profiles §4.1.3.5: "signing each individual <Assertion> element or
-   signing the <Response> element"), but at least one must cover the
-   consumed assertion: the assertion's own, or the Response's, in which case
-   the assertion consumed is the one inside the verified Response subtree;
+   (profiles §4.1.4.5 with the SAML 2.0 errata: "signing each individual
+   <Assertion> element or by signing the <Response> element"), but at least
+   one must cover the consumed assertion: the assertion's own, or the
+   Response's, in which case the assertion consumed is the one inside the
+   verified Response subtree;
 8. assertion rules (:mod:`vestibule.saml.assertion`) on the verified node;
 9. replay: the assertion ID is recorded once, last of all.
 

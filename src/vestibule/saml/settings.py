@@ -68,11 +68,11 @@ class SamlSettings:
     want_assertions_signed: bool = False
     """Opt-in: require the Assertion itself to be signed.
 
-    Off by default because either signature is enough on its own: a Response
+    Off by default because either signature is enough on its own (profiles
+    §4.1.4.5 as amended by the SAML 2.0 errata allows either): a Response
     signed as a whole by a pinned key covers the assertion inside it, and only
-    that verified copy is consumed (profiles §4.1.3.5 allows either). Keycloak
-    signs the document, not the assertion, by default; Okta, Entra ID and
-    Google sign the assertion. Whatever this says, a response is refused unless
+    that verified copy is consumed. Keycloak signs the document, not the
+    assertion, by default; Okta, Entra ID and Google sign the assertion. Whatever this says, a response is refused unless
     at least one signature covers the consumed assertion. Turn on when the IdP
     signs assertions, so that a response whose assertion is not is refused."""
 
