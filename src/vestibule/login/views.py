@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import segno
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from vestibule.accounts.models import User
@@ -186,7 +188,14 @@ def _totp_start(request: HttpRequest, user: User) -> HttpResponse:
         secret = totp.begin_enrollment(user)
     except totp.FactorChanged:
         return message(request, "Two-factor sign-in changed meanwhile", "It was turned on or changed in another window. Reload this page to see how it stands now.", status=409, hint=reverse("totp-setup"))
-    return page(request, "totp_setup.html", replacing=replacing, secret=secret, uri=totp.provisioning_uri(user, secret), form=TotpForm())
+    uri = totp.provisioning_uri(user, secret)
+    return page(request, "totp_setup.html", replacing=replacing, secret=secret, uri=uri, qr=_qr_svg(uri), form=TotpForm())
+
+
+def _qr_svg(uri: str) -> SafeString:
+    """The otpauth:// URI as an inline SVG QR code: drawn on the server, nothing fetched, no script."""
+    svg = segno.make(uri, error="m").svg_inline(scale=4, dark="#1b1f24", light="#ffffff", title="QR code for your authenticator app")
+    return mark_safe(svg)  # segno's own markup; the URI is encoded as modules, never embedded as text
 
 
 def _totp_confirm(request: HttpRequest, user: User) -> HttpResponse:
@@ -378,9 +387,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         return message(request, *INVITATION_GONE, status=410)
     route = route_email(link.user.email)
     if route.kind != "password" or link.user.login_method == User.LoginMethod.SSO:
-        OneTimeLink.consume(OneTimeLink.Purpose.INVITATION, token)
-        record("invitation.accepted", request=request, account=link.account, subject_email=link.user.email, via="sso")
-        return HttpResponseRedirect(f"{reverse('login')}?next=/")
+        return _invitation_through_sso(request, token, link, route)
     if has_credentials(link.user):
         return _invitation_superseded(request, link)
     form = NewPasswordForm(request.POST or None, user=link.user)
@@ -399,6 +406,30 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     status = 400 if request.method == "POST" else 200
     account_name = link.account.name if link.account else "Vestibule"
     return page(request, "password_set.html", status=status, form=form, title=f"Join {account_name}", intro=f"Choose a password for {link.user.email}.")
+
+
+def _invitation_through_sso(request: HttpRequest, token: str, link: OneTimeLink, route: Any) -> HttpResponse:
+    """The invitee's organization signs them in through its identity provider: say so, then go there.
+
+    A bare sign-in form left people wondering where to type a password they
+    never had. The GET only explains, and spends nothing (mail scanners open
+    links); the button's POST spends the link and continues to the provider,
+    where the login accepts the invitation.
+    """
+    email = link.user.email
+    account_name = link.account.name if link.account else "Vestibule"
+    if request.method == "GET":
+        connection = route.connections[0] if route.kind == "sso" else None
+        return page(request, "invitation_sso.html", account_name=account_name, email=email, connection=connection, several=route.kind == "choose")
+    if OneTimeLink.consume(OneTimeLink.Purpose.INVITATION, token) is None:
+        return message(request, INVITATION_GONE[0], "It was used a moment ago.", status=410)
+    record("invitation.accepted", request=request, account=link.account, subject_email=email, via="sso")
+    if route.kind == "sso":
+        target = reverse("sso-start", args=[route.connections[0].pk])
+        return HttpResponseRedirect(f"{target}?{_query(next='/', login_hint=email)}")
+    if route.kind == "choose":
+        return page(request, "login_choose.html", connections=route.connections, next="/", email=email)
+    return HttpResponseRedirect(f"{reverse('login')}?next=/")
 
 
 def _invitation_superseded(request: HttpRequest, link: OneTimeLink) -> HttpResponse:

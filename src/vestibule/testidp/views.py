@@ -44,7 +44,13 @@ def _enabled(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
 
 class IdentityForm(forms.Form):
     email = forms.EmailField(max_length=254, label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}))
-    name = forms.CharField(max_length=200, label="Name", widget=forms.TextInput(attrs={"autocomplete": "name"}))
+    # Optional: a sign-in link (/sso/start/<connection>) brings no login_hint to
+    # derive it from, and a required empty field was the first thing people met.
+    name = forms.CharField(
+        max_length=200, required=False, label="Name (optional)",
+        help_text="Sent as the name attribute. Left empty, it is made from the email: jane.doe@… becomes Jane Doe.",
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )  # fmt: skip
     role_mapping = forms.CharField(
         max_length=200, required=False, label="role_mapping (optional)",
         help_text="Sent as the role_mapping attribute; compared with the account's mapping roles.",
@@ -56,13 +62,26 @@ class IdentityForm(forms.Form):
 
     def attributes(self) -> dict[str, list[str]]:
         data = self.cleaned_data
-        attributes = {"email": [data["email"]], "name": [data["name"]]}
+        attributes = {"email": [data["email"]], "name": [data["name"] or name_from_email(data["email"])]}
         if data.get("role_mapping"):
             attributes["role_mapping"] = [data["role_mapping"]]
         roles = [r.strip() for r in (data.get("roles") or "").split(",") if r.strip()]
         if roles:
             attributes["roles"] = roles
         return attributes
+
+
+def name_from_email(email: str) -> str:
+    return email.split("@")[0].replace(".", " ").replace("_", " ").title() if "@" in email else ""
+
+
+def identity_form(connection: Connection | None, data: Any = None, *, hint: str = "") -> IdentityForm:
+    """The "who do you want to be?" form, its email suggesting the connection's own domain."""
+    form = IdentityForm(data, initial={"email": hint, "name": name_from_email(hint)})
+    domains = connection.domain_list if connection is not None else []
+    if domains:
+        form.fields["email"].widget.attrs["placeholder"] = f"jane.doe@{domains[0]}"
+    return form
 
 
 def _refuse(request: HttpRequest, text: str, status: int = 400) -> HttpResponse:
@@ -121,11 +140,10 @@ def sso(request: HttpRequest) -> HttpResponse:
     if authn.acs_url is not None and authn.acs_url != sp.acs_url:
         return _refuse(request, f"The requested AssertionConsumerServiceURL is not this connection's ({sp.acs_url}).", status=403)
     hint = request.GET.get("login_hint", "")[:254]
-    initial = {"email": hint, "name": hint.split("@")[0].replace(".", " ").title() if "@" in hint else ""}
     state = signing.dumps({"c": str(connection.pk), "id": authn.request_id, "rs": authn.relay_state}, salt=_SALT)
     return render(
         request, "vestibule/testidp/login.html",
-        {"form": IdentityForm(initial=initial), "state": state, "connection": connection, "action": request.path},
+        {"form": identity_form(connection, hint=hint), "state": state, "connection": connection, "action": request.path},
     )  # fmt: skip
 
 
@@ -137,7 +155,7 @@ def _sso_submit(request: HttpRequest) -> HttpResponse:
         return _refuse(request, "This sign-in request expired or was altered. Start again from the application.")
     except idpkit.NotAllowed as exc:
         return _refuse(request, str(exc), status=403)
-    form = IdentityForm(request.POST)
+    form = identity_form(connection, request.POST)
     if not form.is_valid():
         context = {"form": form, "state": request.POST.get("state", ""), "connection": connection, "action": request.path}
         return render(request, "vestibule/testidp/login.html", context, status=400)
@@ -150,7 +168,7 @@ def idp_initiated(request: HttpRequest) -> HttpResponse:
     """IdP-initiated sign-in: pick a connection, say who you are, land in Vestibule (no AuthnRequest)."""
     connections = idpkit.trusting_connections()
     chosen = request.POST.get("connection") or request.GET.get("connection") or (str(connections[0].pk) if len(connections) == 1 else "")
-    form = IdentityForm(request.POST or None)
+    form = identity_form(next((c for c in connections if str(c.pk) == chosen), None), request.POST or None)
     if request.method == "POST":
         try:
             connection = idpkit.trusted_connection(chosen)
