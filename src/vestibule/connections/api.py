@@ -46,6 +46,9 @@ class ConnectionIn(StrictSchema):
 
 
 class ConnectionPatch(StrictSchema):
+    # Read-only, listed so that a PATCH of them is told why and what to do instead (seed 001).
+    domains: Any = Field(default=None, description="Read-only: fixed at creation; create a new connection to serve other domains")
+    protocol: Any = Field(default=None, description="Read-only: fixed at creation")
     name: str | None = Field(default=None, min_length=1, max_length=200)
     enabled: bool | None = None
     auto_provision: bool | None = None
@@ -145,9 +148,14 @@ def list_connections(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
 def create_connection(request: HttpRequest, slug: str, payload: ConnectionIn) -> Status[Any]:
     account = account_for(request, slug, SSO_ADMIN)
     may_claim = principal(request).is_operator
-    connection = _rule(lambda: connectionkit.create_connection(account, payload.model_dump(), may_claim=may_claim))
-    record("connection.created", account=account, connection=connection, **who(request), protocol=connection.protocol, domains=connection.domain_list)
-    return Status(201, connection_out(connection))
+    warnings: list[str] = []
+    connection = _rule(
+        lambda: connectionkit.create_connection(account, payload.model_dump(), may_claim=may_claim, warnings=warnings)
+    )
+    record("connection.created", account=account, connection=connection, **who(request), protocol=connection.protocol, domains=connection.domain_list, warnings=warnings)
+    out = connection_out(connection)
+    out["warnings"] = warnings
+    return Status(201, out)
 
 
 @router.get("/connections/{connection_id}")
@@ -159,11 +167,40 @@ def get_connection(request: HttpRequest, connection_id: str) -> dict[str, Any]:
 def patch_connection(request: HttpRequest, connection_id: str, payload: ConnectionPatch) -> dict[str, Any]:
     connection = connection_or_404(request, connection_id)
     changes = changes_without_nulls(payload, "name", "enabled", "auto_provision", "provisioned_users_can_login", "sso_authorization")
+    _refuse_fixed_fields(connection, changes)
     warnings = _rule(lambda: connectionkit.update_connection(connection, changes))
     record("connection.updated", account=connection.account, connection=connection, **who(request), fields=sorted(changes), warnings=warnings)
     out = connection_out(connection)
     out["warnings"] = warnings
     return out
+
+
+def _refuse_fixed_fields(connection: Connection, changes: dict[str, Any]) -> None:
+    """Seed 001: a provider's domain is read-only; to change it, remove the provider and create another.
+
+    Sending the values the connection already has is accepted (nothing
+    changes), so a client may send back what it read.
+    """
+    if "domains" in changes:
+        sent = changes.pop("domains")
+        try:
+            same = sorted(connectionkit.normalize_domains(sent)) == connection.domain_list
+        except (ConnectionRuleError, TypeError, AttributeError):
+            same = False
+        if not same:
+            raise Unprocessable(
+                f"domains are fixed when a connection is created (this one serves {', '.join(connection.domain_list)}): "
+                "to serve other domains, create a new connection with them (POST /accounts/<slug>/connections), "
+                "then disable or delete this one",
+                field="domains",
+            )
+    if "protocol" in changes:
+        if changes.pop("protocol") != connection.protocol:
+            raise Unprocessable(
+                f"the protocol is fixed when a connection is created (this one is {connection.protocol}): "
+                "create a new connection for the other protocol",
+                field="protocol",
+            )
 
 
 @router.delete("/connections/{connection_id}", response={204: None})
@@ -176,7 +213,12 @@ def delete_connection(request: HttpRequest, connection_id: str) -> Status[None]:
 
 @router.put("/connections/{connection_id}/saml/idp-metadata")
 def put_idp_metadata(request: HttpRequest, connection_id: str) -> dict[str, Any]:
-    """Generate the SAML settings from the IdP's metadata XML (raw body, or JSON {"metadata", "entity_id"})."""
+    """Generate the SAML settings from the IdP's metadata XML (raw body, or JSON {"metadata", "entity_id"}).
+
+    ``?dry_run=true`` (or ``"dry_run": true`` in the JSON body) generates them
+    for review without saving (seed 001: the generated settings replace the
+    text area, and the administrator saves them with a PATCH).
+    """
     connection = connection_or_404(request, connection_id)
     if connection.protocol != Connection.Protocol.SAML:
         raise Unprocessable("this is an OIDC connection; IdP metadata applies to SAML connections", field="id")
@@ -184,6 +226,7 @@ def put_idp_metadata(request: HttpRequest, connection_id: str) -> dict[str, Any]
     if len(body) > MAX_METADATA_BYTES:
         raise ApiError("metadata is larger than 512 KiB", field="body", status=413)
     entity_id = request.GET.get("entity_id") or None
+    dry_run = _flag(request.GET.get("dry_run"), "dry_run")
     if request.content_type == "application/json":
         try:
             data = json.loads(body)
@@ -191,13 +234,26 @@ def put_idp_metadata(request: HttpRequest, connection_id: str) -> dict[str, Any]
             entity_id = data.get("entity_id") or entity_id
         except (ValueError, KeyError, TypeError, AttributeError):
             raise Unprocessable('send the metadata XML as the body, or JSON {"metadata": "<xml>"}', field="metadata") from None
+        if "dry_run" in data:
+            if not isinstance(data["dry_run"], bool):
+                raise Unprocessable("dry_run must be true or false", field="dry_run")
+            dry_run = data["dry_run"]
     else:
         xml = body
     if not xml.strip():
         raise Unprocessable("the body is empty; send the IdP metadata XML", field="metadata")
-    _rule(lambda: connectionkit.import_idp_metadata(connection, xml, entity_id=entity_id))
-    record("connection.idp_metadata_imported", account=connection.account, connection=connection, **who(request), idp_entity_id=connection.saml_settings["idp_entity_id"])
-    return connection.saml_settings
+    settings = _rule(lambda: connectionkit.import_idp_metadata(connection, xml, entity_id=entity_id, save=not dry_run))
+    if not dry_run:
+        record("connection.idp_metadata_imported", account=connection.account, connection=connection, **who(request), idp_entity_id=settings["idp_entity_id"])
+    return settings
+
+
+def _flag(value: str | None, field: str) -> bool:
+    if value is None or value.lower() in ("", "0", "false", "no"):
+        return False
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    raise Unprocessable(f"{field} must be true or false", field=field)
 
 
 @router.get("/connections/{connection_id}/oidc/setup-url")

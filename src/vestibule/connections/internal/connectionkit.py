@@ -7,7 +7,7 @@ and the field it concerns); the API layer only translates.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -19,7 +19,7 @@ from vestibule.connections.models import Connection, ConnectionDomain, DomainCla
 from vestibule.domain.claims import ClaimMapping, ClaimMappingError
 from vestibule.domain.emails import InvalidEmail, email_domain, email_key, normalize_domain, normalize_email
 from vestibule.oidc import OidcClientConfig, OidcConfigError
-from vestibule.saml import SamlError, SamlSettings, SamlSettingsError, default_settings, parse_idp_metadata
+from vestibule.saml import SamlError, SamlSettings, SamlSettingsError, default_settings, node_saml, parse_idp_metadata
 
 MAX_DOMAINS = 50
 MAX_IGNORED = 1000
@@ -112,29 +112,96 @@ def validate_claims(claims: dict[str, Any] | None) -> dict[str, Any]:
     return mapping.to_dict()
 
 
-def validate_saml_settings(doc: dict[str, Any] | None, *, require_complete: bool = False) -> dict[str, Any]:
-    """A SAML settings document: complete and valid, or the default incomplete template."""
-    if not doc:
+INCOMPLETE_SAML = "the SAML settings are incomplete: set idp_entity_id, sso_url and certificates (or PUT the IdP metadata)"
+SAML_REQUIRED = ("idp_entity_id", "sso_url", "certificates")
+
+
+def validate_saml_settings(
+    doc: dict[str, Any] | None, *, require_complete: bool = False, names: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A SAML settings document: complete and valid, or the default incomplete template.
+
+    ``names`` maps a setting to the key the administrator actually wrote (a
+    node-saml document's), so an error names what they can find and fix.
+    """
+    if not doc or doc == default_settings():
         if require_complete:
-            raise _unprocessable("the SAML settings are incomplete: set idp_entity_id, sso_url and certificates (or PUT the IdP metadata)", "saml")
+            raise _unprocessable(INCOMPLETE_SAML, "saml")
         return default_settings()
     try:
         return SamlSettings.from_dict(doc).to_dict()
     except SamlSettingsError as exc:
-        raise _unprocessable(f"saml.{exc.field}: {exc.description}", f"saml.{exc.field}") from None
+        field = exc.field.split("[", 1)[0]
+        written = (names or {}).get(field, field) + exc.field[len(field):]
+        description = exc.description
+        if field in SAML_REQUIRED and not doc.get(field):
+            description = f"is required ({INCOMPLETE_SAML.split(': ', 1)[1]})"
+            if written == "idpIssuer":
+                description += "; node-saml's issuer is the service provider's own entity ID, not the identity provider's"
+        raise _unprocessable(f"saml.{written}: {description}", f"saml.{written}") from None
     except SamlError as exc:
         raise _unprocessable(f"saml: {exc}", "saml") from None
+
+
+NATIVE_SAML_KEYS = frozenset(default_settings())
+
+
+def saml_changes(doc: Any) -> tuple[dict[str, Any], list[str], Mapping[str, str]]:
+    """The settings a request's ``saml`` object sets, in Vestibule's keys; notes; names for errors.
+
+    Two formats are accepted, told apart by their keys: Vestibule's own
+    (``idp_entity_id``, ``sso_url``, ``certificates``, …) and the node-saml /
+    passport-saml options object seed 001's system used (``entryPoint``,
+    ``idpIssuer``, ``cert``, …), translated by :mod:`vestibule.saml.node_saml`.
+    """
+    if not isinstance(doc, dict):
+        raise _unprocessable("saml must be a JSON object of SAML settings", "saml")
+    if node_saml.is_node_saml(doc):
+        try:
+            translation = node_saml.translate(doc, vestibule_keys=NATIVE_SAML_KEYS)
+        except SamlSettingsError as exc:
+            raise _unprocessable(f"saml.{exc.field}: {exc.description}", f"saml.{exc.field}") from None
+        return translation.settings, list(translation.notes), node_saml.key_names(doc)
+    changes = dict(doc)
+    if "identifierFormat" in changes:
+        # The seed's own spelling of name_id_format, accepted in Vestibule's format too.
+        if "name_id_format" in changes:
+            raise _unprocessable("saml.identifierFormat: duplicates name_id_format; send one", "saml.identifierFormat")
+        changes["name_id_format"] = changes.pop("identifierFormat")
+    return changes, [], {}
+
+
+def merge_saml_settings(
+    current: dict[str, Any] | None, doc: Any, *, require_complete: bool = False
+) -> tuple[dict[str, Any], list[str]]:
+    """``doc`` over the stored settings, like a PATCH of ``oidc``: keys not sent keep their value.
+
+    A key sent as null goes back to its default. The result is validated as
+    a whole. Returns the settings to store and notes for the administrator.
+    """
+    changes, notes, names = saml_changes(doc)
+    merged = dict(current or default_settings())
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return validate_saml_settings(merged, require_complete=require_complete, names=names), notes
 
 
 IDP_FIELDS = ("idp_entity_id", "sso_url", "sso_binding", "certificates", "name_id_format")
 
 
-def import_idp_metadata(connection: Connection, xml: bytes, *, entity_id: str | None = None) -> dict[str, Any]:
-    """Generate and store a SAML connection's settings from its IdP's metadata XML.
+def import_idp_metadata(
+    connection: Connection, xml: bytes, *, entity_id: str | None = None, save: bool = True
+) -> dict[str, Any]:
+    """Generate a SAML connection's settings from its IdP's metadata XML, and store them unless ``save`` is off.
 
     The metadata speaks for the IdP only (entity ID, SSO URL and binding,
     signing certificates, NameID format); this connection's own policy choices
-    (signing/encryption wishes, IdP-initiated, skew) are kept.
+    (signing/encryption wishes, IdP-initiated, skew) are kept. With ``save``
+    off the settings are only returned, for review (seed 001: the generated
+    settings replace the text area, and the administrator saves them).
     """
     if connection.protocol != Connection.Protocol.SAML:
         raise _unprocessable("this is an OIDC connection; IdP metadata applies to SAML connections", "id")
@@ -143,9 +210,11 @@ def import_idp_metadata(connection: Connection, xml: bytes, *, entity_id: str | 
     except SamlError as exc:
         raise _unprocessable(f"metadata: {getattr(exc, 'description', str(exc))}", "metadata") from None
     policy = {k: v for k, v in connection.saml_settings.items() if k in generated and k not in IDP_FIELDS}
-    connection.saml_settings = validate_saml_settings({**generated, **policy})
-    connection.save(update_fields=["saml_settings", "updated_at"])
-    return dict(connection.saml_settings)
+    settings = validate_saml_settings({**generated, **policy})
+    if save:
+        connection.saml_settings = settings
+        connection.save(update_fields=["saml_settings", "updated_at"])
+    return dict(settings)
 
 
 def split_oidc(doc: dict[str, Any], existing_secrets: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -230,7 +299,10 @@ def _require_auto_provision_for_allow_login(auto_provision: bool, can_login: boo
 
 
 @transaction.atomic
-def create_connection(account: Account, data: dict[str, Any], *, may_claim: bool) -> Connection:
+def create_connection(
+    account: Account, data: dict[str, Any], *, may_claim: bool, warnings: list[str] | None = None
+) -> Connection:
+    """Create a disabled connection; notes for the administrator (e.g. of a node-saml import) go to ``warnings``."""
     protocol = data["protocol"]
     _require_auto_provision_for_allow_login(data.get("auto_provision", False), data.get("provisioned_users_can_login", False))
     domains = normalize_domains(data["domains"])
@@ -251,7 +323,12 @@ def create_connection(account: Account, data: dict[str, Any], *, may_claim: bool
     if protocol == Connection.Protocol.SAML:
         if data.get("oidc") is not None:
             raise _unprocessable("a SAML connection takes 'saml' settings, not 'oidc'", "oidc")
-        connection.saml_settings = validate_saml_settings(data.get("saml"))
+        if data.get("saml"):
+            connection.saml_settings, notes = merge_saml_settings(default_settings(), data["saml"])
+            if warnings is not None:
+                warnings.extend(notes)
+        else:
+            connection.saml_settings = default_settings()
         ensure_sp_keys(connection)
     else:
         if data.get("saml") is not None:
@@ -303,7 +380,14 @@ def update_connection(connection: Connection, changes: dict[str, Any]) -> list[s
     if "saml" in changes:
         if connection.protocol != Connection.Protocol.SAML:
             raise _unprocessable("this is an OIDC connection; send 'oidc' settings", "saml")
-        connection.saml_settings = validate_saml_settings(changes["saml"], require_complete=connection.enabled)
+        if changes["saml"] is None:
+            # null starts over from the default template (refused while the connection is enabled).
+            connection.saml_settings = validate_saml_settings(None, require_complete=connection.enabled)
+        else:
+            connection.saml_settings, notes = merge_saml_settings(
+                connection.saml_settings, changes["saml"], require_complete=connection.enabled
+            )
+            warnings.extend(notes)
     if "oidc" in changes:
         if connection.protocol != Connection.Protocol.OIDC:
             raise _unprocessable("this is a SAML connection; send 'saml' settings", "oidc")
