@@ -107,6 +107,7 @@ def form_action(page: str) -> str:
     return html.unescape(match.group(1))
 
 
+@pytest.mark.multiprocess  # a real server process; CI runs it once, in the multi-process pass
 def test_demo_on_another_port_signs_in_through_the_test_idp_on_that_port(demo: tuple[Process, int]) -> None:
     process, port = demo
     base = f"http://127.0.0.1:{port}"
