@@ -1,4 +1,9 @@
-"""``vestibule connection ...`` through ``main([...])`` against the test database."""
+"""``vestibule connection ...`` through ``main([...])`` against the test database.
+
+These run in a process whose Django is already set up, so they cannot see
+start-up mistakes (v0.1 imported models before configuring Django and every
+command crashed): tests/test_cli_commands.py runs the installed program.
+"""
 
 from __future__ import annotations
 
