@@ -129,10 +129,18 @@ def test_signing_variants(connect: Any, saml: SamlDriver, api: Any, idp_settings
 
 
 def test_unsigned_assertion_refused_when_assertions_must_be_signed(connect: Any, saml: SamlDriver) -> None:
-    """Response-only signing against the default policy (assertions must be signed) is refused."""
-    connection = connect()
+    """Response-only signing is refused once the connection opts in to signed assertions (want_assertions_signed)."""
+    connection = connect(saml_settings={"want_assertions_signed": True})
     response = saml.login(Client(), connection, subject="alice@acme.com", claims=ALICE, sign_assertion=False, sign_response=True)
     refused(response, "sso.assertion_invalid", "saml.unsigned")
+
+
+def test_response_only_signature_is_accepted_by_default(connect: Any, saml: SamlDriver) -> None:
+    """Keycloak's default (documents signed, assertions not) signs in without any setting."""
+    connection = connect()
+    browser = Client()
+    assert saml.login(browser, connection, subject="alice@acme.com", claims=ALICE, sign_assertion=False, sign_response=True).status_code == 302
+    assert session(browser)["email"] == "alice@acme.com"
 
 
 def test_encrypted_assertion_to_the_published_certificate(connect: Any, saml: SamlDriver, api: Any) -> None:

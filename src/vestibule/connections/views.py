@@ -233,7 +233,8 @@ def saml_acs(request: HttpRequest, connection_id: str) -> HttpResponse:
             )
         except SamlError as exc:
             raise _protocol_failure(exc, "sso.assertion_invalid") from None
-        trace.ok("validate", issuer=assertion.issuer, assertion_id=assertion.assertion_id, signed=",".join(assertion.signed_parts))
+        notes = {} if assertion.has_authn_statement else {"authn_statement": "absent (accepted: answers our own AuthnRequest)"}
+        trace.ok("validate", issuer=assertion.issuer, assertion_id=assertion.assertion_id, signed=",".join(assertion.signed_parts), **notes)
     except LoginFailure as failure:
         trace.fail(failure)
         return failure_page(request, failure, trace)
