@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from vestibule.accounts.models import User
 from vestibule.audit.internal.auditkit import record
 from vestibule.audit.models import AuditEvent
+from vestibule.authority.principal import session_principal
 from vestibule.connections.internal.routingkit import route_email
 from vestibule.login.forms import EmailForm, NewPasswordForm, PasswordForm, TotpForm
 from vestibule.login.internal import passwordkit, recoverykit, totp
@@ -165,6 +166,14 @@ def totp_setup(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     if user.login_method != User.LoginMethod.PASSWORD:
         return message(request, "Not available", "Your second factor is managed by your identity provider.", status=403)
+    if session_principal(user, request.session).only_account_id is not None:
+        # Signed in through another organization's provider (a sandbox's, a partner's): that session
+        # speaks for that organization only, and credentials are the identity's home's business.
+        return message(
+            request, "Not available from this sign-in",
+            "You signed in through an identity provider that serves another organization. To change your second factor, sign out and sign in with your password.",
+            status=403, code="authority.credentials_not_in_scope",
+        )  # fmt: skip
     if request.method == "GET" and user.has_totp:
         # A GET must not touch a confirmed factor: any link or prefetch could.
         return page(request, "totp_setup.html", factor_on=True, form=TotpForm())
