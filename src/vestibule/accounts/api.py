@@ -430,7 +430,9 @@ def create_user(request: HttpRequest, slug: str, payload: UserIn) -> Status[Any]
         return Status(202, invitation_out(invitation))
     try:
         with transaction.atomic():
-            user, created = userkit.add_member(account, payload.email, payload.name, login_method=payload.login_method)
+            user, created = userkit.add_member(
+                account, payload.email, payload.name, login_method=payload.login_method, claim_identity=home is not None and home.pk == account.pk
+            )
             replace_manual_roles(user, account, payload.roles)
             userkit.grant_projects(user, projects)
             for project, p in zip(projects, payload.projects, strict=True):

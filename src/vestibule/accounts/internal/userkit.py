@@ -49,11 +49,16 @@ def sso_authorization_connection(account: Account) -> object | None:
     return Connection.objects.filter(account=account, enabled=True, sso_authorization=True).first()
 
 
-def add_member(account: Account, email: str, name: str, *, login_method: str | None = None) -> tuple[User, bool]:
+def add_member(
+    account: Account, email: str, name: str, *, login_method: str | None = None, claim_identity: bool = False
+) -> tuple[User, bool]:
     """Add a person to ``account``, creating the user if the email is new.
 
     Returns the user and whether the row was created. Concurrent adds of one
-    email settle on the unique ``email_key``.
+    email settle on the unique ``email_key``. With ``claim_identity`` (the home
+    account adding its person) the name and login method typed here replace
+    whatever another organization's provider chose when it created the
+    identity first: they are the home account's to set.
     """
     email = normalize_email(email)
     with transaction.atomic():
@@ -70,8 +75,23 @@ def add_member(account: Account, email: str, name: str, *, login_method: str | N
                 user = User.objects.get(email_key=email_key(email))
         if Membership.objects.filter(user=user, account=account).exists():
             raise UserConflict(f"{email} is already a member of account '{account.slug}'")
+        if not created and claim_identity:
+            _claim_identity(user, name, login_method)
         Membership.objects.create(user=user, account=account)
     return user, created
+
+
+def _claim_identity(user: User, name: str, login_method: str | None) -> None:
+    if name:
+        user.name = name
+    if login_method and login_method != user.login_method:
+        user.login_method = login_method
+        if login_method == User.LoginMethod.SSO:
+            user.purge_credentials()
+        user.save()
+        credentials_changed(user)
+    else:
+        user.save(update_fields=["name"])
 
 
 def add_identity(email: str, name: str, password: str) -> tuple[User, bool]:
