@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods
 from vestibule.accounts.internal import userkit
 from vestibule.accounts.models import Invitation, User
 from vestibule.audit.internal.auditkit import record
+from vestibule.authority.principal import session_principal
 from vestibule.connections.internal.routingkit import route_email
 from vestibule.login.forms import NewPasswordForm
 from vestibule.login.internal.sessionkit import start_session
@@ -42,6 +43,11 @@ def join_account(request: HttpRequest, token: str) -> HttpResponse:
         me: User = request.user  # type: ignore[assignment]
         if me.email_key != invitation.email_key:
             return _page(request, invitation, status=403, state="other_person", sign_in=sign_in)
+        scope = session_principal(me, request.session).only_account_id
+        if scope is not None and scope != invitation.account_id:
+            # Signed in through a provider that speaks for another organization only
+            # (a sandbox's, a partner's): joining is the person's own act, proved their own way.
+            return _page(request, invitation, status=403, state="out_of_scope", sign_in=sign_in)
         if request.method == "GET":
             return _page(request, invitation, state="confirm")
         return _accept(request, invitation, me)
