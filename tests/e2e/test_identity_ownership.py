@@ -405,3 +405,27 @@ def test_invitation_is_accepted_by_a_login_through_the_inviting_accounts_own_pro
     assert sandbox_key.get("/accounts/acme-sandbox/invitations") == []
     # Her identity is untouched: still acme's password person.
     assert User.objects.get(pk=jane).login_method == "password"
+
+
+def test_sandbox_idp_session_cannot_connect_productions_organization(api: Api, sandbox: dict[str, Any], sso_driver: Any) -> None:
+    """'Connect organization' binds production's connection: an sso-admin signed in through the sandbox's provider may not start it."""
+    from vestibule.connections.models import Connection, PendingLogin
+
+    if sso_driver.protocol != "oidc":
+        pytest.skip("connect organization is an OIDC flow")
+    admin, production = sandbox["admin"], sandbox["production"]
+    browser = Client()
+    assert_signed_in(
+        sso_driver.login(browser, sandbox["sandbox_connection"], subject="admin@acme.test", claims=claims("admin@acme.test", "Admin")),
+        browser, "admin@acme.test",
+    )
+    before = Connection.objects.filter(pk=production["id"]).values("external_tenant_id", "tenant_verified_at").get()
+    assert browser.get(f"/sso/oidc/{production['id']}/connect").status_code == 403
+    assert browser.post(f"/sso/oidc/{production['id']}/connect", {}).status_code == 403
+    assert not PendingLogin.objects.filter(purpose=PendingLogin.Purpose.CONNECT_ORGANIZATION).exists()
+    assert Connection.objects.filter(pk=production["id"]).values("external_tenant_id", "tenant_verified_at").get() == before
+    # Positive control: the same administrator signed in with their password sees the confirmation page.
+    own = Client()
+    assert password_login(own, "admin@acme.test").status_code == 302
+    assert own.get(f"/sso/oidc/{production['id']}/connect").status_code == 200
+    assert User.objects.get(pk=admin).login_method == "password"

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from vestibule.accounts.models import User
 from vestibule.audit.internal.auditkit import client_ip, record
+from vestibule.authority.principal import SSO_ADMIN, session_principal
 from vestibule.connections.internal import oidckit, samlkit, statekit
 from vestibule.connections.internal.pipelinekit import (
     VerifiedSubject,
@@ -368,7 +369,8 @@ def oidc_connect(request: HttpRequest, connection_id: str) -> HttpResponse:
     if not request.user.is_authenticated:
         return HttpResponseRedirect("/login?" + urlencode({"next": request.path}))
     user: User = request.user  # type: ignore[assignment]
-    if not holds_sso_admin_everywhere(user, [connection.account]):
+    # In the session's own scope: a sign-in through another organization's provider is not this account's sso-admin.
+    if SSO_ADMIN not in session_principal(user, request.session).roles_in(connection.account):
         return render(request, "vestibule/message.html", {"title": "Not allowed", "text": "Connecting an organization needs the sso-admin role in this account.", "code": "sso.connect_not_allowed"}, status=403)
     bound = connection.external_tenant_id
     if request.method == "GET":
