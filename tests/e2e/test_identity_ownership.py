@@ -429,3 +429,29 @@ def test_sandbox_idp_session_cannot_connect_productions_organization(api: Api, s
     assert password_login(own, "admin@acme.test").status_code == 302
     assert own.get(f"/sso/oidc/{production['id']}/connect").status_code == 200
     assert User.objects.get(pk=admin).login_method == "password"
+
+
+def test_sandbox_idp_cannot_catch_people_production_keeps_on_passwords(api: Api, sandbox: dict[str, Any], sso_driver: Any) -> None:
+    """The owner's ignored emails hold for every provider serving its domain, a sandbox's included."""
+    acme, production = sandbox["acme"], sandbox["production"]
+    carl = add_person(acme, "acme", "carl@acme.test", ["analyst"])
+    acme.patch(f"/connections/{production['id']}", {"ignored_emails": ["carl@acme.test"]})
+    routed = login_step(Client(), "carl@acme.test")
+    assert routed.status_code == 200 and b'name="password"' in routed.content
+    assert password_login(Client(), "carl@acme.test").status_code == 302
+    assert User.objects.get(pk=carl).login_method == "password"
+    # The sandbox's own ignored list removes only the sandbox's provider.
+    sandbox["sandbox"].patch(f"/connections/{sandbox['sandbox_connection']['id']}", {"ignored_emails": ["dana@acme.test"]})
+    add_person(acme, "acme", "dana@acme.test", ["analyst"])
+    only_production = login_step(Client(), "dana@acme.test")
+    assert only_production.status_code == 302 and production["id"] in only_production["Location"]
+    # Positive control: everyone else still chooses between both providers.
+    assert b"Multiple SSO providers" in login_step(Client(), "erin@acme.test").content
+
+
+def test_partner_sees_only_its_own_connections_of_a_shared_domain(api: Api, sandbox: dict[str, Any]) -> None:
+    listed = sandbox["sandbox"].get("/accounts/acme-sandbox/domains")["shared_with_this_account"]
+    assert [d["domain"] for d in listed] == ["acme.test"]
+    assert listed[0]["connections"] == [sandbox["sandbox_connection"]["id"]]
+    owner_view = sandbox["acme"].get("/accounts/acme/domains")["items"][0]
+    assert set(owner_view["connections"]) == {sandbox["production"]["id"], sandbox["sandbox_connection"]["id"]}

@@ -287,13 +287,10 @@ def domain_out(claim: DomainClaim) -> dict[str, Any]:
     }
 
 
-def shared_out(claim: DomainClaim) -> dict[str, Any]:
-    """A domain as the account it is shared with sees it: not the owner's other partners."""
-    return {
-        "domain": claim.domain,
-        "account": claim.account.slug,
-        "connections": sorted(str(c) for c in claim.connection_domains.values_list("connection_id", flat=True)),
-    }
+def shared_out(claim: DomainClaim, viewer: Account) -> dict[str, Any]:
+    """A domain as the account it is shared with sees it: its own connections, not the owner's nor other partners'."""
+    mine = claim.connection_domains.filter(connection__account=viewer).values_list("connection_id", flat=True)
+    return {"domain": claim.domain, "account": claim.account.slug, "connections": sorted(str(c) for c in mine)}
 
 
 def offer_out(share: DomainShare) -> dict[str, Any]:
@@ -314,7 +311,7 @@ def list_domains(request: HttpRequest, slug: str) -> dict[str, Any]:
     shared = DomainClaim.objects.filter(
         shares__account=account, shares__status=DomainShare.Status.ACTIVE
     ).select_related("account").order_by("domain")
-    return {"items": [domain_out(c) for c in owned], "shared_with_this_account": [shared_out(c) for c in shared]}
+    return {"items": [domain_out(c) for c in owned], "shared_with_this_account": [shared_out(c, account) for c in shared]}
 
 
 @router.post("/accounts/{slug}/domains", response={201: dict})
@@ -429,7 +426,7 @@ def accept_offer(request: HttpRequest, slug: str, domain: str) -> dict[str, Any]
         raise Conflict("the offer changed meanwhile; list the offers again", field="domain")
     record("domain.share_accepted", account=account, **who(request), domain=share.claim.domain, owner=share.claim.account.slug)
     record("domain.share_accepted", account=share.claim.account, **who(request), domain=share.claim.domain, shared_with=account.slug)
-    return shared_out(share.claim)
+    return shared_out(share.claim, account)
 
 
 @router.delete("/accounts/{slug}/domain-offers/{domain}", response={204: None})

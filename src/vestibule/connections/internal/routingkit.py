@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.db.models import F
+
 from vestibule.accounts.models import User
 from vestibule.connections.internal.reachkit import is_break_glass
 from vestibule.connections.models import Connection
@@ -19,12 +21,18 @@ class Route:
 
 
 def connections_for_domain(domain: str) -> list[Connection]:
-    # One indexed query over ConnectionDomain.domain, whatever the number of claimed domains.
+    # One indexed query over ConnectionDomain.domain, whatever the number of claimed domains;
+    # ``domain_owner_id`` (the account that owns the domain) comes along in the same join.
     return list(
         Connection.objects.filter(domains__domain=domain, enabled=True)
+        .annotate(domain_owner_id=F("domains__claim__account_id"))
         .select_related("account")
         .order_by("account__slug", "name")
     )
+
+
+def _ignores(connection: Connection, key: str) -> bool:
+    return key in {e.lower() for e in connection.ignored_emails}
 
 
 def route_email(email: str) -> Route:
@@ -33,7 +41,14 @@ def route_email(email: str) -> Route:
         domain = email_domain(email)
     except InvalidEmail:
         return Route("password")
-    candidates = [c for c in connections_for_domain(domain) if key not in {e.lower() for e in c.ignored_emails}]
+    serving = connections_for_domain(domain)
+    # The domain owner's "ignored emails" keep those people on passwords for every
+    # provider serving the domain: a partner's or sandbox's provider must not catch them.
+    owner_ignores = any(c.account_id == c.domain_owner_id and _ignores(c, key) for c in serving)  # type: ignore[attr-defined]
+    candidates = [
+        c for c in serving
+        if not _ignores(c, key) and not (owner_ignores and c.account_id != c.domain_owner_id)  # type: ignore[attr-defined]
+    ]  # fmt: skip
     if not candidates:
         return Route("password")
     user = User.objects.filter(email_key=key).first()
