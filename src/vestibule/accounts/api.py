@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 from vestibule.accounts.internal import userkit
 from vestibule.accounts.internal.rolekit import (
     SsoManagedRoles,
+    effective_account_roles,
     get_catalog,
     replace_manual_roles,
     sso_managing_connection,
@@ -211,8 +212,6 @@ def _manages_identity(acting: Any, account: Account, user: User) -> bool:
 
 def _require_administrator_for_admins(request: HttpRequest, account: Account, user: User) -> None:
     """Deactivating, removing or converting someone who holds an admin role here is an administrator's act."""
-    from vestibule.accounts.internal.rolekit import effective_account_roles
-
     held = effective_account_roles(user, account) & ADMIN_ROLES
     if held and ADMINISTRATOR not in principal(request).roles_in(account):
         raise Forbidden(

@@ -155,6 +155,12 @@ class User(AbstractBaseUser):
         return self.email
 
 
+class MembershipQuerySet(models.QuerySet["Membership"]):
+    def in_force(self) -> MembershipQuerySet:
+        """Memberships that give access: not deactivated, not waiting for approval."""
+        return self.filter(is_active=True, approval=Approval.APPROVED)
+
+
 class Membership(models.Model):
     """What one account owns of a person: their access there, not their identity."""
 
@@ -169,12 +175,10 @@ class Membership(models.Model):
     approval = models.CharField(max_length=10, choices=Approval.choices, default=Approval.APPROVED)
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects = MembershipQuerySet.as_manager()
+
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "account"], name="one_membership_per_account")]
-
-    @property
-    def grants_access(self) -> bool:
-        return self.is_active and self.approval == Approval.APPROVED
 
 
 class Invitation(models.Model):

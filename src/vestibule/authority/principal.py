@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from vestibule.accounts.internal.rolekit import get_catalog
-from vestibule.accounts.models import Account, Approval, Membership, RoleGrant, User
+from vestibule.accounts.internal.rolekit import effective_account_roles, get_catalog
+from vestibule.accounts.models import Account, Membership, User
 from vestibule.api.models import ApiKey
 
 ADMINISTRATOR = "administrator"
@@ -77,15 +77,7 @@ class Principal:
         assert self.user is not None
         if not self.user.is_active or self._outside_scope(account):
             return frozenset()
-        member = Membership.objects.filter(
-            user=self.user, account=account, is_active=True, approval=Approval.APPROVED
-        ).exists()
-        if not member:
-            return frozenset()
-        granted = RoleGrant.objects.filter(user=self.user, account=account, project__isnull=True).values_list(
-            "role", flat=True
-        )
-        return effective_admin_roles(set(granted))
+        return effective_account_roles(self.user, account) & ADMIN_ROLES
 
     def is_member_of(self, account: Account) -> bool:
         """Whether the account is visible to this principal at all (else it answers as if absent)."""

@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from vestibule.accounts.models import Account, Approval, Membership, Project, ProjectAccess, RoleGrant, Source, User
+from vestibule.accounts.models import Account, Membership, Project, ProjectAccess, RoleGrant, Source, User
 from vestibule.domain.roles import DEFAULT_CATALOG, RoleCatalog, RoleRuleError
 
 
@@ -108,7 +108,8 @@ def accounts_payload(user: User) -> list[dict[str, Any]]:
     catalog = get_catalog()
     # A membership that is deactivated or waiting for approval gives nothing yet.
     memberships = (
-        Membership.objects.filter(user=user, is_active=True, approval=Approval.APPROVED)
+        Membership.objects.in_force()
+        .filter(user=user)
         .select_related("account")
         .order_by("account__slug")
     )
@@ -150,7 +151,7 @@ def accounts_payload(user: User) -> list[dict[str, Any]]:
 def effective_account_roles(user: User, account: Account) -> frozenset[str]:
     """Roles in force: none while the membership is deactivated or waiting for approval."""
     catalog = get_catalog()
-    if not Membership.objects.filter(user=user, account=account, is_active=True, approval=Approval.APPROVED).exists():
+    if not Membership.objects.in_force().filter(user=user, account=account).exists():
         return frozenset()
     roles = RoleGrant.objects.filter(user=user, account=account, project__isnull=True).values_list("role", flat=True)
     return catalog.effective(r for r in roles if r in catalog.roles)

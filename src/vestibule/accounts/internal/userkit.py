@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from vestibule.accounts.internal.rolekit import effective_account_roles, replace_manual_roles
 from vestibule.accounts.models import (
     Account,
     Approval,
@@ -154,8 +155,6 @@ class InvitationNotForYou(Exception):
 
 def accept_invitation(invitation: Invitation, user: User) -> Membership:
     """The invitee, signed in as themselves, joins: membership plus the invited roles and projects."""
-    from vestibule.accounts.internal.rolekit import replace_manual_roles
-
     if user.email_key != invitation.email_key:
         raise InvitationNotForYou(invitation.email)
     with transaction.atomic():
@@ -270,19 +269,9 @@ def approve(membership: Membership) -> None:
 
 def user_managers(account: Account) -> list[User]:
     """People who may approve someone here: active members holding user-manager (administrator implies it)."""
-    from vestibule.accounts.internal.rolekit import effective_account_roles
-
-    members = (
-        User.objects.filter(
-            memberships__account=account,
-            memberships__is_active=True,
-            memberships__approval=Approval.APPROVED,
-            is_active=True,
-            role_grants__account=account,
-        )
-        .distinct()
-        .order_by("email_key")
-    )
+    members = User.objects.filter(
+        is_active=True, memberships__in=Membership.objects.in_force().filter(account=account)
+    ).order_by("email_key")
     return [u for u in members if "user-manager" in effective_account_roles(u, account)]
 
 

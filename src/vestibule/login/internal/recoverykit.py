@@ -21,7 +21,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from vestibule.accounts.internal.rolekit import get_catalog
-from vestibule.accounts.models import Account, Approval, Membership, RoleGrant, User
+from vestibule.accounts.models import Account, Membership, RoleGrant, User
 from vestibule.audit.internal.auditkit import record
 from vestibule.domain.emails import InvalidEmail, email_key
 from vestibule.login.internal import ratelimit
@@ -36,7 +36,7 @@ def recovery_account(user: User) -> Account | None:
     """The first account (by slug) where ``user`` holds ``sso-admin``, implied roles included."""
     catalog = get_catalog()
     by_account: dict[int, set[str]] = {}
-    usable = Membership.objects.filter(user=user, is_active=True, approval=Approval.APPROVED).values("account_id")
+    usable = Membership.objects.in_force().filter(user=user).values("account_id")
     for account_id, role in RoleGrant.objects.filter(
         user=user, project__isnull=True, account_id__in=usable
     ).values_list("account_id", "role"):
