@@ -8,7 +8,6 @@ must carry the CSRF token. Both become a :class:`~vestibule.authority.principal.
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 from django.conf import settings
@@ -19,7 +18,7 @@ from ninja.security import APIKeyCookie, HttpBearer
 from vestibule.accounts.models import Account
 from vestibule.api.errors import Forbidden, NotFound
 from vestibule.api.models import ApiKey
-from vestibule.authority.principal import Principal, session_principal
+from vestibule.authority.principal import NoStanding, Principal, RoleRequired, session_principal
 
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?")
 
@@ -71,10 +70,6 @@ def require_operator(request: HttpRequest) -> Principal:
     return acting
 
 
-def _needs(roles: tuple[str, ...]) -> str:
-    return " or ".join(f"'{r}'" for r in roles)
-
-
 def account_for(request: HttpRequest, slug: str, *roles: str) -> Account:
     """Resolve an account from the URL and check the principal holds one of ``roles`` there.
 
@@ -83,15 +78,16 @@ def account_for(request: HttpRequest, slug: str, *roles: str) -> Account:
     not exist, so nobody can probe which slugs are taken. A member without the
     role gets a 403 naming the role.
     """
-    acting = principal(request)
     # A string that cannot be a slug names no account; it never reaches the database.
     account = Account.objects.filter(slug=slug).first() if _SLUG.fullmatch(slug) else None
-    if account is None or not acting.is_member_of(account):
+    if account is None:
         raise NotFound(f"account '{slug}' not found", field="slug")
-    if roles:
-        held = acting.roles_in(account)
-        if not held & set(roles):
-            raise Forbidden(f"this action needs the {_needs(roles)} role in account '{slug}'")
+    try:
+        principal(request).require(account, *roles)
+    except NoStanding:
+        raise NotFound(f"account '{slug}' not found", field="slug") from None
+    except RoleRequired as exc:
+        raise Forbidden(str(exc)) from None
     return account
 
 
@@ -99,14 +95,13 @@ def connection_for(request: HttpRequest, connection_id: str, *roles: str) -> Any
     """A connection from the URL, with the same standing rules as :func:`account_for`."""
     from vestibule.connections.models import Connection
 
+    connection = Connection.objects.by_id(connection_id)
     try:
-        pk = uuid.UUID(connection_id)
-    except ValueError:
+        if connection is None:
+            raise NoStanding(connection_id)
+        principal(request).require(connection.account, *roles)
+    except NoStanding:
         raise NotFound(f"connection '{connection_id}' not found", field="id") from None
-    connection = Connection.objects.select_related("account").filter(pk=pk).first()
-    acting = principal(request)
-    if connection is None or not acting.is_member_of(connection.account):
-        raise NotFound(f"connection '{connection_id}' not found", field="id")
-    if roles and not acting.roles_in(connection.account) & set(roles):
-        raise Forbidden(f"this action needs the {_needs(roles)} role in account '{connection.account.slug}'")
+    except RoleRequired as exc:
+        raise Forbidden(str(exc)) from None
     return connection

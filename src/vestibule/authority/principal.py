@@ -28,6 +28,18 @@ def effective_admin_roles(roles: set[str] | frozenset[str] | list[str]) -> froze
     return catalog.effective(r for r in roles if r in catalog.roles) & ADMIN_ROLES
 
 
+class NoStanding(Exception):
+    """The principal has nothing to do with the account: answer as if it did not exist."""
+
+
+class RoleRequired(Exception):
+    """A member of the account, without the role the action needs."""
+
+    def __init__(self, account: Account, roles: tuple[str, ...]) -> None:
+        needs = " or ".join(f"'{r}'" for r in roles)
+        super().__init__(f"this action needs the {needs} role in account '{account.slug}'")
+
+
 @dataclass(frozen=True)
 class Principal:
     """Exactly one of ``user`` and ``key`` is set.
@@ -90,14 +102,23 @@ class Principal:
             return False
         return Membership.objects.filter(user=self.user, account=account, is_active=True).exists()
 
-    def administered_accounts(self) -> Any:
-        """Accounts where this principal holds at least one admin role."""
+    def require(self, account: Account, *roles: str) -> None:
+        """The one standing check: raises :class:`NoStanding` or :class:`RoleRequired` (one of ``roles`` is enough)."""
+        if not self.is_member_of(account):
+            raise NoStanding(account.slug)
+        if roles and not self.roles_in(account) & set(roles):
+            raise RoleRequired(account, roles)
+
+    def administered_accounts(self, *roles: str) -> Any:
+        """Accounts where this principal holds one of ``roles`` (by default, any admin role)."""
+        wanted = set(roles or ADMIN_ROLES)
         if self.is_operator:
             return Account.objects.all()
         if self.key is not None:
-            return Account.objects.filter(pk=self.key.account_id) if effective_admin_roles(self.key.roles or []) else Account.objects.none()
+            holds = effective_admin_roles(self.key.roles or []) & wanted
+            return Account.objects.filter(pk=self.key.account_id) if holds else Account.objects.none()
         assert self.user is not None
-        ids = [a.pk for a in Account.objects.filter(memberships__user=self.user) if self.roles_in(a)]
+        ids = [a.pk for a in Account.objects.filter(memberships__user=self.user) if self.roles_in(a) & wanted]
         return Account.objects.filter(pk__in=ids)
 
 

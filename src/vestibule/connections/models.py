@@ -57,6 +57,14 @@ class ConnectionQuerySet(models.QuerySet["Connection"]):
         # (or compares ``account_id`` explicitly): the IDOR check.
         return self.filter(account=account)
 
+    def by_id(self, value: str) -> Connection | None:
+        """The connection an ID from a request names, or None (also for a string that is no UUID)."""
+        try:
+            pk = uuid.UUID(str(value))
+        except ValueError:
+            return None
+        return self.select_related("account").filter(pk=pk).first()
+
 
 class Connection(models.Model):
     class Protocol(models.TextChoices):

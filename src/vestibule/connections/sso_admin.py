@@ -16,10 +16,10 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from vestibule.accounts.models import Account, User
+from vestibule.accounts.models import User
 from vestibule.audit.internal.auditkit import record
 from vestibule.audit.models import LoginTrace
-from vestibule.authority.principal import SSO_ADMIN, Principal, session_principal
+from vestibule.authority.principal import SSO_ADMIN, NoStanding, RoleRequired, session_principal
 from vestibule.connections.internal import connectionkit, samlkit
 from vestibule.connections.internal.connectionkit import ConnectionRuleError
 from vestibule.connections.models import Connection
@@ -30,16 +30,12 @@ def _signed_in(request: HttpRequest) -> User | None:
     return user if user.is_authenticated and user.is_active else None  # type: ignore[return-value]
 
 
-def _administered(principal: Principal) -> list[Account]:
-    return [a for a in principal.administered_accounts().order_by("slug") if SSO_ADMIN in principal.roles_in(a)]
-
-
 @require_GET
 def sso_admin_home(request: HttpRequest) -> HttpResponse:
     user = _signed_in(request)
     if user is None:
         return HttpResponseRedirect(f"{reverse('login')}?next={reverse('sso-admin')}")
-    accounts = _administered(session_principal(user, request.session))
+    accounts = session_principal(user, request.session).administered_accounts(SSO_ADMIN).order_by("slug")
     sections: list[dict[str, Any]] = []
     for account in accounts:
         connections = Connection.objects.for_account(account).prefetch_related("domains").order_by("name")
@@ -59,11 +55,14 @@ def set_enabled(request: HttpRequest, connection_id: str) -> HttpResponse:
     user = _signed_in(request)
     if user is None:
         return HttpResponseRedirect(reverse("login"))
-    connection = Connection.objects.select_related("account").filter(pk=_uuid(connection_id)).first()
-    acting = session_principal(user, request.session)
-    if connection is None or not acting.is_member_of(connection.account):
-        raise Http404("unknown connection")
-    if SSO_ADMIN not in acting.roles_in(connection.account):
+    connection = Connection.objects.by_id(connection_id)
+    try:
+        if connection is None:
+            raise NoStanding(connection_id)
+        session_principal(user, request.session).require(connection.account, SSO_ADMIN)
+    except NoStanding:
+        raise Http404("unknown connection") from None
+    except RoleRequired:
         return render(
             request, "vestibule/message.html",
             {"title": "Not allowed", "text": f"Turning connections on or off needs the sso-admin role in {connection.account.name}.", "code": "authority.role_required"},
@@ -77,11 +76,3 @@ def set_enabled(request: HttpRequest, connection_id: str) -> HttpResponse:
     record("connection.updated", account=connection.account, connection=connection, actor_user=user, fields=["enabled"], enabled=enabled)
     return HttpResponseRedirect(f"{reverse('sso-admin')}?changed={connection.pk}")
 
-
-def _uuid(value: str) -> Any:
-    import uuid
-
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise Http404("unknown connection") from None

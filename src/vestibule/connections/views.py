@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import uuid
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode
@@ -70,11 +69,7 @@ _OIDC_REASONS = {
 
 def _connection(connection_id: str, protocol: str | None = None) -> Connection:
     """The connection of the URL (any account: these are public sign-in endpoints), of ``protocol`` if given."""
-    try:
-        pk = uuid.UUID(connection_id)
-    except ValueError:
-        raise Http404("unknown connection") from None
-    connection = Connection.objects.select_related("account").filter(pk=pk).first()
+    connection = Connection.objects.by_id(connection_id)
     if connection is None:
         raise Http404("unknown connection")
     if protocol is not None and connection.protocol != protocol:

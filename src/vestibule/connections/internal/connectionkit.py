@@ -6,7 +6,6 @@ and the field it concerns); the API layer only translates.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -437,11 +436,7 @@ def account_connection(account: Account, connection_id: str, field: str) -> Conn
     IDOR check: another account's connection is "not found" here, exactly like
     one that does not exist, so IDs of other tenants cannot be probed.
     """
-    try:
-        pk = uuid.UUID(str(connection_id))
-    except ValueError:
-        pk = None
-    connection = Connection.objects.for_account(account).filter(pk=pk).first() if pk is not None else None
+    connection = Connection.objects.for_account(account).by_id(connection_id)
     if connection is None:
         raise ConnectionRuleError(404, f"account '{account.slug}' has no connection {connection_id}", field)
     return connection
