@@ -51,6 +51,7 @@ __all__ = [
     "MappingRoleGrants",
     "extract_identity",
     "require_domain",
+    "require_served",
     "decide_action",
     "decide_roles",
 ]
@@ -200,14 +201,23 @@ def require_domain(identity: AssertedIdentity, connection_domains: Iterable[str]
     This is the cross-tenant barrier: an identity provider of one account can
     never sign in a user whose domain belongs to another account.
     """
+    require_served(identity.domain, connection_domains)
+
+
+def require_served(domain: str, connection_domains: Iterable[str], *, whose: str = "") -> None:
+    """``domain`` must be one of the connection's; ``whose`` names a domain other than the asserted email's.
+
+    Also applied to the *linked* person's current address, so a link made
+    while a domain was shared cannot outlive the share.
+    """
     domains = sorted(set(connection_domains))
-    if identity.domain not in domains:
+    if domain not in domains:
         raise LoginFailure(
             "sso.email_domain_not_owned",
             "domain",
             "Your email domain is not one this sign-in serves. Use your organization's own sign-in.",
-            expected="an email at " + ", ".join(domains),
-            received=identity.domain,
+            expected=f"{whose or 'an email'} at " + ", ".join(domains),
+            received=f"{whose} at {domain}" if whose else domain,
         )
 
 

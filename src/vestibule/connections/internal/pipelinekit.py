@@ -42,6 +42,7 @@ from vestibule.domain.pipeline import (
     decide_roles,
     extract_identity,
     require_domain,
+    require_served,
 )
 from vestibule.login.internal.credentials import credentials_changed
 
@@ -86,7 +87,8 @@ def run_pipeline(connection: Connection, verified: VerifiedSubject, trace: Trace
     trace.note_identity(subject=identity.external_id, email=identity.email)
     trace.ok("claims", email=identity.email, external_id=identity.external_id)
 
-    require_domain(identity, connection.domains.values_list("domain", flat=True))
+    served = frozenset(connection.domains.values_list("domain", flat=True))
+    require_domain(identity, served)
     trace.ok("domain", domain=identity.domain)
 
     decision = _decide_roles(connection, identity, mapping)
@@ -98,7 +100,7 @@ def run_pipeline(connection: Connection, verified: VerifiedSubject, trace: Trace
     for attempt in (1, 2):
         try:
             with transaction.atomic():
-                user, membership, newly_pending = _apply(connection, identity, mapping, decision, trace)
+                user, membership, newly_pending = _apply(connection, served, identity, mapping, decision, trace)
             break
         except IntegrityError:
             if attempt == 2:
@@ -160,6 +162,7 @@ def _find_user(connection: Connection, identity: AssertedIdentity) -> tuple[User
 
 def _apply(
     connection: Connection,
+    served: frozenset[str],
     identity: AssertedIdentity,
     mapping: ClaimMapping,
     decision: RoleDecision | None,
@@ -169,7 +172,9 @@ def _apply(
     account = connection.account
     user, link = _find_user(connection, identity)
     if link is not None and user is not None:
-        _require_linked_user_served(connection, user)
+        # The linked person's *current* address must be served too: a link made
+        # while a domain was shared must not outlive the share.
+        require_served(email_domain(user.email), served, whose="a linked user")
     membership = Membership.objects.filter(user=user, account=account).first() if user is not None else None
     invitation = None
     newly_pending = False
@@ -272,23 +277,6 @@ def _apply(
     link.last_login_at = timezone.now()
     link.save(update_fields=["last_claims", "last_login_at"])
     return user, membership, newly_pending
-
-
-def _require_linked_user_served(connection: Connection, user: User) -> None:
-    """The linked person's *current* address must be one this connection serves.
-
-    A link made while a domain was shared (or owned) must not outlive the
-    share: the former partner's provider would otherwise keep signing in as
-    the owner's people under any address it likes.
-    """
-    domains = set(connection.domains.values_list("domain", flat=True))
-    current = email_domain(user.email)
-    if current not in domains:
-        raise LoginFailure(
-            "sso.email_domain_not_owned", "domain",
-            "Your email domain is not one this sign-in serves. Use your organization's own sign-in.",
-            expected="a linked user at " + ", ".join(sorted(domains)), received=f"linked user at {current}",
-        )
 
 
 def _follow_email_change(connection: Connection, user: User, identity: AssertedIdentity, home: bool) -> None:
