@@ -103,16 +103,17 @@ def _check_projects_still_valid(user: User, account: Account, account_roles: fro
             raise RoleRuleError(exc.role, f"{exc.message} (granted in project '{slug}', which relies on the account-scope roles)") from None
 
 
-def accounts_payload(user: User) -> list[dict[str, Any]]:
-    """The ``accounts`` list of ``GET /api/v1/session``: effective roles per account and project."""
+def accounts_payload(user: User, only_account_id: int | None = None) -> list[dict[str, Any]]:
+    """The ``accounts`` list of ``GET /api/v1/session``: effective roles per account and project.
+
+    ``only_account_id`` narrows it to the one account a session speaks for.
+    """
     catalog = get_catalog()
     # A membership that is deactivated or waiting for approval gives nothing yet.
-    memberships = (
-        Membership.objects.in_force()
-        .filter(user=user)
-        .select_related("account")
-        .order_by("account__slug")
-    )
+    memberships = Membership.objects.in_force().filter(user=user)
+    if only_account_id is not None:
+        memberships = memberships.filter(account_id=only_account_id)
+    memberships = memberships.select_related("account").order_by("account__slug")
     grants: dict[int, dict[int | None, set[str]]] = defaultdict(lambda: defaultdict(set))
     for account_id, project_id, role in RoleGrant.objects.filter(user=user).values_list(
         "account_id", "project_id", "role"
@@ -138,7 +139,6 @@ def accounts_payload(user: User) -> list[dict[str, Any]]:
             )
         result.append(
             {
-                "id": membership.account_id,
                 "slug": membership.account.slug,
                 "name": membership.account.name,
                 "roles": sorted(account_effective),

@@ -50,11 +50,7 @@ def start_session(
 def session_payload(user: User, session: Any = None) -> dict[str, Any]:
     """The signed-in person as ``GET /api/v1/session`` shows them, within their session's scope."""
     acting = session_principal(user, session if session is not None else {})
-    accounts = accounts_payload(user)
-    if acting.only_account_id is not None:
-        accounts = [a for a in accounts if a["id"] == acting.only_account_id]
-    for a in accounts:
-        a.pop("id", None)
+    accounts = accounts_payload(user, only_account_id=acting.only_account_id)
     return {**user.profile(), "is_operator": acting.is_operator, "accounts": accounts}
 
 
