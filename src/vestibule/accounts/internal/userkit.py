@@ -7,7 +7,6 @@ accepts while signed in as themselves (:func:`accept_invitation`).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from datetime import timedelta
@@ -32,7 +31,7 @@ from vestibule.accounts.models import (
 from vestibule.domain.emails import email_key, normalize_email
 from vestibule.login.internal.credentials import credentials_changed
 from vestibule.login.mail import absolute, send
-from vestibule.login.models import OneTimeLink
+from vestibule.login.models import OneTimeLink, token_digest
 
 INVITATION_TTL = timedelta(days=7)
 
@@ -125,7 +124,7 @@ def invite(
         email_key=key,
         name=name,
         grants={"roles": sorted(set(roles)), "projects": projects},
-        digest=invitation_digest(token),
+        digest=token_digest(token),
         invited_by=invited_by,
         expires_at=timezone.now() + INVITATION_TTL,
     )
@@ -140,12 +139,8 @@ def invite(
     return invitation
 
 
-def invitation_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def open_invitation(token: str) -> Invitation | None:
-    invitation = Invitation.objects.select_related("account").filter(digest=invitation_digest(token)).first()
+    invitation = Invitation.objects.select_related("account").filter(digest=token_digest(token)).first()
     return invitation if invitation is not None and invitation.is_open else None
 
 

@@ -69,10 +69,6 @@ def count(limit: Limit, subject: str) -> int:
     return int(cache.get(_key(limit, subject)) or 0)
 
 
-def exceeded(limit: Limit, subject: str) -> bool:
-    return count(limit, subject) >= limit.attempts
-
-
 def reset(limit: Limit, subject: str) -> None:
     cache.delete(_key(limit, subject))
 
