@@ -126,7 +126,7 @@ def child(database_url: str, count: int, lookups: int) -> None:
     from django.db import connection
     from django.test import Client
 
-    from vestibule.connections.internal.routingkit import route_email
+    from vestibule.login.routing import route_email
 
     start = time.perf_counter()
     _populate(count)
@@ -159,7 +159,7 @@ def child(database_url: str, count: int, lookups: int) -> None:
     if connection.vendor == "postgresql":
         from vestibule.connections.models import Connection
 
-        # The same queryset as routingkit.connections_for_domain.
+        # The same queryset as routing.connections_for_domain.
         qs = Connection.objects.filter(domains__domain="d4242.example", enabled=True).select_related("account").order_by("account__slug", "name")
         plan = qs.explain()
         assert "Seq Scan on connections_connectiondomain" not in plan, plan

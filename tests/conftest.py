@@ -80,7 +80,7 @@ class ApiClient:
 
 @pytest.fixture
 def operator_key(db: None) -> str:
-    from vestibule.api.models import ApiKey
+    from vestibule.authority.models import ApiKey
 
     _, secret = ApiKey.issue(name="test operator")
     return secret
@@ -100,7 +100,7 @@ def make_account(db: None) -> Callable[..., Any]:
 @pytest.fixture
 def account_key(make_account: Callable[..., Any]) -> Callable[[str], str]:
     """``account_key("acme")``: a key limited to that account (created if missing)."""
-    from vestibule.api.models import ApiKey
+    from vestibule.authority.models import ApiKey
 
     def make(slug: str) -> str:
         _, secret = ApiKey.issue(account=make_account(slug), name=f"key of {slug}")
@@ -118,8 +118,8 @@ def api(client: Client, operator_key: str) -> ApiClient:
 @pytest.fixture
 def make_user(make_account: Callable[..., Any]) -> Callable[..., Any]:
     """Create a user directly in the database, optionally as a member with account-scope roles."""
-    from vestibule.accounts.internal.rolekit import replace_manual_roles
     from vestibule.accounts.models import Membership, User
+    from vestibule.accounts.roles import replace_manual_roles
 
     def make(
         email: str = "alice@example.com",

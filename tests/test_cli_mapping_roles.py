@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def configured(monkeypatch):
     # The test process is already configured; the commands must not reconfigure Django.
-    monkeypatch.setattr(cli, "_setup", lambda test_idp=False: None)
+    monkeypatch.setattr(cli.common, "_setup", lambda test_idp=False: None)
 
 
 @pytest.fixture

@@ -25,12 +25,12 @@ from django.test import Client
 from tests.conftest import ApiClient, password_login
 from vestibule.accounts.models import Account
 from vestibule.audit.models import AuditEvent
-from vestibule.connections.internal import connectionkit
-from vestibule.connections.internal.demokit import DEMO_CONNECTION_NAME
+from vestibule.connections import rules
 from vestibule.connections.models import Connection
+from vestibule.demo import DEMO_CONNECTION_NAME
 from vestibule.login import views as login_views
 from vestibule.login.models import OneTimeLink
-from vestibule.testidp.internal import idpkit
+from vestibule.testidp import idp
 
 pytestmark = pytest.mark.django_db
 
@@ -51,11 +51,11 @@ def demo(settings: Any, tmp_path: Any) -> Connection:
 
 def second_test_idp_connection(name: str = "Test IdP for contractors") -> Connection:
     """Another enabled connection of acme for acme.test, also trusting the test IdP."""
-    connection = connectionkit.create_connection(
+    connection = rules.create_connection(
         Account.objects.get(slug="acme"), {"protocol": "saml", "name": name, "domains": ["acme.test"]}, may_claim=True
     )
-    connectionkit.import_idp_metadata(connection, idpkit.metadata_xml())
-    connectionkit.update_connection(connection, {"enabled": True})
+    rules.import_idp_metadata(connection, idp.metadata_xml())
+    rules.update_connection(connection, {"enabled": True})
     return connection
 
 

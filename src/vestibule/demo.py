@@ -1,4 +1,14 @@
-"""Demo data for ``vestibule demo``: account ``acme`` and a way in within a minute."""
+"""Demo data for ``vestibule demo``: account ``acme`` and a way in within a minute.
+
+Idempotent: running ``vestibule demo`` again finds the SAML connection to the
+built-in test IdP by name, re-imports the test IdP's metadata (its key lives in
+the data directory and may have been regenerated) and makes sure it is enabled.
+
+The demo administrator ``admin@acme.test`` shares the SSO domain on purpose:
+holding ``administrator`` (which implies ``sso-admin``), they are routed to
+the password step and stay a break-glass administrator; a new connection also
+lists the account's administrators of its domains as ignored emails.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +18,17 @@ from collections.abc import Iterator
 from django.conf import settings
 from django.db import transaction
 
-from vestibule.accounts.internal.rolekit import replace_manual_roles
 from vestibule.accounts.models import Account, Membership, Project, ProjectAccess, User
-from vestibule.api.models import ApiKey
+from vestibule.accounts.roles import replace_manual_roles
+from vestibule.authority.models import ApiKey
+from vestibule.connections import rules
+from vestibule.connections.models import Connection
+from vestibule.connections.rules import ConnectionRuleError
+from vestibule.testidp import idp
 
 ADMIN_EMAIL = "admin@acme.test"
+DEMO_DOMAIN = "acme.test"
+DEMO_CONNECTION_NAME = "Test identity provider (demo)"
 
 
 def seed_demo() -> list[str]:
@@ -38,7 +54,7 @@ def seed_demo() -> list[str]:
         for project in account.projects.all():
             ProjectAccess.objects.get_or_create(user=admin, project=project, source="manual", connection=None)
         _, key = ApiKey.issue(account=None, name="demo operator key")
-        sso_lines = list(_seed_sso(account))
+        sso_lines = list(seed_demo_connections(account))
 
     base = settings.VESTIBULE_BASE_URL
     return [
@@ -54,10 +70,32 @@ def seed_demo() -> list[str]:
     ]
 
 
-def _seed_sso(account: Account) -> Iterator[str]:
-    """SSO demo data comes from the protocol apps when they are installed."""
+def seed_demo_connections(account: Account) -> Iterator[str]:
+    base = settings.VESTIBULE_BASE_URL
     try:
-        from vestibule.connections.internal.demokit import seed_demo_connections
-    except ImportError:
+        with transaction.atomic():
+            connection = (
+                Connection.objects.for_account(account)
+                .filter(protocol=Connection.Protocol.SAML, name=DEMO_CONNECTION_NAME)
+                .first()
+            )
+            if connection is None:
+                connection = rules.create_connection(
+                    account,
+                    {
+                        "protocol": Connection.Protocol.SAML, "name": DEMO_CONNECTION_NAME, "domains": [DEMO_DOMAIN],
+                        "auto_provision": True, "provisioned_users_can_login": True,
+                    },
+                    may_claim=True,
+                )  # fmt: skip
+            rules.import_idp_metadata(connection, idp.metadata_xml())
+            # Demo only: lets the test IdP's IdP-initiated page work. New
+            # connections keep the secure default (off).
+            saml = {**connection.saml_settings, "allow_idp_initiated": True}
+            rules.update_connection(connection, {"saml": saml, "enabled": True})
+    except ConnectionRuleError as exc:
+        yield f"  SAML demo connection not created: {exc.detail}"
         return
-    yield from seed_demo_connections(account)
+    yield f"  Sign in via SAML: open {base}/login and type any name@{DEMO_DOMAIN}"
+    yield f"    (the built-in test identity provider asks who you want to be; IdP-initiated: {base}/test-idp/login)"
+    yield f"    connection {connection.pk}, test IdP metadata: {base}/test-idp/metadata"

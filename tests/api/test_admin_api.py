@@ -9,7 +9,7 @@ import pytest
 from django.core import mail
 
 from vestibule.accounts.models import Account, Membership, Project, RoleGrant, User
-from vestibule.api.models import ApiKey
+from vestibule.authority.models import ApiKey
 
 pytestmark = pytest.mark.django_db
 

@@ -222,9 +222,9 @@ def query_strategy(op: dict[str, Any]) -> st.SearchStrategy[dict[str, str]]:
 
 @pytest.fixture
 def seed(db: None, operator_key: str) -> dict[str, Any]:
-    from vestibule.accounts.internal.rolekit import replace_manual_roles
     from vestibule.accounts.models import Account, Membership, Project, User
-    from vestibule.api.models import ApiKey
+    from vestibule.accounts.roles import replace_manual_roles
+    from vestibule.authority.models import ApiKey
 
     acme = Account.objects.create(slug="acme", name="Acme")
     Account.objects.create(slug="globex", name="Globex")

@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.policy_support import reuse_sp_key_pairs  # noqa: F401 (autouse: one SP key pair per run)
 from vestibule.accounts.models import Account, User
-from vestibule.api.models import ApiKey
+from vestibule.authority.models import ApiKey
 from vestibule.connections.models import ExternalIdentity
 
 pytestmark = pytest.mark.django_db

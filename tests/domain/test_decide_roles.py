@@ -13,11 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.domain.strategies import catalogs, shuffled_with_duplicates
 from vestibule.domain.claims import ClaimMapping
 from vestibule.domain.pipeline import LoginFailure, MappingRoleGrants, RoleDecision, decide_roles, extract_identity
 from vestibule.domain.roles import DEFAULT_CATALOG, RoleCatalog
-
-from tests.domain.strategies import catalogs, shuffled_with_duplicates
 
 PROPS = settings(max_examples=40, deadline=None)
 

@@ -13,9 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vestibule.domain.roles import DEFAULT_CATALOG, RequirementNotMet, RoleCatalog, RoleRuleError, UnknownRole
-
 from tests.domain.strategies import catalogs, role_lists, shuffled_with_duplicates
+from vestibule.domain.roles import DEFAULT_CATALOG, RequirementNotMet, RoleCatalog, RoleRuleError, UnknownRole
 
 # Generated catalogs are tiny, so many examples stay fast; no deadline on slow CI machines.
 PROPS = settings(max_examples=40, deadline=None)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from vestibule.api.models import ApiKey
+from vestibule.authority.models import ApiKey
 
 
 class Api:

@@ -29,9 +29,9 @@ def reuse_sp_key_pairs(monkeypatch):
     keys being distinct, so one real pair per purpose is generated per test
     session and reused. Signing, encryption and verification still run for real.
     """
-    from vestibule.connections.internal import keykit
+    from vestibule.connections import keys
 
-    real = keykit.generate_key_pair
+    real = keys.generate_key_pair
 
     def reused(common_name: str, *, years: int = 10) -> dict[str, str]:
         purpose = "encryption" if "encryption" in common_name else "signing"
@@ -39,7 +39,7 @@ def reuse_sp_key_pairs(monkeypatch):
             _SP_KEY_PAIRS[purpose] = real(common_name, years=years)
         return _SP_KEY_PAIRS[purpose]
 
-    monkeypatch.setattr(keykit, "generate_key_pair", reused)
+    monkeypatch.setattr(keys, "generate_key_pair", reused)
 
 
 @pytest.fixture(autouse=True)

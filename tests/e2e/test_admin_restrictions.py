@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from tests.e2e.conftest import Api
-from tests.e2e.policy_support import assert_signed_in, claims, invite, fresh_counters, reuse_sp_key_pairs  # noqa: F401 (autouse fixtures)
+from tests.e2e.policy_support import assert_signed_in, claims, fresh_counters, invite, reuse_sp_key_pairs  # noqa: F401 (autouse fixtures)
 
 pytestmark = pytest.mark.django_db
 

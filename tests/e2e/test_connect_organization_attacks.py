@@ -21,8 +21,8 @@ from django.test import Client
 from tests.e2e.oidc_support import claims_of, last_event, oidc, oidc_connection, password_login, password_user
 from tests.e2e.test_oidc_tenancy import UNBOUND, connect_path, csrf_token, start_connect
 from vestibule.audit.models import LoginTrace
-from vestibule.connections.internal import statekit
 from vestibule.connections.models import Connection, PendingLogin
+from vestibule.signin import pending as pending_logins
 
 __all__ = ["oidc", "oidc_connection"]
 
@@ -63,7 +63,7 @@ def test_cross_site_get_to_connect_starts_nothing(oidc, oidc_connection, admin_b
     assert b'method="post"' in page.content and b"csrfmiddlewaretoken" in page.content
     assert b"you don't need admin privileges in the external organization" in page.content
     assert b"Setup URL" in page.content
-    assert statekit.BINDING_COOKIE not in page.cookies
+    assert pending_logins.BINDING_COOKIE not in page.cookies
     assert not PendingLogin.objects.filter(connection_id=connection["id"]).exists()
     assert tenant_of(connection) == ""
 

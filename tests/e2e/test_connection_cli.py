@@ -124,7 +124,7 @@ def test_create_oidc_reads_the_secret_from_a_file_never_the_command_line(acme: A
     assert connection.oidc_settings["scopes"] == ["openid", "groups"] and connection.oidc_settings["use_userinfo"] is True
     assert f"/sso/oidc/{connection.pk}/callback" in err
     assert "cli-distinctive-secret-8d1f" not in out + err + str(connection.oidc_settings) + connection.secrets_encrypted
-    from vestibule.connections.internal.oidckit import client_config
+    from vestibule.signin.adapters import client_config
 
     assert client_config(connection).client_secret == "cli-distinctive-secret-8d1f"
 

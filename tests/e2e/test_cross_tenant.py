@@ -13,14 +13,14 @@ and cannot show the interleaving.
 from __future__ import annotations
 
 import re
-
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection as db_connection, connections, transaction
+from django.db import connection as db_connection
+from django.db import connections, transaction
 from django.test import Client, RequestFactory
 
 from tests.e2e.conftest import Api
@@ -34,9 +34,9 @@ from tests.e2e.policy_support import (  # noqa: F401 (fresh_counters, reuse_sp_k
     reuse_sp_key_pairs,
 )
 from vestibule.accounts.models import Membership, ProjectAccess, RoleGrant, User
-from vestibule.connections.internal.pipelinekit import VerifiedSubject, run_pipeline
-from vestibule.connections.internal.tracekit import TraceRecorder
 from vestibule.connections.models import Connection, ConnectionDomain, DomainClaim, DomainShare, ExternalIdentity
+from vestibule.signin.pipeline import VerifiedSubject, run_pipeline
+from vestibule.signin.trace import TraceRecorder
 
 SNAPSHOT_MODELS = (User, Membership, ProjectAccess, RoleGrant, ExternalIdentity, DomainClaim, DomainShare, ConnectionDomain)
 

@@ -357,13 +357,13 @@ def test_operators_home_idp_cannot_mint_an_operator_session(api: Api, make_accou
 
 
 def test_sandbox_idp_session_cannot_act_as_productions_administrator(api: Api, sandbox: dict[str, Any], sso_driver: Any) -> None:
-    """A shared domain's connection "only lets the person into that account" (pipelinekit).
+    """A shared domain's connection "only lets the person into that account" (signin.pipeline).
 
     The sandbox's IdP may sign production's administrator into the sandbox;
     the browser it signs in must not wield that person's production
     administrator role (keys, people, connections of acme).
     """
-    from vestibule.api.models import ApiKey
+    from vestibule.authority.models import ApiKey
 
     keys_before = ApiKey.objects.count()
     browser = Client()

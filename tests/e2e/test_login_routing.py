@@ -12,7 +12,15 @@ import re
 import pytest
 from django.test import Client
 
-from tests.e2e.policy_support import assert_refused, assert_signed_in, claims, invite, login_step, fresh_counters, reuse_sp_key_pairs  # noqa: F401 (autouse fixtures)
+from tests.e2e.policy_support import (  # noqa: F401 (autouse fixtures)
+    assert_refused,
+    assert_signed_in,
+    claims,
+    fresh_counters,
+    invite,
+    login_step,
+    reuse_sp_key_pairs,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django.test import Client
 
 from tests.e2e.drivers.oidc_driver import make_oidc_driver
 from tests.e2e.oidc_support import claims_of, oidc, oidc_connection
-from vestibule.connections.internal.keykit import read_secrets
+from vestibule.connections.keys import read_secrets
 from vestibule.connections.models import Connection
 
 __all__ = ["oidc", "oidc_connection"]

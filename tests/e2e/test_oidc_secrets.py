@@ -22,7 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from tests.e2e.drivers.oidc_driver import make_oidc_driver
 from tests.e2e.oidc_support import claims_of, oidc_connection
 from vestibule.audit.models import AuditEvent, LoginTrace
-from vestibule.connections.internal.keykit import read_secrets
+from vestibule.connections.keys import read_secrets
 from vestibule.connections.models import Connection, ExternalIdentity, PendingLogin
 
 __all__ = ["oidc_connection"]

@@ -181,10 +181,10 @@ def test_connect_organization_works_before_the_connection_is_enabled(api, oidc, 
 
 def test_tenant_learned_for_an_entra_template_issuer_binds_later_logins(api, make_account):
     """Glue: an Entra multi-tenant issuer without explicit tenant_binding keeps the tenant connect learned."""
-    from vestibule.connections.internal import oidckit
     from vestibule.connections.models import Connection
     from vestibule.oidc import ProviderMetadata, TenantBinding, validate_tenant
     from vestibule.oidc.errors import TenantMismatch
+    from vestibule.signin import adapters
 
     make_account("acme")
     issuer = "https://login.microsoftonline.com/organizations/v2.0"
@@ -193,7 +193,7 @@ def test_tenant_learned_for_an_entra_template_issuer_binds_later_logins(api, mak
     connection = Connection.objects.get(pk=created["id"])
     connection.external_tenant_id = "72f988bf-86f1-41af-91ab-2d7cd011db47"  # as "connect organization" records it
     connection.save()
-    config = oidckit.client_config(connection)
+    config = adapters.client_config(connection)
     assert config.tenant_binding == TenantBinding(kind="entra", tenant_id=connection.external_tenant_id)
     template = "https://login.microsoftonline.com/{tenantid}/v2.0"
     metadata = ProviderMetadata(template, f"{issuer}/authorize", f"{issuer}/token", f"{issuer}/keys")

@@ -11,7 +11,15 @@ import unicodedata
 import pytest
 from django.test import Client
 
-from tests.e2e.policy_support import assert_refused, assert_signed_in, audit, claims, invite, fresh_counters, reuse_sp_key_pairs  # noqa: F401 (autouse fixtures)
+from tests.e2e.policy_support import (  # noqa: F401 (autouse fixtures)
+    assert_refused,
+    assert_signed_in,
+    audit,
+    claims,
+    fresh_counters,
+    invite,
+    reuse_sp_key_pairs,
+)
 
 pytestmark = pytest.mark.django_db
 

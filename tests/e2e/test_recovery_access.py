@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from tests.e2e.policy_support import audit, fresh_counters, invite, reuse_sp_key_pairs  # noqa: F401 (autouse fixtures)
 from vestibule.accounts.models import User
-from vestibule.login.internal import ratelimit, totp
+from vestibule.login import ratelimit, totp
 from vestibule.login.mail import wait_for_background_mail
 from vestibule.login.models import OneTimeLink
 

@@ -205,15 +205,15 @@ def _assertion_id(saml_response: str) -> str:
 
 def test_replay_store_is_the_database_shared_by_every_process(connect: Any, saml: SamlDriver) -> None:
     """Acceptance writes a ReplayEntry row; a second ACS post finds it after every in-process cache is gone."""
-    from vestibule.connections.internal import samlkit
     from vestibule.saml import dsig
+    from vestibule.signin import adapters
 
     connection = connect(saml_settings={"allow_idp_initiated": True})
     assert saml.idp_initiated(Client(), connection, subject="alice@acme.com", claims=ALICE).status_code == 302
     assertion_id = _assertion_id(saml.last_response or "")
     assert ReplayEntry.objects.filter(key__endswith="|" + assertion_id).count() == 1
     # What another process would have: no warm caches, only the shared database.
-    samlkit._SP_CACHE.clear()
+    adapters._SP_CACHE.clear()
     dsig._ring.cache_clear()
     refused(saml.post(Client(), connection, saml.last_response or "", None), "sso.assertion_invalid", "saml.replayed")
 

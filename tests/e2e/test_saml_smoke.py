@@ -8,11 +8,10 @@ from urllib.parse import urlsplit
 import pytest
 from django.test import Client
 
-from vestibule.api.models import ApiKey
+from tests.saml_support import KEYS
+from vestibule.authority.models import ApiKey
 from vestibule.saml import IdentityProvider, KeyPair, build_response, parse_authn_request
 from vestibule.saml.idp import response_form
-
-from tests.saml_support import KEYS
 
 pytestmark = pytest.mark.django_db
 

@@ -258,7 +258,7 @@ def test_people_waiting_for_approval_are_queued_and_the_user_managers_told(api, 
 def test_a_failing_mail_server_does_not_fail_the_waiting_persons_login(api, make_account, make_connection, sso_driver, monkeypatch):
     import smtplib
 
-    from vestibule.accounts.internal import userkit
+    from vestibule.people import members
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise smtplib.SMTPServerDisconnected("mail server down")
@@ -266,7 +266,7 @@ def test_a_failing_mail_server_does_not_fail_the_waiting_persons_login(api, make
     make_account("acme")
     connection = make_connection("acme", ("acme.com",), auto_provision=True)
     invite(api, "acme", "hr@acme.com", roles=["user-manager"])
-    monkeypatch.setattr(userkit, "send", broken)
+    monkeypatch.setattr(members, "send", broken)
     response = sso_driver.login(Client(), connection, subject="new@acme.com", claims=claims("new@acme.com"))
     assert_refused(response, "sso.pending_approval", api, "acme", status=403)
     assert [u["email"] for u in api.get("/accounts/acme/users?approval=pending")] == ["new@acme.com"]

@@ -17,7 +17,7 @@ from django.test import Client
 
 from tests.e2e.conftest import Api
 from vestibule.accounts.models import Account
-from vestibule.api.models import ApiKey
+from vestibule.authority.models import ApiKey
 
 ALL_ROLES = sorted(
     [

@@ -19,11 +19,11 @@ from django.test import Client
 from lxml import etree
 
 from vestibule.accounts.models import Account, User
-from vestibule.connections.internal import samlkit
-from vestibule.connections.internal.demokit import DEMO_CONNECTION_NAME
 from vestibule.connections.models import Connection
+from vestibule.demo import DEMO_CONNECTION_NAME
 from vestibule.saml import SamlSettings, ServiceProvider, build_authn_request
-from vestibule.testidp.internal import idpkit
+from vestibule.signin import adapters
+from vestibule.testidp import idp
 
 pytestmark = pytest.mark.django_db
 
@@ -103,7 +103,7 @@ def test_metadata_and_key_generated_once_with_private_permissions(test_idp: Any)
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
     first = key_file.read_bytes()
-    idpkit._cache.clear()  # A restart: the key is read back, not regenerated.
+    idp._cache.clear()  # A restart: the key is read back, not regenerated.
     assert Client().get("/test-idp/metadata").content == response.content
     assert key_file.read_bytes() == first
 
@@ -162,7 +162,7 @@ def _request_query(sp: ServiceProvider, connection: Connection) -> str:
 def test_refuses_to_post_to_an_acs_url_that_is_not_the_connections(demo: list[str]) -> None:
     """No open relay: a request naming a foreign AssertionConsumerServiceURL gets no signed response."""
     connection = demo_connection()
-    real = samlkit.service_provider(connection)
+    real = adapters.service_provider(connection)
     forged = ServiceProvider(entity_id=real.entity_id, acs_url="https://evil.example/acs", metadata_url=real.metadata_url)
     response = Client().get("/test-idp/sso?" + _request_query(forged, connection))
     assert response.status_code == 403 and b"AssertionConsumerServiceURL" in response.content

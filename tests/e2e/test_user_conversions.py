@@ -13,18 +13,18 @@ from django.core import mail
 from django.test import Client
 
 from tests.e2e.policy_support import (  # noqa: F401 (fresh_counters, reuse_sp_key_pairs are autouse fixtures)
-    fresh_counters,
-    reuse_sp_key_pairs,
     PASSWORD,
     assert_refused,
     assert_signed_in,
     audit,
     claims,
+    fresh_counters,
     invite,
     password_login,
+    reuse_sp_key_pairs,
 )
 from vestibule.accounts.models import User
-from vestibule.login.internal import totp
+from vestibule.login import totp
 
 pytestmark = pytest.mark.django_db
 

@@ -28,8 +28,15 @@ from saml2.server import Server  # noqa: E402
 from tests import pysaml2_support as peer  # noqa: E402
 from tests.pysaml2_support import AES256_CBC, AES256_GCM, IDP_ENTITY, IDP_SSO, XMLSEC1  # noqa: E402
 from tests.saml_support import SP, cert  # noqa: E402
-from vestibule.saml import InMemoryReplayCache, SamlSettings, build_authn_request, build_sp_metadata, errors  # noqa: E402
-from vestibule.saml import parse_idp_metadata, validate_response  # noqa: E402
+from vestibule.saml import (  # noqa: E402  # noqa: E402
+    InMemoryReplayCache,
+    SamlSettings,
+    build_authn_request,
+    build_sp_metadata,
+    errors,
+    parse_idp_metadata,
+    validate_response,
+)
 from vestibule.saml.settings import EMAIL_ADDRESS  # noqa: E402
 
 pytestmark = [

@@ -23,7 +23,7 @@ from tests.conftest import PASSWORD as PASSWORD  # the suite's one password: mak
 from vestibule.accounts.models import Account, User
 from vestibule.audit.models import AuditEvent
 from vestibule.conf.testing import FastArgon2PasswordHasher
-from vestibule.login.internal import totp
+from vestibule.login import totp
 
 EMAIL = "alice@example.com"
 NEW_PASSWORD = "an entirely new passphrase 77"

@@ -2,7 +2,7 @@
 
 Invitation links now set a first password only, and every credential change
 voids the person's unused invitation and reset links
-(``vestibule.login.internal.credentials.credentials_changed``).
+(``vestibule.login.credentials.credentials_changed``).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from tests.login.support import (
     signed_in,
 )
 from vestibule.accounts.models import Account, User
-from vestibule.login.internal import passwordkit
-from vestibule.login.internal.credentials import credentials_changed
+from vestibule.login import passwords
+from vestibule.login.credentials import credentials_changed
 from vestibule.login.models import OneTimeLink
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +52,7 @@ def issue_invitation(user: User) -> str:
 
 
 def issue_reset(user: User) -> str:
-    passwordkit.issue_reset_link(user)
+    passwords.issue_reset_link(user)
     match = RESET_LINK.search(mail.outbox[-1].body)
     assert match
     return match.group(1)

@@ -18,7 +18,7 @@ from django.test import Client, RequestFactory
 
 from tests.login.support import EMAIL, PASSWORD, count_password_checks, password_login, signed_in
 from vestibule.conf.testing import FastArgon2PasswordHasher
-from vestibule.login.internal import passwordkit, ratelimit
+from vestibule.login import passwords, ratelimit
 
 LIMIT = ratelimit.PASSWORD_FAILURES_PER_EMAIL.attempts
 
@@ -48,7 +48,7 @@ def _guess_concurrently(count: int, email: str, *, via_view: bool) -> list[Any]:
                 outcome: Any = Client().post("/login", {"email": email, "password": f"wrong guess {i}"}).status_code
             else:
                 request = RequestFactory().post("/login", REMOTE_ADDR="192.0.2.10")
-                outcome = passwordkit.check_password_login(request, email, f"wrong guess {i}").error
+                outcome = passwords.check_password_login(request, email, f"wrong guess {i}").error
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             outcome = exc
         finally:
@@ -79,7 +79,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]
         with lock:
             events.append((code, fields))
 
-    monkeypatch.setattr(passwordkit, "record", remember)
+    monkeypatch.setattr(passwords, "record", remember)
     return events
 
 
@@ -113,7 +113,7 @@ def test_concurrent_wrong_passwords_get_at_most_the_limit_checked(
     assert len([code for code, _ in recorded if code == "login.password.locked"]) == 40 - len(failed)
     # The victim is locked, even with the right password, which is not checked either.
     checked = len(slow_hasher)
-    assert passwordkit.check_password_login(RequestFactory().post("/login"), EMAIL, PASSWORD).error == "locked"
+    assert passwords.check_password_login(RequestFactory().post("/login"), EMAIL, PASSWORD).error == "locked"
     assert len(slow_hasher) == checked
 
 

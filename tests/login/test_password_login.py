@@ -22,8 +22,8 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from vestibule.accounts.internal.rolekit import replace_manual_roles
 from vestibule.accounts.models import Account, Project, ProjectAccess, User
+from vestibule.accounts.roles import replace_manual_roles
 from vestibule.audit.models import AuditEvent
 from vestibule.login.models import OneTimeLink
 

@@ -28,7 +28,7 @@ FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(Healt
 @pytest.fixture
 def connections(db: None) -> dict[str, Any]:
     from vestibule.accounts.models import Account
-    from vestibule.connections.internal.connectionkit import create_connection
+    from vestibule.connections.rules import create_connection
 
     account = Account.objects.create(slug="acme", name="Acme")
     saml = create_connection(account, {

@@ -7,7 +7,7 @@ import re
 import pytest
 from django.test import Client
 
-from vestibule.login.internal import ratelimit
+from vestibule.login import ratelimit
 
 pytestmark = pytest.mark.django_db
 

@@ -39,12 +39,12 @@ from django.core import mail
 from django.test import Client
 
 from tests.conftest import PASSWORD, csrf_token_from
-from vestibule.accounts.internal import userkit
 from vestibule.accounts.models import Account, Approval, Invitation, Membership, RoleGrant, User
-from vestibule.api.models import ApiKey
 from vestibule.audit.models import AuditEvent
+from vestibule.authority.models import ApiKey
 from vestibule.connections.models import Connection, DomainShare
 from vestibule.login.models import OneTimeLink
+from vestibule.people import members
 
 pytestmark = pytest.mark.django_db
 
@@ -326,7 +326,7 @@ def test_member_account_cannot_rewrite_another_tenants_identity(tenants: dict[st
     invite_and_accept(evil, "evil", "ceo@globex.test")
     # sam is SSO-only at globex; evil's insider. (Accepting needs globex's IdP; the acceptance itself is the real one.)
     assert evil.post("/accounts/evil/users", {"email": "sam@globex.test"}).status_code == 202
-    userkit.accept_invitation(Invitation.objects.get(account__slug="evil", email_key="sam@globex.test"), sam)
+    members.accept_invitation(Invitation.objects.get(account__slug="evil", email_key="sam@globex.test"), sam)
     User.objects.filter(pk=ceo.pk).update(totp_secret_encrypted="sealed-secret-of-the-ceo", totp_confirmed=True)
     ceo_before, sam_before = victim_state(ceo), victim_state(sam)
     outbox_before = len(mail.outbox)

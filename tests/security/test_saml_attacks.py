@@ -11,7 +11,17 @@ import pytest
 from lxml import etree
 
 from tests.saml_support import (
-    IDP, NS, NOW, SP, clone, find, key_pair, settings, sign_sha1, signed_response, validate,
+    IDP,
+    NOW,
+    NS,
+    SP,
+    clone,
+    find,
+    key_pair,
+    settings,
+    sign_sha1,
+    signed_response,
+    validate,
 )  # fmt: skip
 from vestibule.saml import errors
 from vestibule.saml.dsig import sign_element, verify_enveloped

@@ -62,14 +62,14 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from tests.conftest import csrf_token_from
 from tests.e2e.policy_support import PASSWORD, fresh_counters, reuse_sp_key_pairs  # noqa: F401 (autouse fixtures)
 from tests.saml_support import cert, key_pair
-from vestibule.accounts.internal.rolekit import effective_account_roles, get_catalog
-from vestibule.accounts.internal.userkit import open_invitation
 from vestibule.accounts.models import Account, Membership, ProjectAccess, RoleGrant, User
-from vestibule.api.models import ApiKey
+from vestibule.accounts.roles import effective_account_roles, get_catalog
+from vestibule.authority.models import ApiKey
 from vestibule.authority.principal import Principal
 from vestibule.connections.models import Connection, DomainClaim, ExternalIdentity
 from vestibule.domain.emails import email_key
-from vestibule.login.internal.totp import _totp
+from vestibule.login.totp import _totp
+from vestibule.people.members import open_invitation
 from vestibule.saml import IdentityProvider, build_response, parse_authn_request
 from vestibule.saml.idp import response_form
 

@@ -17,8 +17,12 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.openapi.docs import DocsBase
 
 from vestibule import __version__
+from vestibule.api.accounts import router as accounts_router
+from vestibule.api.audit import router as audit_router
+from vestibule.api.connections import router as connections_router
 from vestibule.api.errors import ApiError
 from vestibule.api.security import ApiKeyAuth, SessionAuth
+from vestibule.conf.middleware import content_security_policy
 
 # Swagger UI as django-ninja ships it (its package holds a copy of swagger-ui-dist):
 # name -> content type. Only these files are served.
@@ -57,8 +61,6 @@ class SelfHostedSwagger(DocsBase):
     """
 
     def render_page(self, request: HttpRequest, api: NinjaAPI, **kwargs: Any) -> HttpResponse:
-        from vestibule.conf.middleware import content_security_policy
-
         nonce = request.csp_nonce  # type: ignore[attr-defined]
         swagger = {
             "url": self.get_openapi_url(api, kwargs), "layout": "BaseLayout", "deepLinking": True,
@@ -166,14 +168,6 @@ def _data_error(request: HttpRequest, exc: DataError) -> HttpResponse:
     )
 
 
-def _mount() -> None:
-    from vestibule.accounts.api import router as accounts_router
-    from vestibule.audit.api import router as audit_router
-    from vestibule.connections.api import router as connections_router
-
-    api.add_router("", accounts_router)
-    api.add_router("", connections_router)
-    api.add_router("", audit_router)
-
-
-_mount()
+api.add_router("", accounts_router)
+api.add_router("", connections_router)
+api.add_router("", audit_router)

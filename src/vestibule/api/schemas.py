@@ -7,6 +7,8 @@ from typing import Any
 from ninja import Schema
 from pydantic import ConfigDict, field_validator
 
+from vestibule.api.errors import Unprocessable
+
 
 def _refuse_nul(value: Any) -> Any:
     if isinstance(value, str) and "\x00" in value:
@@ -37,7 +39,6 @@ class ErrorOut(Schema):
 
 def changes_without_nulls(payload: Schema, *not_nullable: str) -> dict[str, Any]:
     """A PATCH body's set fields; ``null`` for a field that cannot be cleared is a 422 naming it."""
-    from vestibule.api.errors import Unprocessable
 
     changes = payload.model_dump(exclude_unset=True)
     for field in not_nullable:

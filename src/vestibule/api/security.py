@@ -17,8 +17,9 @@ from ninja.security import APIKeyCookie, HttpBearer
 
 from vestibule.accounts.models import Account
 from vestibule.api.errors import Forbidden, NotFound
-from vestibule.api.models import ApiKey
+from vestibule.authority.models import ApiKey
 from vestibule.authority.principal import NoStanding, Principal, RoleRequired, session_principal
+from vestibule.connections.models import Connection
 
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?")
 
@@ -93,8 +94,6 @@ def account_for(request: HttpRequest, slug: str, *roles: str) -> Account:
 
 def connection_for(request: HttpRequest, connection_id: str, *roles: str) -> Any:
     """A connection from the URL, with the same standing rules as :func:`account_for`."""
-    from vestibule.connections.models import Connection
-
     connection = Connection.objects.by_id(connection_id)
     try:
         if connection is None:

@@ -28,7 +28,7 @@ class AuditEvent(models.Model):
     actor_user = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    actor_api_key = models.ForeignKey("api.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
+    actor_api_key = models.ForeignKey("authority.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
     subject_email = models.CharField(max_length=254, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     detail = models.JSONField(default=dict, blank=True)

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from vestibule.accounts.internal.rolekit import effective_account_roles, get_catalog
 from vestibule.accounts.models import Account, Membership, User
-from vestibule.api.models import ApiKey
+from vestibule.accounts.roles import effective_account_roles, get_catalog
+from vestibule.authority.models import ApiKey
 
 ADMINISTRATOR = "administrator"
 USER_MANAGER = "user-manager"
@@ -75,7 +75,7 @@ class Principal:
         return f"person:{self.user.email}"
 
     def actor(self) -> dict[str, Any]:
-        """Keyword arguments for ``auditkit.record``: the person or the key."""
+        """Keyword arguments for ``events.record``: the person or the key."""
         return {"actor_user": self.user, "actor_api_key": self.key}
 
     def roles_in(self, account: Account) -> frozenset[str]:
@@ -122,7 +122,7 @@ class Principal:
         return Account.objects.filter(pk__in=ids)
 
 
-# Session keys written by ``login.internal.sessionkit.start_session``.
+# Session keys written by ``login.internal.sessions.start_session``.
 SCOPE_ACCOUNT = "scope_account"
 SCOPE_OPERATOR = "scope_operator"
 

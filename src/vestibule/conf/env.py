@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from vestibule.domain.roles import CatalogInvalid, RoleCatalog
 from vestibule.outbound import parse_allow_entry
 
 __all__ = ["Config", "ConfigError", "load_config", "VARIABLES"]
@@ -207,8 +208,6 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(f"VESTIBULE_ROLE_CATALOG={catalog!r} is not a readable file")
     if catalog_path is not None:
         # Parsed now so a broken catalog stops startup instead of failing every role check later.
-        from vestibule.domain.roles import CatalogInvalid, RoleCatalog
-
         try:
             RoleCatalog.from_json(catalog_path.read_text())
         except (CatalogInvalid, OSError, UnicodeDecodeError) as exc:

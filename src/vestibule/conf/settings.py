@@ -18,17 +18,23 @@ VESTIBULE_BASE_URL = CONFIG.base_url
 VESTIBULE_TEST_IDP = CONFIG.test_idp
 VESTIBULE_TRUSTED_PROXIES = CONFIG.trusted_proxies
 VESTIBULE_ROLE_CATALOG_PATH = CONFIG.role_catalog_path
-# Exceptions to the outbound guard (vestibule.outbound); read by oidckit.http_client().
+# Exceptions to the outbound guard (vestibule.outbound); read by adapters.http_client().
 VESTIBULE_OUTBOUND_ALLOW = CONFIG.outbound_allow
 
 INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    # Listed bottom-up: each app imports only the apps above it in this list
+    # (tests/test_architecture.py holds the order).
     "vestibule.accounts",
-    "vestibule.audit",
     "vestibule.connections",
+    "vestibule.authority",
+    "vestibule.audit",
     "vestibule.login",
+    "vestibule.people",
+    "vestibule.signin",
+    # The REST layer; its migrations still record the table ApiKey was born in.
     "vestibule.api",
     # Models-free; its views answer 404 unless VESTIBULE_TEST_IDP is on.
     "vestibule.testidp",
@@ -44,8 +50,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "vestibule.conf.urls"
-WSGI_APPLICATION = "vestibule.conf.wsgi.application"
+ROOT_URLCONF = "vestibule.urls"
+WSGI_APPLICATION = "vestibule.wsgi.application"
 
 TEMPLATES = [
     {

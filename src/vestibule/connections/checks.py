@@ -14,6 +14,8 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Warning, register
 from django.db import DatabaseError
 
+from vestibule.connections.models import Connection
+
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -38,8 +40,6 @@ def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
 
 @register("vestibule", deploy=True)
 def check_connections(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    from vestibule.connections.models import Connection
-
     risky = {
         "allow_sha1": ("accepts SHA-1 signatures", "vestibule.W010"),
         "allow_idp_initiated": ("accepts IdP-initiated (unsolicited) SAML responses", "vestibule.W011"),

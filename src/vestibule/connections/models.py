@@ -151,7 +151,7 @@ class PendingLogin(models.Model):
     """Server-side state of a login in flight: SAML RelayState / OIDC state.
 
     The browser carries only ``key``, an opaque random reference. It is
-    consumed exactly once (see ``connections.internal.statekit.consume``).
+    consumed exactly once (see ``connections.internal.pending.consume``).
     """
 
     class Purpose(models.TextChoices):

@@ -1,6 +1,6 @@
 """The login pipeline's pure decisions (DESIGN "Login", step 3).
 
-The Django layer (``connections.internal.pipelinekit``) runs the steps in
+The Django layer (``signin.pipeline``) runs the steps in
 order against the database; every decision it takes is one of the functions
 here, and every refusal is a :class:`LoginFailure` with a stable reason code:
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from vestibule.login import join, views
+from vestibule.login import views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,6 +14,5 @@ urlpatterns = [
     path("recovery-access", views.recovery_access, name="recovery-access"),
     path("recovery-access/<str:token>", views.recovery_access_confirm, name="recovery-access-confirm"),
     path("invite/<str:token>", views.invitation_accept, name="invitation-accept"),
-    path("join/<str:token>", join.join_account, name="join-account"),
     path("api/v1/session", views.session_api, name="session-api"),
 ]

@@ -1,4 +1,4 @@
-"""Browser sign-in views. Each parses the request, calls one kit, renders."""
+"""Browser sign-in views. Each parses the request, calls one module of this app, renders."""
 
 from __future__ import annotations
 
@@ -13,13 +13,11 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from vestibule.accounts.models import User
-from vestibule.audit.internal.auditkit import record
+from vestibule.audit.events import record
 from vestibule.audit.models import AuditEvent
 from vestibule.authority.principal import session_principal
-from vestibule.connections.internal.routingkit import route_email
-from vestibule.login.forms import EmailForm, NewPasswordForm, PasswordForm, TotpForm
-from vestibule.login.internal import passwordkit, recoverykit, totp
-from vestibule.login.internal.credentials import (
+from vestibule.login import passwords, recovery, totp
+from vestibule.login.credentials import (
     AlreadyHasCredentials,
     PasswordNotAllowed,
     credentials_changed,
@@ -27,9 +25,11 @@ from vestibule.login.internal.credentials import (
     replace_password,
     set_first_password,
 )
-from vestibule.login.internal.redirects import safe_next
-from vestibule.login.internal.sessionkit import session_payload, start_session
+from vestibule.login.forms import EmailForm, NewPasswordForm, PasswordForm, TotpForm
 from vestibule.login.models import OneTimeLink
+from vestibule.login.redirects import safe_next
+from vestibule.login.routing import route_email
+from vestibule.login.sessions import session_payload, start_session
 
 PASSWORD_ERRORS = {
     "invalid": "The email or password is not correct.",
@@ -95,7 +95,7 @@ def _password_step(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return page(request, "login_password.html", status=400, form=form)
     email, next_url = form.cleaned_data["email"], safe_next(form.cleaned_data["next"])
-    outcome = passwordkit.check_password_login(request, email, form.cleaned_data["password"])
+    outcome = passwords.check_password_login(request, email, form.cleaned_data["password"])
     if outcome.user is None:
         status = 429 if outcome.error in {"locked", "rate_limited"} else 401
         form.add_error(None, PASSWORD_ERRORS[outcome.error])
@@ -120,7 +120,7 @@ def _all_factors_passed(
     do that.
     """
     detail = {"second_factor": second_factor} if second_factor else {}
-    if method != "password" or not passwordkit.password_expired(user):
+    if method != "password" or not passwords.password_expired(user):
         request.session.pop(PW_EXPIRED_FACTOR, None)
         return start_session(request, user, method=method, next_url=next_url, account=account, **detail)
     for key in ("pre_auth_user", "pre_auth_next", "pre_auth_method"):
@@ -143,7 +143,7 @@ def totp_view(request: HttpRequest) -> HttpResponse:
     result = totp.check_code(user, form.cleaned_data["code"])
     if result is totp.CodeCheck.ACCEPTED:
         method = "recovery" if request.session.get("pre_auth_method") == "recovery" else "password"
-        account = recoverykit.recovery_account(user) if method == "recovery" else None
+        account = recovery.recovery_account(user) if method == "recovery" else None
         return _all_factors_passed(request, user, method=method, next_url=request.session.get("pre_auth_next"), account=account, second_factor="totp")
     if result is totp.CodeCheck.LOCKED:
         form.add_error("code", "Too many wrong codes. Wait 15 minutes and sign in again.")
@@ -262,7 +262,7 @@ def password_reset(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if not form.is_valid():
             return page(request, "password_reset.html", status=400, form=form)
-        passwordkit.send_reset_link(request, form.cleaned_data["email"])
+        passwords.send_reset_link(request, form.cleaned_data["email"])
         # The same answer whether or not the address has an account.
         return message(request, "Check your email", "If that address belongs to a password account, a reset link is on its way. It works once and expires in one hour.")
     return page(request, "password_reset.html", form=form)
@@ -304,8 +304,8 @@ def recovery_access(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if not form.is_valid():
             return page(request, "recovery_access.html", status=400, form=form)
-        recoverykit.request_link(request, form.cleaned_data["email"])
-        # The same page and status whatever the address (see recoverykit).
+        recovery.request_link(request, form.cleaned_data["email"])
+        # The same page and status whatever the address (see login.recovery).
         return message(request, *RECOVERY_SENT)
     return page(request, "recovery_access.html", form=form)
 
@@ -315,7 +315,7 @@ def recovery_access_confirm(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows a button; only the POST uses the link, so mail scanners that fetch links cannot spend it."""
     gone = ("This link no longer works", "Recovery links work once and expire after 15 minutes. Ask for a new one.")
     link = OneTimeLink.peek(OneTimeLink.Purpose.RECOVERY, token)
-    if link is None or not recoverykit.is_still_eligible(link):
+    if link is None or not recovery.is_still_eligible(link):
         return message(request, *gone, status=410, hint=reverse("recovery-access"))
     if request.method == "GET":
         return page(request, "recovery_confirm.html", email=link.user.email)

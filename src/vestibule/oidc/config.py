@@ -18,6 +18,7 @@ from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from .errors import OidcConfigError
+from .keys import load_private_key
 
 __all__ = [
     "AuthMethod",
@@ -245,9 +246,7 @@ def _binding_from_dict(data: Any) -> TenantBinding:
 
 def _check_private_key(text: str) -> None:
     """Parse the key once so a broken key fails at configuration time."""
-    # Imported here to keep config import cheap; the error never echoes the key.
-    from .token import load_private_key
-
+    # The error never echoes the key.
     try:
         load_private_key(text)
     except Exception:  # noqa: BLE001 - any parse failure is a config error

@@ -29,10 +29,11 @@ from urllib.parse import quote_plus
 
 import httpx
 from joserfc import jwt
-from joserfc.jwk import ECKey, Key, OKPKey, RSAKey, import_key
+from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
 
 from .discovery import request_failed
 from .errors import FixIn, TokenEndpointError
+from .keys import load_private_key
 
 if TYPE_CHECKING:
     from .config import OidcClientConfig
@@ -61,24 +62,6 @@ class TokenResponse:
     expires_in: int | None = None
     scope: str | None = None
     refresh_token: str | None = field(default=None, repr=False)
-
-
-def load_private_key(text: str) -> Key:
-    """Import a private key given as a JWK (JSON text) or PEM text."""
-    stripped = text.strip()
-    key: Key | None = None
-    if stripped.startswith("{"):
-        key = import_key(json.loads(stripped))
-    else:
-        for kty in ("RSA", "EC", "OKP"):
-            try:
-                key = import_key(stripped, kty)
-                break
-            except Exception:  # noqa: BLE001 - try the next key type
-                continue
-    if key is None or not key.is_private:
-        raise ValueError("not a private key")
-    return key
 
 
 def _assertion_alg(key: Key) -> str:

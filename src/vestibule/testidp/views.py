@@ -20,13 +20,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from vestibule.connections.internal import samlkit
 from vestibule.connections.models import Connection
 from vestibule.saml import SamlError, build_response, parse_authn_request
 from vestibule.saml.bindings import decode_redirect
 from vestibule.saml.idp import response_form
 from vestibule.saml.xml import SAML, parse_xml, q
-from vestibule.testidp.internal import idpkit
+from vestibule.signin import adapters
+from vestibule.testidp import idp
 
 _SALT = "vestibule.testidp.request"
 _MAX_AGE = 600
@@ -90,10 +90,10 @@ def _refuse(request: HttpRequest, text: str, status: int = 400) -> HttpResponse:
 
 def _issue(request: HttpRequest, connection: Connection, form: IdentityForm, *, request_id: str | None, relay_state: str | None) -> HttpResponse:
     """Sign a Response for the connection's own ACS and hand it to the browser to post."""
-    sp = samlkit.service_provider(connection)
-    saml_settings = samlkit.saml_settings(connection)
+    sp = adapters.service_provider(connection)
+    saml_settings = adapters.saml_settings(connection)
     xml = build_response(
-        idpkit.identity_provider(),
+        idp.identity_provider(),
         sp_entity_id=sp.entity_id,
         acs_url=sp.acs_url,
         name_id=form.cleaned_data["email"],
@@ -111,7 +111,7 @@ def _issue(request: HttpRequest, connection: Connection, form: IdentityForm, *, 
 @_enabled
 @require_GET
 def metadata(request: HttpRequest) -> HttpResponse:
-    return HttpResponse(idpkit.metadata_xml(), content_type="application/samlmetadata+xml")
+    return HttpResponse(idp.metadata_xml(), content_type="application/samlmetadata+xml")
 
 
 @_enabled
@@ -124,15 +124,15 @@ def sso(request: HttpRequest) -> HttpResponse:
     try:
         message = decode_redirect(query)
         unverified_issuer = parse_xml(message.xml, what="AuthnRequest").findtext(q(SAML, "Issuer")) or ""
-        connection = idpkit.connection_for_sp(unverified_issuer)
-        sp = samlkit.service_provider(connection)
-        saml_settings = samlkit.saml_settings(connection)
+        connection = idp.connection_for_sp(unverified_issuer)
+        sp = adapters.service_provider(connection)
+        saml_settings = adapters.saml_settings(connection)
         authn = parse_authn_request(
-            idpkit.identity_provider(), query,
+            idp.identity_provider(), query,
             sp_certificate=sp.signing.certificate_pem if sp.signing else None,
             require_signature=saml_settings.sign_authn_requests,
         )  # fmt: skip
-    except idpkit.NotAllowed as exc:
+    except idp.NotAllowed as exc:
         return _refuse(request, str(exc), status=403)
     except SamlError as exc:
         return _refuse(request, f"This is not a usable SAML AuthnRequest: {exc.description}")
@@ -150,10 +150,10 @@ def sso(request: HttpRequest) -> HttpResponse:
 def _sso_submit(request: HttpRequest) -> HttpResponse:
     try:
         state = signing.loads(request.POST.get("state", ""), salt=_SALT, max_age=_MAX_AGE)
-        connection = idpkit.trusted_connection(state["c"])
+        connection = idp.trusted_connection(state["c"])
     except (signing.BadSignature, KeyError, TypeError):
         return _refuse(request, "This sign-in request expired or was altered. Start again from the application.")
-    except idpkit.NotAllowed as exc:
+    except idp.NotAllowed as exc:
         return _refuse(request, str(exc), status=403)
     form = identity_form(connection, request.POST)
     if not form.is_valid():
@@ -166,13 +166,13 @@ def _sso_submit(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def idp_initiated(request: HttpRequest) -> HttpResponse:
     """IdP-initiated sign-in: pick a connection, say who you are, land in Vestibule (no AuthnRequest)."""
-    connections = idpkit.trusting_connections()
+    connections = idp.trusting_connections()
     chosen = request.POST.get("connection") or request.GET.get("connection") or (str(connections[0].pk) if len(connections) == 1 else "")
     form = identity_form(next((c for c in connections if str(c.pk) == chosen), None), request.POST or None)
     if request.method == "POST":
         try:
-            connection = idpkit.trusted_connection(chosen)
-        except idpkit.NotAllowed as exc:
+            connection = idp.trusted_connection(chosen)
+        except idp.NotAllowed as exc:
             return _refuse(request, str(exc), status=403)
         if form.is_valid():
             return _issue(request, connection, form, request_id=None, relay_state=None)

@@ -90,7 +90,7 @@ def forget_provider_cache(provider: SessionProvider) -> None:
 
     The cache (LocMem in tests) outlives a test, and a test that rotated keys
     also leaves the JWKS refetch rate limit armed; every test starts cold.
-    Key names as in vestibule.oidc.discovery / jwks, under oidckit's prefix.
+    Key names as in vestibule.oidc.discovery / jwks, under signin.adapters' prefix.
     """
     issuer = provider.issuer
     cache.delete_many([

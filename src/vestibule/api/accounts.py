@@ -1,0 +1,627 @@
+"""REST endpoints: accounts, projects, users, role grants, API keys, the role catalog."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from ninja import Router, Status
+from pydantic import Field, field_validator
+
+from vestibule.accounts.models import Account, Invitation, Membership, Project, ProjectAccess, RoleGrant, User
+from vestibule.accounts.roles import (
+    SsoManagedRoles,
+    effective_account_roles,
+    get_catalog,
+    replace_manual_roles,
+    sso_managing_connection,
+)
+from vestibule.api.errors import ApiError, Conflict, Forbidden, NotFound, Unprocessable
+from vestibule.api.schemas import StrictSchema, changes_without_nulls
+from vestibule.api.security import account_for, principal, require_operator, who
+from vestibule.audit.events import record
+from vestibule.authority.models import ApiKey
+from vestibule.authority.ownership import home_account_of_email, is_home
+from vestibule.authority.principal import ADMIN_ROLES, ADMINISTRATOR, USER_MANAGER, effective_admin_roles
+from vestibule.connections import rules
+from vestibule.domain.emails import InvalidEmail, normalize_email
+from vestibule.domain.roles import RoleRuleError
+from vestibule.people import members
+
+router = Router(tags=["accounts"])
+
+SLUG = r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$"
+
+
+class AccountIn(StrictSchema):
+    slug: str = Field(pattern=SLUG, description="Lowercase letters, digits and inner hyphens")
+    name: str = Field(min_length=1, max_length=200)
+    password_ttl_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class AccountPatch(StrictSchema):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    password_ttl_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class ProjectIn(StrictSchema):
+    slug: str = Field(pattern=SLUG)
+    name: str = Field(min_length=1, max_length=200)
+
+
+class ProjectRoles(StrictSchema):
+    slug: str = Field(pattern=SLUG)
+    roles: list[str] = Field(default_factory=list, max_length=50)
+
+
+class ExternalIdIn(StrictSchema):
+    connection: str = Field(max_length=64, description="ID of a connection of this account")
+    external_id: str | None = Field(
+        max_length=512,
+        description="The subject the provider sends (SAML NameID, OIDC sub); null removes the link",
+    )
+
+
+class UserIn(StrictSchema):
+    email: str = Field(max_length=254)
+    name: str = Field(default="", max_length=200)
+    roles: list[str] = Field(default_factory=list, max_length=50)
+    projects: list[ProjectRoles] = Field(default_factory=list, max_length=200)
+    login_method: Literal["password", "sso"] = "password"
+    send_invitation: bool = True
+    external_ids: list[ExternalIdIn] = Field(
+        default_factory=list,
+        max_length=50,
+        description="External user IDs per connection (seed 000); by default a provider's first login links by email",
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        try:
+            return normalize_email(value)
+        except InvalidEmail as exc:
+            raise ValueError(f"invalid email: {exc.reason}") from None
+
+
+class UserPatch(StrictSchema):
+    name: str | None = Field(default=None, max_length=200)
+    login_method: Literal["password", "sso"] | None = Field(
+        default=None,
+        description="'password' also pins password sign-in: /login and SSO logins honour it until switched to 'sso'",
+    )
+    approval: Literal["approved"] | None = None
+    is_active: bool | None = None
+    external_ids: list[ExternalIdIn] | None = Field(
+        default=None, max_length=50, description="Per connection; connections not listed keep their link"
+    )
+
+
+class RolesIn(StrictSchema):
+    roles: list[str] = Field(max_length=50)
+    project: str | None = Field(default=None, pattern=SLUG)
+
+
+class ApiKeyIn(StrictSchema):
+    name: str = Field(default="", max_length=200)
+    roles: list[Literal["administrator", "user-manager", "sso-admin"]] = Field(
+        default_factory=lambda: ["administrator"],
+        min_length=1,
+        max_length=3,
+        description="The admin roles the key holds in its account (default: administrator)",
+    )
+
+ANY_ADMIN = tuple(sorted(ADMIN_ROLES))
+
+
+def account_out(account: Account) -> dict[str, Any]:
+    return {
+        "slug": account.slug,
+        "name": account.name,
+        "password_ttl_days": account.password_ttl_days,
+        "created_at": account.created_at.isoformat(),
+    }
+
+
+def project_out(project: Project) -> dict[str, Any]:
+    return {"slug": project.slug, "name": project.name, "created_at": project.created_at.isoformat()}
+
+
+def user_out(user: User, account: Account, membership: Membership | None = None) -> dict[str, Any]:
+    """A member as this account sees them: its own membership state, and the identity read-only unless it owns it."""
+    catalog = get_catalog()
+    if membership is None:
+        membership = Membership.objects.get(user=user, account=account)
+    grants = list(RoleGrant.objects.filter(user=user, account=account).select_related("project"))
+    account_roles = {g.role for g in grants if g.project is None}
+    project_slugs = set(
+        ProjectAccess.objects.filter(user=user, project__account=account).values_list("project__slug", flat=True)
+    ) | {g.project.slug for g in grants if g.project is not None}
+    projects = []
+    for slug in sorted(project_slugs):
+        scoped = {g.role for g in grants if g.project is not None and g.project.slug == slug}
+        projects.append(
+            {
+                "slug": slug,
+                "roles": sorted(catalog.effective(r for r in scoped | account_roles if r in catalog.roles)),
+                "grants": sorted(
+                    ({"role": g.role, "source": g.source} for g in grants if g.project and g.project.slug == slug),
+                    key=lambda x: (x["role"], x["source"]),
+                ),
+            }
+        )
+    return {
+        **user.profile(),
+        "status": "active",
+        # Active here: this membership, and the identity behind it.
+        "is_active": membership.is_active and user.is_active,
+        "membership_active": membership.is_active,
+        "approval": membership.approval,
+        "identity_managed_here": is_home(account, user),
+        "roles": sorted(catalog.effective(r for r in account_roles if r in catalog.roles)),
+        "grants": sorted(
+            ({"role": g.role, "source": g.source} for g in grants if g.project is None),
+            key=lambda x: (x["role"], x["source"]),
+        ),
+        "projects": projects,
+        "external_ids": [
+            {"connection": str(i.connection_id), "external_id": i.external_id}
+            for i in user.external_identities.filter(connection__account=account).order_by("created_at")
+        ],
+        # The connection whose identity provider decides this person's roles here (SSO authorization), if any.
+        "roles_managed_by": str(managing.pk) if (managing := sso_managing_connection(user, account)) else None,
+    }
+
+
+def member_or_404(account: Account, user_id: int) -> User:
+    # IDOR check: the user must be a member of the account named in the URL.
+    user = User.objects.filter(pk=user_id, memberships__account=account).first()
+    if user is None:
+        raise NotFound(f"user {user_id} is not a member of account '{account.slug}'", field="id")
+    return user
+
+
+def invitation_out(invitation: Invitation) -> dict[str, Any]:
+    """What the inviting side sees: only what it typed, whether or not the address exists anywhere."""
+    return {
+        "status": "invited",
+        "email": invitation.email,
+        "name": invitation.name,
+        "roles": invitation.grants.get("roles", []),
+        "projects": invitation.grants.get("projects", []),
+        "invitation": {
+            "id": invitation.pk,
+            "expires_at": invitation.expires_at.isoformat(),
+            "invited_by": invitation.invited_by,
+        },
+    }
+
+
+def _identity_owner_detail(account: Account, user: User) -> str:
+    home = home_account_of_email(user.email)
+    owner = "the account that owns their email domain" if home is not None else "the person themselves"
+    return f"this is part of {user.email}'s identity, which {owner} manages, not account '{account.slug}'"
+
+
+def _manages_identity(acting: Any, account: Account, user: User) -> bool:
+    """The operator, or the home account — except for the operator's own identity, which is the operator's alone."""
+    if acting.is_operator:
+        return True
+    return is_home(account, user) and not user.is_operator
+
+
+def _require_administrator_for_admins(request: HttpRequest, account: Account, user: User) -> None:
+    """Deactivating, removing or converting someone who holds an admin role here is an administrator's act."""
+    held = effective_account_roles(user, account) & ADMIN_ROLES
+    if held and ADMINISTRATOR not in principal(request).roles_in(account):
+        raise Forbidden(
+            f"{user.email} holds {', '.join(sorted(held))} in account '{account.slug}'; only an administrator may "
+            "deactivate, remove or convert them",
+            field="id",
+        )
+
+
+def _require_administrator_for_admin_roles(request: HttpRequest, account: Account, *role_sets: Any) -> None:
+    """Granting or removing an admin role is an administrator's act: a user-manager cannot promote anyone, themselves included."""
+    touched = set().union(*(set(r) for r in role_sets)) & ADMIN_ROLES
+    if touched and ADMINISTRATOR not in principal(request).roles_in(account):
+        raise Forbidden(
+            f"granting or removing {', '.join(sorted(touched))} needs the 'administrator' role in account '{account.slug}'",
+            field="roles",
+        )
+
+
+def project_or_422(account: Account, slug: str, field: str) -> Project:
+    project = Project.objects.filter(account=account, slug=slug).first()
+    if project is None:
+        raise Unprocessable(f"account '{account.slug}' has no project '{slug}'", field=field)
+    return project
+
+
+def _roles_or_422(fn: Any, field: str) -> Any:
+    try:
+        return fn()
+    except RoleRuleError as exc:
+        raise Unprocessable(exc.message, field=field) from None
+    except SsoManagedRoles as exc:
+        raise Conflict(str(exc), field=field) from None
+
+
+# Accounts ------------------------------------------------------------------
+
+
+@router.get("/accounts")
+def list_accounts(request: HttpRequest) -> list[dict[str, Any]]:
+    return [account_out(a) for a in principal(request).administered_accounts().order_by("slug")]
+
+
+@router.post("/accounts", response={201: dict})
+def create_account(request: HttpRequest, payload: AccountIn) -> Status[Any]:
+    require_operator(request)
+    try:
+        with transaction.atomic():
+            account = Account.objects.create(**payload.model_dump())
+    except IntegrityError:
+        raise Conflict(f"account slug '{payload.slug}' is taken", field="slug") from None
+    record("account.created", account=account, **who(request))
+    return Status(201, account_out(account))
+
+
+@router.get("/accounts/{slug}")
+def get_account(request: HttpRequest, slug: str) -> dict[str, Any]:
+    return account_out(account_for(request, slug, *ANY_ADMIN))
+
+
+@router.patch("/accounts/{slug}")
+def patch_account(request: HttpRequest, slug: str, payload: AccountPatch) -> dict[str, Any]:
+    account = account_for(request, slug, ADMINISTRATOR)
+    changes = changes_without_nulls(payload, "name")
+    for field, value in changes.items():
+        setattr(account, field, value)
+    account.save()
+    record("account.updated", account=account, **who(request), fields=sorted(changes))
+    return account_out(account)
+
+
+@router.delete("/accounts/{slug}", response={204: None})
+def delete_account(request: HttpRequest, slug: str) -> Status[Any]:
+    require_operator(request)
+    account = account_for(request, slug)
+    record("account.deleted", **who(request), slug=account.slug)
+    account.delete()
+    return Status(204, None)
+
+
+# Projects ------------------------------------------------------------------
+
+
+@router.get("/accounts/{slug}/projects")
+def list_projects(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
+    account = account_for(request, slug, *ANY_ADMIN)
+    return [project_out(p) for p in account.projects.order_by("slug")]
+
+
+@router.post("/accounts/{slug}/projects", response={201: dict})
+def create_project(request: HttpRequest, slug: str, payload: ProjectIn) -> Status[Any]:
+    account = account_for(request, slug, ADMINISTRATOR)
+    try:
+        with transaction.atomic():
+            project = Project.objects.create(account=account, **payload.model_dump())
+    except IntegrityError:
+        raise Conflict(f"project '{payload.slug}' already exists in '{slug}'", field="slug") from None
+    record("project.created", account=account, **who(request), project=project.slug)
+    return Status(201, project_out(project))
+
+
+@router.delete("/accounts/{slug}/projects/{project}", response={204: None})
+def delete_project(request: HttpRequest, slug: str, project: str) -> Status[Any]:
+    account = account_for(request, slug, ADMINISTRATOR)
+    found = Project.objects.filter(account=account, slug=project).first()
+    if found is None:
+        raise NotFound(f"project '{project}' not found", field="project")
+    found.delete()
+    record("project.deleted", account=account, **who(request), project=project)
+    return Status(204, None)
+
+
+# Users ---------------------------------------------------------------------
+
+
+@router.get("/accounts/{slug}/users")
+def list_users(
+    request: HttpRequest, slug: str, approval: Literal["pending", "approved"] | None = None
+) -> list[dict[str, Any]]:
+    """Members of the account; ``?approval=pending`` is the queue waiting for "Allow Login" (seed 001)."""
+    account = account_for(request, slug, *ANY_ADMIN)
+    memberships = Membership.objects.filter(account=account).select_related("user")
+    if approval is not None:
+        memberships = memberships.filter(approval=approval)
+    # The queue oldest first (who waited longest); the full list by email.
+    order = ("created_at", "pk") if approval == "pending" else ("user__email_key",)
+    return [user_out(m.user, account, m) for m in memberships.order_by(*order)]
+
+
+def _set_external_ids(request: HttpRequest, account: Account, user: User, entries: list[ExternalIdIn]) -> list[dict[str, Any]]:
+    """Seed 000: "update the External user ID so that it matches the 3rd party system", per connection.
+
+    External user IDs are identity: the caller has checked that this account
+    manages the person's. Only this account's connections are resolved
+    (another's is a 404, like one that does not exist). Runs in the caller's
+    transaction, so one refused entry changes nothing.
+    """
+
+    changed = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        field = f"external_ids[{index}]"
+        try:
+            connection = rules.account_connection(account, entry.connection, f"{field}.connection")
+            if str(connection.pk) in seen:
+                raise Unprocessable(f"connection {connection.pk} is listed twice", field=f"{field}.connection")
+            seen.add(str(connection.pk))
+            previous = rules.set_external_id(connection, user, entry.external_id, f"{field}.external_id")
+        except rules.ConnectionRuleError as exc:
+            raise ApiError(exc.detail, field=exc.field, status=exc.status) from None
+        if previous != entry.external_id:
+            changed.append({"connection": connection, "external_id": entry.external_id, "previous": previous})
+    for change in changed:
+        record(
+            "user.external_id_changed",
+            account=account,
+            connection=change["connection"],
+            **who(request),
+            subject_email=user.email,
+            external_id=change["external_id"],
+            previous=change["previous"],
+        )
+    return changed
+
+
+@router.post("/accounts/{slug}/users", response={201: dict, 202: dict})
+def create_user(request: HttpRequest, slug: str, payload: UserIn) -> Status[Any]:
+    """Add a person (201) when this account owns their identity, else invite them (202).
+
+    The account that owns the email's domain (and the operator) adds people
+    directly. Anyone else sends an invitation the person accepts while signed
+    in as themselves; its answer is the same whether or not the address
+    exists anywhere in the deployment.
+    """
+    account = account_for(request, slug, USER_MANAGER)
+    managed_by = members.sso_authorization_connection(account)
+    if managed_by is not None:
+        raise Conflict(
+            f"users of '{slug}' arrive through their identity provider (connection '{managed_by}' "
+            "manages authorization); invitations are disabled",
+        )
+    projects = [project_or_422(account, p.slug, f"projects[{i}].slug") for i, p in enumerate(payload.projects)]
+    catalog = get_catalog()
+    _roles_or_422(lambda: catalog.validate(payload.roles), "roles")
+    for i, p in enumerate(payload.projects):
+        _roles_or_422(lambda p=p: catalog.validate([*p.roles, *payload.roles]), f"projects[{i}].roles")
+    _require_administrator_for_admin_roles(request, account, payload.roles, *(p.roles for p in payload.projects))
+    acting = principal(request)
+    home = home_account_of_email(payload.email)
+    if not acting.is_operator and (home is None or home.pk != account.pk):
+        if "login_method" in payload.model_fields_set and payload.login_method == User.LoginMethod.SSO:
+            raise Unprocessable(
+                "login_method belongs to the person's identity, which only the account owning their email domain sets",
+                field="login_method",
+            )
+        if payload.external_ids:
+            raise Forbidden(
+                "external user IDs belong to the person's identity, which only the account owning their email "
+                "domain sets; the person's provider links them at their first sign-in",
+                field="external_ids",
+            )
+        try:
+            invitation = members.invite(
+                account,
+                payload.email,
+                payload.name,
+                roles=list(payload.roles),
+                projects=[p.model_dump() for p in payload.projects],
+                invited_by=acting.label,
+            )
+        except members.UserConflict as exc:
+            raise Conflict(str(exc), field="email") from None
+        record("user.invitation_sent", account=account, **who(request), subject_email=invitation.email)
+        return Status(202, invitation_out(invitation))
+    try:
+        with transaction.atomic():
+            user, created = members.add_member(
+                account, payload.email, payload.name, login_method=payload.login_method, claim_identity=home is not None and home.pk == account.pk
+            )
+            replace_manual_roles(user, account, payload.roles)
+            members.grant_projects(user, projects)
+            for project, p in zip(projects, payload.projects, strict=True):
+                if p.roles:
+                    replace_manual_roles(user, account, p.roles, project)
+            if payload.external_ids:
+                # The operator adding someone to an account that is not their home manages their identity too.
+                if not _manages_identity(acting, account, user):
+                    raise Forbidden(_identity_owner_detail(account, user), field="external_ids")
+                _set_external_ids(request, account, user, payload.external_ids)
+    except members.UserConflict as exc:
+        raise Conflict(str(exc), field="email") from None
+    if payload.send_invitation and user.login_method == User.LoginMethod.PASSWORD and not user.has_usable_password():
+        members.send_invitation(user, account, inviter=f"An administrator of {account.name}")
+    record("user.invited", account=account, **who(request), subject_email=user.email, created=created)
+    return Status(201, user_out(user, account))
+
+
+@router.get("/accounts/{slug}/users/{user_id}")
+def get_user(request: HttpRequest, slug: str, user_id: int) -> dict[str, Any]:
+    account = account_for(request, slug, *ANY_ADMIN)
+    return user_out(member_or_404(account, user_id), account)
+
+
+@router.patch("/accounts/{slug}/users/{user_id}")
+def patch_user(request: HttpRequest, slug: str, user_id: int, payload: UserPatch) -> dict[str, Any]:
+    """Membership fields (``is_active``, ``approval``) are this account's; identity fields its owner's.
+
+    ``name`` and ``login_method`` change only through the home account (the one
+    owning the person's email domain) or the operator. ``is_active`` switches
+    this membership; from the home account it also switches the identity,
+    which then signs in nowhere.
+    """
+    account = account_for(request, slug, USER_MANAGER)
+    user = member_or_404(account, user_id)
+    membership = Membership.objects.get(user=user, account=account)
+    changes = payload.model_dump(exclude_unset=True)
+    acting = principal(request)
+    managed_here = _manages_identity(acting, account, user)
+    for field in ("name", "login_method", "external_ids"):
+        if changes.get(field) is not None and not managed_here:
+            raise Forbidden(_identity_owner_detail(account, user), field=field)
+    if {"name", "login_method", "is_active", "external_ids"} & {k for k, v in changes.items() if v is not None}:
+        _require_administrator_for_admins(request, account, user)
+    if changes.get("name") is not None and user.login_method == User.LoginMethod.SSO:
+        if members.sso_authorization_connection(account) is not None:
+            raise Conflict("the name of an SSO user comes from the identity provider", field="name")
+    if payload.external_ids is not None:
+        # First, and all or nothing: a refused entry leaves every other field as it was.
+        with transaction.atomic():
+            _set_external_ids(request, account, user, payload.external_ids)
+    if "name" in changes and changes["name"] is not None:
+        user.name = changes["name"]
+        user.save(update_fields=["name"])
+    if changes.get("is_active") is not None:
+        membership.is_active = changes["is_active"]
+        membership.save(update_fields=["is_active"])
+        if managed_here and is_home(account, user):
+            user.is_active = changes["is_active"]
+            user.save(update_fields=["is_active"])
+    if changes.get("approval") == "approved":
+        members.approve(membership)
+    method = changes.get("login_method")
+    if method and method != user.login_method:
+        (members.switch_to_sso if method == "sso" else members.switch_to_password)(user)
+    elif method == User.LoginMethod.PASSWORD:
+        # Already on password: the explicit choice is recorded so the automatic SSO upgrade leaves them there.
+        members.pin_password(user)
+    record("user.updated", account=account, **who(request), subject_email=user.email, fields=sorted(changes))
+    membership.refresh_from_db()
+    return user_out(user, account, membership)
+
+
+@router.delete("/accounts/{slug}/users/{user_id}", response={204: None})
+def delete_user(request: HttpRequest, slug: str, user_id: int) -> Status[Any]:
+    account = account_for(request, slug, USER_MANAGER)
+    user = member_or_404(account, user_id)
+    _require_administrator_for_admins(request, account, user)
+    email = user.email
+    acting = principal(request)
+    owns = _manages_identity(acting, account, user) or (home_account_of_email(user.email) is None and not user.is_operator)
+    members.remove_member(user, account, owns_identity=owns)
+    record("user.removed", account=account, **who(request), subject_email=email)
+    return Status(204, None)
+
+
+@router.get("/accounts/{slug}/users/{user_id}/roles")
+def get_roles(request: HttpRequest, slug: str, user_id: int) -> dict[str, Any]:
+    account = account_for(request, slug, *ANY_ADMIN)
+    out = user_out(member_or_404(account, user_id), account)
+    return {"roles": out["roles"], "grants": out["grants"], "projects": out["projects"]}
+
+
+@router.put("/accounts/{slug}/users/{user_id}/roles")
+def put_roles(request: HttpRequest, slug: str, user_id: int, payload: RolesIn) -> dict[str, Any]:
+    account = account_for(request, slug, USER_MANAGER)
+    user = member_or_404(account, user_id)
+    project = project_or_422(account, payload.project, "project") if payload.project else None
+    current = set(
+        RoleGrant.objects.filter(user=user, account=account, project=project, source="manual").values_list("role", flat=True)
+    )
+    _require_administrator_for_admin_roles(request, account, set(payload.roles) ^ current)
+    granted = _roles_or_422(lambda: replace_manual_roles(user, account, payload.roles, project), "roles")
+    if project is not None:
+        members.grant_projects(user, [project])
+    record(
+        "user.roles_replaced",
+        account=account,
+        **who(request),
+        subject_email=user.email,
+        project=payload.project,
+        roles=sorted(granted),
+    )
+    out = user_out(user, account)
+    return {"roles": out["roles"], "grants": out["grants"], "projects": out["projects"]}
+
+
+# Invitations ---------------------------------------------------------------
+
+
+@router.get("/accounts/{slug}/invitations")
+def list_invitations(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
+    """Open invitations of people this account does not own."""
+    account = account_for(request, slug, *ANY_ADMIN)
+    open_ = Invitation.objects.filter(account=account, accepted_at__isnull=True, revoked_at__isnull=True)
+    return [invitation_out(i) for i in open_.order_by("created_at") if i.is_open]
+
+
+@router.delete("/accounts/{slug}/invitations/{invitation_id}", response={204: None})
+def revoke_invitation(request: HttpRequest, slug: str, invitation_id: int) -> Status[Any]:
+    account = account_for(request, slug, USER_MANAGER)
+    from django.utils import timezone
+
+    if not Invitation.objects.filter(account=account, pk=invitation_id, accepted_at__isnull=True, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    ):
+        raise NotFound(f"invitation {invitation_id} not found", field="invitation_id")
+    record("user.invitation_revoked", account=account, **who(request), invitation=invitation_id)
+    return Status(204, None)
+
+
+# API keys and catalog -------------------------------------------------------
+
+
+def key_out(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.prefix,
+        "name": key.name,
+        "account": key.account.slug if key.account else None,
+        "roles": sorted(key.roles or []),
+        "created_by": key.created_by,
+        "created_at": key.created_at.isoformat(),
+        "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
+    }
+
+
+@router.get("/accounts/{slug}/api-keys")
+def list_keys(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
+    account = account_for(request, slug, ADMINISTRATOR)
+    return [key_out(k) for k in ApiKey.objects.filter(account=account, revoked_at__isnull=True).order_by("created_at")]
+
+
+@router.post("/accounts/{slug}/api-keys", response={201: dict})
+def create_key(request: HttpRequest, slug: str, payload: ApiKeyIn) -> Status[Any]:
+    """A service credential for this account, holding the roles asked for and no more than its creator holds."""
+    account = account_for(request, slug, ADMINISTRATOR)
+    acting = principal(request)
+    wanted = effective_admin_roles(list(payload.roles))
+    beyond = wanted - acting.roles_in(account)
+    if beyond:
+        raise Forbidden(f"a key cannot hold roles its creator lacks: {', '.join(sorted(beyond))}", field="roles")
+    key, secret = ApiKey.issue(account=account, name=payload.name, roles=sorted(set(payload.roles)), created_by=acting.label)
+    record("api_key.created", account=account, **who(request), key=key.prefix, roles=sorted(key.roles))
+    return Status(201, {**key_out(key), "key": secret})
+
+
+@router.delete("/accounts/{slug}/api-keys/{prefix}", response={204: None})
+def revoke_key(request: HttpRequest, slug: str, prefix: str) -> Status[Any]:
+    from django.utils import timezone
+
+    account = account_for(request, slug, ADMINISTRATOR)
+    if not ApiKey.objects.filter(account=account, prefix=prefix, revoked_at__isnull=True).update(revoked_at=timezone.now()):
+        raise NotFound(f"API key '{prefix}' not found", field="prefix")
+    record("api_key.revoked", account=account, **who(request), key=prefix)
+    return Status(204, None)
+
+
+@router.get("/roles")
+def role_catalog(request: HttpRequest) -> dict[str, Any]:
+    return get_catalog().to_dict()
+
+
+__all__ = ["router"]

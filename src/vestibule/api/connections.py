@@ -1,0 +1,502 @@
+"""REST endpoints: connections, SAML metadata import, domains and shares, mapping roles."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import Router, Status
+from pydantic import Field
+
+from vestibule.accounts.models import Account
+from vestibule.api.errors import ApiError, Conflict, NotFound, Unprocessable
+from vestibule.api.schemas import StrictSchema, changes_without_nulls
+from vestibule.api.security import account_for, connection_for, principal, require_operator, who
+from vestibule.audit.events import record
+from vestibule.authority.principal import SSO_ADMIN
+from vestibule.connections import rules
+from vestibule.connections.authorization import MappingRoleError, save_mapping_role
+from vestibule.connections.keys import read_secrets
+from vestibule.connections.models import Connection, DomainClaim, DomainShare, MappingRole
+from vestibule.connections.rules import ConnectionRuleError
+from vestibule.domain.claims import ClaimMapping
+from vestibule.domain.emails import InvalidEmail, normalize_domain
+from vestibule.oidc import OidcError
+from vestibule.outbound import NETWORK_REASONS
+from vestibule.signin import adapters, revocation
+
+router = Router(tags=["connections"])
+
+MAX_METADATA_BYTES = 512 * 1024
+
+
+class ConnectionIn(StrictSchema):
+    protocol: Literal["saml", "oidc"]
+    name: str = Field(min_length=1, max_length=200)
+    domains: list[str] = Field(min_length=1, max_length=50)
+    saml: dict[str, Any] | None = None
+    oidc: dict[str, Any] | None = None
+    claims: dict[str, Any] | None = None
+    auto_provision: bool = False
+    provisioned_users_can_login: bool = False
+    ignored_emails: list[str] | None = Field(default=None, max_length=1000)
+    sso_authorization: bool = False
+    linked_projects: list[str] = Field(default_factory=list, max_length=200)
+
+
+class ConnectionPatch(StrictSchema):
+    # Read-only, listed so that a PATCH of them is told why and what to do instead (seed 001).
+    domains: Any = Field(default=None, description="Read-only: fixed at creation; create a new connection to serve other domains")
+    protocol: Any = Field(default=None, description="Read-only: fixed at creation")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    enabled: bool | None = None
+    auto_provision: bool | None = None
+    provisioned_users_can_login: bool | None = None
+    ignored_emails: list[str] | None = Field(default=None, max_length=1000)
+    claims: dict[str, Any] | None = None
+    sso_authorization: bool | None = None
+    linked_projects: list[str] | None = Field(default=None, max_length=200)
+    saml: dict[str, Any] | None = None
+    oidc: dict[str, Any] | None = None
+    external_tenant_id: None = Field(
+        default=None, description="Only null: unbinds the external organization. 'Connect organization' binds it again (and replaces a binding only when the sso-admin confirms)"
+    )
+
+
+class DomainIn(StrictSchema):
+    domain: str = Field(max_length=253)
+
+
+class ShareIn(StrictSchema):
+    account: str = Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$", description="Slug of the account to offer the domain to")
+
+
+class GrantIn(StrictSchema):
+    scope: str = Field(max_length=60, description="'account' or 'project:<slug>'")
+    roles: list[str] = Field(max_length=50)
+
+
+class MappingRoleIn(StrictSchema):
+    name: str = Field(min_length=1, max_length=200)
+    grants: list[GrantIn] = Field(min_length=1, max_length=201)
+
+
+class MappingRolePatch(StrictSchema):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    grants: list[GrantIn] | None = Field(default=None, min_length=1, max_length=201)
+
+
+def _rule(fn: Any) -> Any:
+    try:
+        return fn()
+    except ConnectionRuleError as exc:
+        raise ApiError(exc.detail, field=exc.field, status=exc.status) from None
+
+
+def connection_out(connection: Connection) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": str(connection.pk),
+        "account": connection.account.slug,
+        "protocol": connection.protocol,
+        "name": connection.name,
+        "enabled": connection.enabled,
+        "domains": connection.domain_list,
+        "auto_provision": connection.auto_provision,
+        "provisioned_users_can_login": connection.provisioned_users_can_login,
+        "ignored_emails": connection.ignored_emails,
+        "claims": ClaimMapping.from_dict(connection.claims).to_dict(),
+        "sso_authorization": connection.sso_authorization,
+        "linked_projects": sorted(connection.linked_projects.values_list("slug", flat=True)),
+        "created_at": connection.created_at.isoformat(),
+    }
+    if connection.protocol == Connection.Protocol.SAML:
+        out.update(adapters.sp_urls(connection))
+        out["saml"] = connection.saml_settings
+    else:
+        secrets = read_secrets(connection)
+        out["oidc"] = {
+            **connection.oidc_settings,
+            "client_secret_set": bool(secrets.get("client_secret")),
+            "private_key_set": bool(secrets.get("private_key")),
+        }
+        out["redirect_uri"] = adapters.redirect_uri(connection)
+        out["sign_in_url"] = adapters.sp_urls(connection)["sign_in_url"]
+        out["connect_url"] = out["sign_in_url"].replace("/sso/start/", "/sso/oidc/").rstrip("/") + "/connect"
+        out["external_tenant_id"] = connection.external_tenant_id or None
+        out["tenant_verified_at"] = connection.tenant_verified_at.isoformat() if connection.tenant_verified_at else None
+    return out
+
+
+def connection_or_404(request: HttpRequest, connection_id: str) -> Connection:
+    # IDOR check: only principals with standing in the connection's account see it; changing it takes sso-admin.
+    return connection_for(request, connection_id, SSO_ADMIN)  # type: ignore[no-any-return]
+
+
+# Connections ---------------------------------------------------------------
+
+
+@router.get("/accounts/{slug}/connections")
+def list_connections(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
+    account = account_for(request, slug, SSO_ADMIN)
+    return [connection_out(c) for c in Connection.objects.for_account(account).order_by("created_at")]
+
+
+@router.post("/accounts/{slug}/connections", response={201: dict})
+def create_connection(request: HttpRequest, slug: str, payload: ConnectionIn) -> Status[Any]:
+    account = account_for(request, slug, SSO_ADMIN)
+    may_claim = principal(request).is_operator
+    warnings: list[str] = []
+    connection = _rule(
+        lambda: rules.create_connection(account, payload.model_dump(), may_claim=may_claim, warnings=warnings)
+    )
+    record("connection.created", account=account, connection=connection, **who(request), protocol=connection.protocol, domains=connection.domain_list, warnings=warnings)
+    out = connection_out(connection)
+    out["warnings"] = warnings
+    return Status(201, out)
+
+
+@router.get("/connections/{connection_id}")
+def get_connection(request: HttpRequest, connection_id: str) -> dict[str, Any]:
+    return connection_out(connection_or_404(request, connection_id))
+
+
+@router.patch("/connections/{connection_id}")
+def patch_connection(request: HttpRequest, connection_id: str, payload: ConnectionPatch) -> dict[str, Any]:
+    connection = connection_or_404(request, connection_id)
+    changes = changes_without_nulls(payload, "name", "enabled", "auto_provision", "provisioned_users_can_login", "sso_authorization")
+    _refuse_fixed_fields(connection, changes)
+    warnings = _rule(lambda: rules.update_connection(connection, changes))
+    record("connection.updated", account=connection.account, connection=connection, **who(request), fields=sorted(changes), warnings=warnings)
+    out = connection_out(connection)
+    out["warnings"] = warnings
+    return out
+
+
+def _refuse_fixed_fields(connection: Connection, changes: dict[str, Any]) -> None:
+    """Seed 001: a provider's domain is read-only; to change it, remove the provider and create another.
+
+    Sending the values the connection already has is accepted (nothing
+    changes), so a client may send back what it read.
+    """
+    if "domains" in changes:
+        sent = changes.pop("domains")
+        try:
+            same = sorted(rules.normalize_domains(sent)) == connection.domain_list
+        except (ConnectionRuleError, TypeError, AttributeError):
+            same = False
+        if not same:
+            raise Unprocessable(
+                f"domains are fixed when a connection is created (this one serves {', '.join(connection.domain_list)}): "
+                "to serve other domains, create a new connection with them (POST /accounts/<slug>/connections), "
+                "then disable or delete this one",
+                field="domains",
+            )
+    if "protocol" in changes:
+        if changes.pop("protocol") != connection.protocol:
+            raise Unprocessable(
+                f"the protocol is fixed when a connection is created (this one is {connection.protocol}): "
+                "create a new connection for the other protocol",
+                field="protocol",
+            )
+
+
+@router.delete("/connections/{connection_id}", response={204: None})
+def delete_connection(request: HttpRequest, connection_id: str) -> Status[None]:
+    connection = connection_or_404(request, connection_id)
+    record("connection.deleted", account=connection.account, connection=connection, **who(request), name=connection.name)
+    connection.delete()
+    return Status(204, None)
+
+
+@router.put("/connections/{connection_id}/saml/idp-metadata")
+def put_idp_metadata(request: HttpRequest, connection_id: str) -> dict[str, Any]:
+    """Generate the SAML settings from the IdP's metadata XML (raw body, or JSON {"metadata", "entity_id"}).
+
+    ``?dry_run=true`` (or ``"dry_run": true`` in the JSON body) generates them
+    for review without saving (seed 001: the generated settings replace the
+    text area, and the administrator saves them with a PATCH).
+    """
+    connection = connection_or_404(request, connection_id)
+    if connection.protocol != Connection.Protocol.SAML:
+        raise Unprocessable("this is an OIDC connection; IdP metadata applies to SAML connections", field="id")
+    body = request.body
+    if len(body) > MAX_METADATA_BYTES:
+        raise ApiError("metadata is larger than 512 KiB", field="body", status=413)
+    entity_id = request.GET.get("entity_id") or None
+    dry_run = _flag(request.GET.get("dry_run"), "dry_run")
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(body)
+            xml = data["metadata"].encode()
+            entity_id = data.get("entity_id") or entity_id
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise Unprocessable('send the metadata XML as the body, or JSON {"metadata": "<xml>"}', field="metadata") from None
+        if "dry_run" in data:
+            if not isinstance(data["dry_run"], bool):
+                raise Unprocessable("dry_run must be true or false", field="dry_run")
+            dry_run = data["dry_run"]
+    else:
+        xml = body
+    if not xml.strip():
+        raise Unprocessable("the body is empty; send the IdP metadata XML", field="metadata")
+    settings = _rule(lambda: rules.import_idp_metadata(connection, xml, entity_id=entity_id, save=not dry_run))
+    if not dry_run:
+        record("connection.idp_metadata_imported", account=connection.account, connection=connection, **who(request), idp_entity_id=settings["idp_entity_id"])
+    return settings
+
+
+def _flag(value: str | None, field: str) -> bool:
+    if value is None or value.lower() in ("", "0", "false", "no"):
+        return False
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    raise Unprocessable(f"{field} must be true or false", field=field)
+
+
+@router.get("/connections/{connection_id}/oidc/setup-url")
+def oidc_setup_url(request: HttpRequest, connection_id: str) -> dict[str, Any]:
+    """The URL for the external organization's administrator (admin consent where the provider has it)."""
+    connection = connection_or_404(request, connection_id)
+    if connection.protocol != Connection.Protocol.OIDC:
+        raise Unprocessable("setup URLs apply to OIDC connections", field="id")
+    try:
+        url = adapters.relying_party(connection).setup_url(adapters.redirect_uri(connection))
+    except OidcError as exc:
+        # A destination the outbound guard refuses is this connection's own setting (4xx);
+        # a provider that is down or answers nonsense is upstream's (502). Only our reason text.
+        refused = exc.outbound_reason is not None and exc.outbound_reason not in NETWORK_REASONS
+        detail = f"the provider could not be used: {exc.code}" + (f" ({exc.received})" if exc.received else "")
+        raise ApiError(detail, field="oidc", status=422 if refused else 502) from None
+    return {"setup_url": url, "connect_url": connection_out(connection)["connect_url"]}
+
+
+# Domains -------------------------------------------------------------------
+
+
+def domain_out(claim: DomainClaim) -> dict[str, Any]:
+    shares = list(claim.shares.order_by("target_slug"))
+    return {
+        "domain": claim.domain,
+        "account": claim.account.slug,
+        "shared_with": [s.target_slug for s in shares if s.status == DomainShare.Status.ACTIVE],
+        "shares": [{"account": s.target_slug, "status": s.status} for s in shares],
+        "connections": sorted(str(c) for c in claim.connection_domains.values_list("connection_id", flat=True)),
+    }
+
+
+def shared_out(claim: DomainClaim, viewer: Account) -> dict[str, Any]:
+    """A domain as the account it is shared with sees it: its own connections, not the owner's nor other partners'."""
+    mine = claim.connection_domains.filter(connection__account=viewer).values_list("connection_id", flat=True)
+    return {"domain": claim.domain, "account": claim.account.slug, "connections": sorted(str(c) for c in mine)}
+
+
+def offer_out(share: DomainShare) -> dict[str, Any]:
+    return {"domain": share.claim.domain, "account": share.target_slug, "status": share.status, "offered_by": share.claim.account.name}
+
+
+def _domain(value: str) -> str:
+    try:
+        return normalize_domain(value)
+    except InvalidEmail as exc:
+        raise Unprocessable(f"{value!r} is not a domain: {exc.reason}", field="domain") from None
+
+
+@router.get("/accounts/{slug}/domains")
+def list_domains(request: HttpRequest, slug: str) -> dict[str, Any]:
+    account = account_for(request, slug, SSO_ADMIN)
+    owned = DomainClaim.objects.filter(account=account).select_related("account").order_by("domain")
+    shared = DomainClaim.objects.filter(
+        shares__account=account, shares__status=DomainShare.Status.ACTIVE
+    ).select_related("account").order_by("domain")
+    return {"items": [domain_out(c) for c in owned], "shared_with_this_account": [shared_out(c, account) for c in shared]}
+
+
+@router.post("/accounts/{slug}/domains", response={201: dict})
+def claim_domain(request: HttpRequest, slug: str, payload: DomainIn) -> Status[Any]:
+    require_operator(request)
+    account = account_for(request, slug)
+    domain = _domain(payload.domain)
+    if DomainClaim.objects.filter(domain=domain, account=account).exists():
+        raise Conflict(f"domain {domain} is already claimed by '{slug}'", field="domain")
+    claim = _rule(lambda: rules.claim_domain(account, domain))
+    record("domain.claimed", account=account, **who(request), domain=domain)
+    return Status(201, domain_out(claim))
+
+
+def _owned_claim(account: Account, domain: str) -> DomainClaim:
+    claim = DomainClaim.objects.filter(domain=_domain(domain), account=account).select_related("account").first()
+    if claim is None:
+        raise NotFound(f"account '{account.slug}' does not own domain {domain}", field="domain")
+    return claim
+
+
+@router.delete("/accounts/{slug}/domains/{domain}", response={204: None})
+def release_domain(request: HttpRequest, slug: str, domain: str) -> Status[None]:
+    """Releasing a domain ends every hold on it: shares, and the links and sessions they left."""
+    require_operator(request)
+    account = account_for(request, slug)
+    claim = _owned_claim(account, domain)
+    if claim.connection_domains.exists():
+        raise Conflict(f"connections still serve {claim.domain}; delete them first", field="domain")
+    with transaction.atomic():
+        ended = revocation.release(claim)
+    record("domain.released", account=account, **who(request), domain=claim.domain, **ended)
+    return Status(204, None)
+
+
+@router.post("/accounts/{slug}/domains/{domain}/shares", response={201: dict, 202: dict})
+def share_domain(request: HttpRequest, slug: str, domain: str, payload: ShareIn) -> Status[Any]:
+    """Offer a domain to another account (202), which accepts it; the operator grants directly (201).
+
+    The offer is stored whether or not an account has that slug, and the
+    answer is the same either way: offering reveals nothing about which
+    accounts exist.
+    """
+    owner = account_for(request, slug, SSO_ADMIN)
+    claim = _owned_claim(owner, domain)
+    if payload.account == owner.slug:
+        raise Unprocessable("an account cannot share a domain with itself", field="account")
+    if DomainShare.objects.filter(claim=claim, target_slug=payload.account).exists():
+        raise Conflict(f"{claim.domain} is already offered to or shared with '{payload.account}'", field="account")
+    if principal(request).is_operator:
+        target = Account.objects.filter(slug=payload.account).first()
+        if target is None:
+            raise Unprocessable(f"no account '{payload.account}'", field="account")
+        with transaction.atomic():
+            DomainShare.objects.create(
+                claim=claim, target_slug=target.slug, account=target, status=DomainShare.Status.ACTIVE, accepted_at=timezone.now()
+            )
+        record("domain.shared", account=owner, **who(request), domain=claim.domain, shared_with=target.slug)
+        return Status(201, domain_out(claim))
+    with transaction.atomic():
+        share = DomainShare.objects.create(claim=claim, target_slug=payload.account)
+    record("domain.share_offered", account=owner, **who(request), domain=claim.domain, offered_to=payload.account)
+    return Status(202, offer_out(share))
+
+
+@router.delete("/accounts/{slug}/domains/{domain}/shares/{target}", response={204: None})
+def revoke_share(request: HttpRequest, slug: str, domain: str, target: str) -> Status[None]:
+    """Revoking a share (or withdrawing an offer) ends the partner's hold on the domain at once.
+
+    Its connections stop serving the domain, the external-ID links they made
+    for the owner's people are removed, and the sessions they started end.
+    """
+    owner = account_for(request, slug, SSO_ADMIN)
+    claim = _owned_claim(owner, domain)
+    share = DomainShare.objects.filter(claim=claim, target_slug=target).select_related("account").first()
+    if share is None:
+        raise NotFound(f"{claim.domain} is not shared with '{target}'", field="target")
+    with transaction.atomic():
+        ended = revocation.revoke_share(share)
+    record("domain.share_revoked", account=owner, **who(request), domain=claim.domain, shared_with=target, **ended)
+    return Status(204, None)
+
+
+@router.get("/accounts/{slug}/domain-offers")
+def list_offers(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
+    """Domains other accounts offer to share with this one, waiting for its answer."""
+    account = account_for(request, slug, SSO_ADMIN)
+    offers = DomainShare.objects.filter(target_slug=account.slug, status=DomainShare.Status.OFFERED).select_related("claim__account")
+    return [offer_out(o) for o in offers.order_by("claim__domain")]
+
+
+def _offer(account: Account, domain: str) -> DomainShare:
+    share = (
+        DomainShare.objects.filter(claim__domain=_domain(domain), target_slug=account.slug, status=DomainShare.Status.OFFERED)
+        .select_related("claim__account")
+        .first()
+    )
+    if share is None:
+        raise NotFound(f"no offer of {domain} to '{account.slug}'", field="domain")
+    return share
+
+
+@router.post("/accounts/{slug}/domain-offers/{domain}/accept")
+def accept_offer(request: HttpRequest, slug: str, domain: str) -> dict[str, Any]:
+    """Accept a shared domain: this account's connections may then serve it."""
+    account = account_for(request, slug, SSO_ADMIN)
+    share = _offer(account, domain)
+    updated = DomainShare.objects.filter(pk=share.pk, status=DomainShare.Status.OFFERED).update(
+        account=account, status=DomainShare.Status.ACTIVE, accepted_at=timezone.now()
+    )
+    if updated != 1:
+        raise Conflict("the offer changed meanwhile; list the offers again", field="domain")
+    record("domain.share_accepted", account=account, **who(request), domain=share.claim.domain, owner=share.claim.account.slug)
+    record("domain.share_accepted", account=share.claim.account, **who(request), domain=share.claim.domain, shared_with=account.slug)
+    return shared_out(share.claim, account)
+
+
+@router.delete("/accounts/{slug}/domain-offers/{domain}", response={204: None})
+def decline_offer(request: HttpRequest, slug: str, domain: str) -> Status[None]:
+    account = account_for(request, slug, SSO_ADMIN)
+    share = _offer(account, domain)
+    share.delete()
+    record("domain.share_declined", account=share.claim.account, **who(request), domain=share.claim.domain, declined_by=account.slug)
+    return Status(204, None)
+
+
+# Mapping roles -------------------------------------------------------------
+
+
+def mapping_role_out(mapping_role: MappingRole) -> dict[str, Any]:
+    return {"id": mapping_role.pk, "name": mapping_role.name, "grants": mapping_role.grants, "updated_at": mapping_role.updated_at.isoformat()}
+
+
+def _save_mapping_role(account: Account, mapping_role: MappingRole | None, **changes: Any) -> MappingRole:
+    try:
+        return save_mapping_role(account, mapping_role, **changes)
+    except MappingRoleError as exc:
+        raise (Conflict if exc.conflict else Unprocessable)(exc.detail, field=exc.field) from None
+
+
+def _mapping_role(account: Account, mapping_role_id: int) -> MappingRole:
+    found = MappingRole.objects.filter(account=account, pk=mapping_role_id).first()
+    if found is None:
+        raise NotFound(f"mapping role {mapping_role_id} not found", field="id")
+    return found
+
+
+@router.get("/accounts/{slug}/mapping-roles")
+def list_mapping_roles(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
+    account = account_for(request, slug, SSO_ADMIN)
+    return [mapping_role_out(m) for m in MappingRole.objects.filter(account=account).order_by("name")]
+
+
+@router.post("/accounts/{slug}/mapping-roles", response={201: dict})
+def create_mapping_role(request: HttpRequest, slug: str, payload: MappingRoleIn) -> Status[Any]:
+    account = account_for(request, slug, SSO_ADMIN)
+    grants = [g.model_dump() for g in payload.grants]
+    mapping_role = _save_mapping_role(account, None, name=payload.name, grants=grants)
+    record("mapping_role.created", account=account, **who(request), name=payload.name)
+    return Status(201, mapping_role_out(mapping_role))
+
+
+@router.get("/accounts/{slug}/mapping-roles/{mapping_role_id}")
+def get_mapping_role(request: HttpRequest, slug: str, mapping_role_id: int) -> dict[str, Any]:
+    return mapping_role_out(_mapping_role(account_for(request, slug, SSO_ADMIN), mapping_role_id))
+
+
+@router.patch("/accounts/{slug}/mapping-roles/{mapping_role_id}")
+def patch_mapping_role(request: HttpRequest, slug: str, mapping_role_id: int, payload: MappingRolePatch) -> dict[str, Any]:
+    """Changes reach every user under the mapping role at their next login (seed 002)."""
+    account = account_for(request, slug, SSO_ADMIN)
+    mapping_role = _mapping_role(account, mapping_role_id)
+    grants = [g.model_dump() for g in payload.grants] if payload.grants is not None else None
+    _save_mapping_role(account, mapping_role, name=payload.name, grants=grants)
+    record("mapping_role.updated", account=account, **who(request), name=mapping_role.name)
+    return mapping_role_out(mapping_role)
+
+
+@router.delete("/accounts/{slug}/mapping-roles/{mapping_role_id}", response={204: None})
+def delete_mapping_role(request: HttpRequest, slug: str, mapping_role_id: int) -> Status[None]:
+    account = account_for(request, slug, SSO_ADMIN)
+    mapping_role = _mapping_role(account, mapping_role_id)
+    mapping_role.delete()
+    record("mapping_role.deleted", account=account, **who(request), name=mapping_role.name)
+    return Status(204, None)
+
+
+__all__ = ["router"]

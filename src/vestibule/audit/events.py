@@ -1,0 +1,100 @@
+"""Writing audit events. The one place that decides what an event may contain."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from vestibule.audit.models import AuditEvent, LoginTrace
+from vestibule.authority.ownership import home_account_of_email
+
+log = logging.getLogger("vestibule.audit")
+
+# Keys whose values are never stored, whatever a caller passes.
+_SECRET_KEYS = {"password", "client_secret", "secret", "token", "code", "saml_response", "id_token", "private_key"}
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    """The client address, trusting exactly VESTIBULE_TRUSTED_PROXIES hops of X-Forwarded-For."""
+    if request is None:
+        return None
+    addr = request.META.get("REMOTE_ADDR")
+    hops = settings.VESTIBULE_TRUSTED_PROXIES
+    if hops:
+        forwarded = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if p.strip()]
+        if len(forwarded) >= hops:
+            addr = forwarded[-hops]
+    try:
+        return str(ipaddress.ip_address(addr or ""))
+    except ValueError:
+        return None
+
+
+def scrub(detail: dict[str, Any]) -> dict[str, Any]:
+    """Drop secrets by key; make text storable (PostgreSQL refuses NUL in text and jsonb)."""
+    return {k: ("[redacted]" if k.lower() in _SECRET_KEYS else _storable(v)) for k, v in detail.items()}
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _storable(v) for k, v in value.items()}
+    return value
+
+
+def record(
+    code: str,
+    *,
+    request: HttpRequest | None = None,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+    account: Any = None,
+    connection: Any = None,
+    actor_user: Any = None,
+    actor_api_key: Any = None,
+    subject_email: str = "",
+    trace: LoginTrace | None = None,
+    **detail: Any,
+) -> AuditEvent:
+    """Write one audit event.
+
+    An event about a person but no particular account (a password sign-in, a
+    reset) goes to the account it concerns: the person's home account, which
+    owns their identity and credentials. Other accounts the person belongs
+    to do not see when or from where they sign in.
+    """
+    if actor_user is None and request is not None and getattr(request, "user", None) is not None:
+        if request.user.is_authenticated:
+            actor_user = request.user
+    accounts = [account]
+    if account is None and connection is None and subject_email:
+        accounts = [_home_account(subject_email)]
+    events = AuditEvent.objects.bulk_create(
+        AuditEvent(
+            code=code,
+            outcome=outcome,
+            account=target,
+            connection_id=getattr(connection, "pk", connection),
+            actor_user=actor_user,
+            actor_api_key=actor_api_key,
+            subject_email=_storable(subject_email)[:254],
+            ip=client_ip(request),
+            detail=scrub(detail),
+            trace=trace,
+        )
+        for target in accounts
+    )
+    log.info("audit %s outcome=%s account=%s subject=%s", code, outcome, getattr(account, "slug", None), subject_email)
+    return events[0]
+
+
+def _home_account(subject_email: str) -> Any:
+    # Local: the audit app is imported by every other app, ownership imports their models.
+
+    return home_account_of_email(subject_email)

@@ -1,0 +1,5 @@
+import sys
+
+from vestibule.cli import main
+
+sys.exit(main())

@@ -1,0 +1,283 @@
+"""``vestibule connection ...``: list, create (SAML or OIDC), enable/disable, import IdP metadata.
+
+The rules live in ``connections.rules`` (the API uses the
+same functions); this module only parses arguments, prints, and turns a
+rule error into one line on stderr with exit status 1. The CLI runs with
+database access, so it acts as the operator (it may claim domains), and
+every change is audited with ``via=cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from vestibule.cli import common
+from vestibule.cli.common import _actions, _help
+
+MAX_METADATA_BYTES = 2 * 1024 * 1024
+
+_CREATE_HELP = """\
+Create a SAML connection for an account. It starts disabled: import the IdP
+metadata (--metadata FILE now, or `vestibule connection import-metadata` later),
+then `vestibule connection enable ID`. Prints the connection ID, then the SP
+values to give the identity provider (entity ID, ACS URL, metadata URL).
+Claiming a domain for the account happens here too; a domain claimed by
+another account is refused."""
+
+
+class CliError(Exception):
+    """One line for stderr."""
+
+
+def _fail(message: str) -> int:
+    print(f"vestibule: {message}", file=sys.stderr)
+    return 1
+
+
+def _run(fn: Any, args: argparse.Namespace) -> int:
+    # Django first: the rules import models, which need configured settings.
+    common._setup()
+    from vestibule.connections.rules import ConnectionRuleError
+
+    try:
+        return int(fn(args) or 0)
+    except ConnectionRuleError as exc:
+        where = f" ({exc.field})" if exc.field else ""
+        return _fail(f"{exc.detail}{where}")
+    except CliError as exc:
+        return _fail(str(exc))
+
+
+def _account(slug: str) -> Any:
+    from vestibule.accounts.models import Account
+
+    account = Account.objects.filter(slug=slug).first()
+    if account is None:
+        raise CliError(f"no account with slug '{slug}'")
+    return account
+
+
+def _connection(connection_id: str) -> Any:
+    from vestibule.connections.models import Connection
+
+    try:
+        pk = uuid.UUID(connection_id)
+    except ValueError:
+        raise CliError(f"'{connection_id}' is not a connection ID (a UUID; see `vestibule connection list`)") from None
+    connection = Connection.objects.select_related("account").filter(pk=pk).first()
+    if connection is None:
+        raise CliError(f"no connection {connection_id}")
+    return connection
+
+
+def _read_metadata(path: str) -> bytes:
+    file = Path(path)
+    try:
+        if file.stat().st_size > MAX_METADATA_BYTES:
+            raise CliError(f"{path}: larger than {MAX_METADATA_BYTES // 1024} KiB; is this IdP metadata?")
+        return file.read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _audit(code: str, connection: Any, **detail: Any) -> None:
+    from vestibule.audit.events import record
+
+    record(code, account=connection.account, connection=connection, via="cli", **detail)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from vestibule.connections.models import Connection
+
+    account = _account(args.account)
+    connections = list(Connection.objects.for_account(account).order_by("created_at"))
+    if not connections:
+        print(f"account '{account.slug}' has no connections", file=sys.stderr)
+        return 0
+    print(f"{'ID':36}  {'PROTOCOL':8}  {'ENABLED':7}  {'NAME':30}  DOMAINS")
+    for c in connections:
+        print(f"{c.pk!s:36}  {c.protocol:8}  {'yes' if c.enabled else 'no':7}  {c.name[:30]:30}  {', '.join(c.domain_list)}")
+    return 0
+
+
+def cmd_create_saml(args: argparse.Namespace) -> int:
+    from django.db import transaction
+
+    from vestibule.connections import rules
+    from vestibule.signin import adapters
+
+    account = _account(args.account)
+    metadata = _read_metadata(args.metadata) if args.metadata else None
+    data = {
+        "protocol": "saml", "name": args.name, "domains": args.domain,
+        "auto_provision": args.auto_provision, "provisioned_users_can_login": args.allow_login,
+    }  # fmt: skip
+    with transaction.atomic():
+        connection = rules.create_connection(account, data, may_claim=True)
+        if metadata is not None:
+            rules.import_idp_metadata(connection, metadata)
+    _audit("connection.created", connection, protocol="saml", domains=connection.domain_list)
+    urls = adapters.sp_urls(connection)
+    print(connection.pk)
+    print(f"  SP entity ID:  {urls['sp_entity_id']}", file=sys.stderr)
+    print(f"  ACS URL:       {urls['acs_url']}", file=sys.stderr)
+    print(f"  SP metadata:   {urls['metadata_url']}", file=sys.stderr)
+    next_step = f"vestibule connection enable {connection.pk}" if metadata else f"vestibule connection import-metadata {connection.pk} FILE"
+    print(f"  Created disabled. Next: {next_step}", file=sys.stderr)
+    return 0
+
+
+_CREATE_OIDC_HELP = """\
+Create an OpenID Connect connection for an account. It starts disabled.
+Register the printed redirect URI at the provider, then `vestibule connection
+enable ID`. The client secret is read from a file or standard input, never
+from the command line (where other local users could read it in the process
+list); it is stored sealed and never shown again."""
+
+
+def _read_secret(args: argparse.Namespace) -> str | None:
+    if args.client_secret_file == "-":
+        secret = sys.stdin.readline().rstrip("\r\n")
+    elif args.client_secret_file:
+        try:
+            secret = Path(args.client_secret_file).read_text().strip()
+        except OSError as exc:
+            raise CliError(f"cannot read {args.client_secret_file}: {exc.strerror}") from None
+    else:
+        return None
+    if not secret:
+        raise CliError("the client secret is empty")
+    return secret
+
+
+def cmd_create_oidc(args: argparse.Namespace) -> int:
+    from vestibule.connections import rules
+    from vestibule.signin import adapters
+
+    account = _account(args.account)
+    oidc: dict[str, Any] = {"issuer": args.issuer, "client_id": args.client_id, "token_endpoint_auth_method": args.auth_method}
+    secret = _read_secret(args)
+    if secret is not None:
+        oidc["client_secret"] = secret
+    if args.scope:
+        oidc["scopes"] = ["openid", *[s for s in args.scope if s != "openid"]]
+    if args.userinfo:
+        oidc["use_userinfo"] = True
+    data = {
+        "protocol": "oidc", "name": args.name, "domains": args.domain, "oidc": oidc,
+        "auto_provision": args.auto_provision, "provisioned_users_can_login": args.allow_login,
+    }  # fmt: skip
+    connection = rules.create_connection(account, data, may_claim=True)
+    _audit("connection.created", connection, protocol="oidc", domains=connection.domain_list)
+    print(connection.pk)
+    print(f"  Redirect URI:  {adapters.redirect_uri(connection)}", file=sys.stderr)
+    print(f"  Created disabled. Register the redirect URI at the provider, then: vestibule connection enable {connection.pk}", file=sys.stderr)
+    return 0
+
+
+def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
+    from vestibule.connections import rules
+
+    connection = _connection(args.id)
+    rules.update_connection(connection, {"enabled": enabled})
+    _audit("connection.updated", connection, fields=["enabled"], enabled=enabled)
+    print(f"connection {connection.pk} ({connection.account.slug}/{connection.name}) is {'enabled' if enabled else 'disabled'}")
+    return 0
+
+
+def cmd_import_metadata(args: argparse.Namespace) -> int:
+    from vestibule.connections import rules
+
+    connection = _connection(args.id)
+    settings = rules.import_idp_metadata(connection, _read_metadata(args.file), entity_id=args.entity_id)
+    _audit("connection.idp_metadata_imported", connection, idp_entity_id=settings["idp_entity_id"])
+    print(f"imported IdP {settings['idp_entity_id']}: SSO {settings['sso_url']} ({settings['sso_binding']}), "
+          f"{len(settings['certificates'])} signing certificate(s)")  # fmt: skip
+    return 0
+
+
+def register(sub: Any) -> None:
+    conn = _actions(
+        sub, "connection", "manage SSO connections (SAML and OIDC)",
+        "List and set up an account's SSO connections. IDs are the UUIDs shown by `list`.",
+        example="vestibule connection list --account acme",
+    )  # fmt: skip
+
+    p = _help(
+        conn, "list", "list an account's connections",
+        "List an account's connections: ID, protocol, enabled, name, domains.",
+        example="vestibule connection list --account acme",
+        next_step="vestibule connection enable ID   (or disable, import-metadata)",
+    )  # fmt: skip
+    p.add_argument("--account", metavar="SLUG", required=True, help="the account's slug")
+    p.set_defaults(func=lambda a: _run(cmd_list, a))
+
+    p = _help(
+        conn, "create-saml", "create a SAML connection (starts disabled)", _CREATE_HELP,
+        example="vestibule connection create-saml --account acme --name Okta --domain acme.com --metadata okta.xml",
+        next_step="vestibule connection enable ID   (without --metadata: vestibule connection import-metadata ID FILE)",
+    )  # fmt: skip
+    p.add_argument("--account", metavar="SLUG", required=True, help="the account's slug")
+    p.add_argument("--name", metavar="N", required=True, help="a name people see when choosing a provider, e.g. 'Okta'")
+    p.add_argument("--domain", metavar="D", action="append", required=True, help="an email domain this connection serves (repeat for several)")
+    p.add_argument("--metadata", metavar="FILE", help="the IdP's SAML metadata XML, to fill in the IdP settings now")
+    p.add_argument("--auto-provision", action="store_true", help="create unknown users at their first SSO login")
+    p.add_argument("--allow-login", action="store_true", help="auto-provisioned users may sign in at once (else they wait for approval)")
+    p.set_defaults(func=lambda a: _run(cmd_create_saml, a))
+
+    p = _help(
+        conn, "create-oidc", "create an OpenID Connect connection (starts disabled)", _CREATE_OIDC_HELP,
+        example=(
+            "vestibule connection create-oidc --account acme --name Entra --domain acme.com \\\n"
+            "      --issuer https://login.microsoftonline.com/TENANT/v2.0 --client-id ID --client-secret-file - < secret.txt"
+        ),
+        next_step="register the printed redirect URI at the provider, then: vestibule connection enable ID",
+    )  # fmt: skip
+    p.add_argument("--account", metavar="SLUG", required=True, help="the account's slug")
+    p.add_argument("--name", metavar="N", required=True, help="a name people see when choosing a provider, e.g. 'Entra ID'")
+    p.add_argument("--domain", metavar="D", action="append", required=True, help="an email domain this connection serves (repeat for several)")
+    p.add_argument("--issuer", required=True, help="the provider's issuer URL (discovery at ISSUER/.well-known/openid-configuration)")
+    p.add_argument("--client-id", required=True, help="the client ID registered at the provider")
+    p.add_argument("--client-secret-file", metavar="FILE", help="file holding the client secret, or - to read one line from stdin")
+    p.add_argument("--auth-method", default="client_secret_basic", choices=["client_secret_basic", "client_secret_post", "private_key_jwt"], help="token endpoint client authentication (default client_secret_basic)")
+    p.add_argument("--scope", action="append", help="extra scope to request (repeat); openid is always requested")
+    p.add_argument("--userinfo", action="store_true", help="merge the userinfo endpoint's claims into the ID token's")
+    p.add_argument("--auto-provision", action="store_true", help="create unknown users at their first SSO login")
+    p.add_argument("--allow-login", action="store_true", help="auto-provisioned users may sign in at once (else they wait for approval)")
+    p.set_defaults(func=lambda a: _run(cmd_create_oidc, a))
+
+    p = _help(
+        conn, "enable", "enable a connection",
+        "Enable a connection: its domains route to the IdP at /login. Needs complete IdP settings "
+        "(a SAML connection: imported metadata).",
+        example="vestibule connection enable 3f2b...   (the ID from `vestibule connection list`)",
+        next_step="open VESTIBULE_BASE_URL/login and type an address of one of its domains",
+    )  # fmt: skip
+    p.add_argument("id", metavar="ID", help="the connection ID (see `vestibule connection list`)")
+    p.set_defaults(func=lambda a: _run(lambda args: _set_enabled(args, True), a))
+
+    p = _help(
+        conn, "disable", "disable a connection",
+        "Disable a connection: new SSO logins through it stop and its domains get the password step; "
+        "nobody is removed, and enabling it again restores SSO.",
+        example="vestibule connection disable 3f2b...",
+        next_step="vestibule connection enable ID   (when the provider is fixed)",
+    )  # fmt: skip
+    p.add_argument("id", metavar="ID", help="the connection ID (see `vestibule connection list`)")
+    p.set_defaults(func=lambda a: _run(lambda args: _set_enabled(args, False), a))
+
+    p = _help(
+        conn, "import-metadata", "set a SAML connection's IdP settings from IdP metadata XML",
+        "Read the IdP's metadata (Okta, Entra ID, Google Workspace, ADFS, or an EntitiesDescriptor "
+        "with --entity-id) and store the generated SAML settings; the connection's own policy choices are kept.",
+        example="vestibule connection import-metadata 3f2b... idp-metadata.xml",
+        next_step="vestibule connection enable ID",
+    )  # fmt: skip
+    p.add_argument("id", metavar="ID", help="the connection ID")
+    p.add_argument("file", metavar="FILE", help="the metadata XML file")
+    p.add_argument("--entity-id", metavar="ENTITY_ID", help="which IdP of an aggregate (EntitiesDescriptor) to use")
+    p.set_defaults(func=lambda a: _run(cmd_import_metadata, a))

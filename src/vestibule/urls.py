@@ -1,0 +1,14 @@
+from django.urls import include, path
+
+from vestibule.api.router import api
+
+urlpatterns = [
+    path("", include("vestibule.login.urls")),
+    path("", include("vestibule.people.urls")),
+    path("", include("vestibule.signin.urls")),
+    path("", include("vestibule.testidp.urls")),
+    path("api/v1/", api.urls),
+]
+
+handler404 = "vestibule.login.views.not_found"
+handler500 = "vestibule.login.views.server_error"
