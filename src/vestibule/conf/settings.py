@@ -34,10 +34,10 @@ INSTALLED_APPS = [
     "vestibule.login",
     "vestibule.people",
     "vestibule.signin",
-    # The REST layer; its migrations still record the table ApiKey was born in.
-    "vestibule.api",
     # Models-free; its views answer 404 unless VESTIBULE_TEST_IDP is on.
     "vestibule.testidp",
+    # The REST layer; its migrations still record the table ApiKey was born in.
+    "vestibule.api",
 ]
 
 MIDDLEWARE = [
