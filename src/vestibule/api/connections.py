@@ -453,7 +453,7 @@ def _save_mapping_role(account: Account, mapping_role: MappingRole | None, **cha
 
 
 def _mapping_role(account: Account, mapping_role_id: int) -> MappingRole:
-    found = MappingRole.objects.filter(account=account, pk=mapping_role_id).first()
+    found = MappingRole.objects.filter(account=account, pk=mapping_role_id).prefetch_related("role_grants__project").first()
     if found is None:
         raise NotFound(f"mapping role {mapping_role_id} not found", field="id")
     return found
@@ -462,7 +462,8 @@ def _mapping_role(account: Account, mapping_role_id: int) -> MappingRole:
 @router.get("/accounts/{slug}/mapping-roles")
 def list_mapping_roles(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
     account = account_for(request, slug, SSO_ADMIN)
-    return [mapping_role_out(m) for m in MappingRole.objects.filter(account=account).order_by("name")]
+    mapping_roles = MappingRole.objects.filter(account=account).prefetch_related("role_grants__project").order_by("name")
+    return [mapping_role_out(m) for m in mapping_roles]
 
 
 @router.post("/accounts/{slug}/mapping-roles", response={201: dict})

@@ -84,7 +84,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     account = _account(args.account)
     if account is None:
         return _fail(f"no account with slug '{args.account}'")
-    rows = MappingRole.objects.filter(account=account).order_by("name")
+    rows = MappingRole.objects.filter(account=account).prefetch_related("role_grants__project").order_by("name")
     if args.json:
         print(json.dumps([_out(m) for m in rows], indent=2))
     else:

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 
 from vestibule.accounts.models import Account, Project, ProjectAccess, RoleGrant, Source
 from vestibule.accounts.roles import effective_account_roles, get_catalog
-from vestibule.connections.models import Connection, ExternalIdentity, MappingRole
+from vestibule.connections.models import Connection, ExternalIdentity, MappingRole, MappingRoleGrant
 from vestibule.domain.claims import ClaimMapping
 from vestibule.domain.pipeline import AssertedIdentity, LoginFailure, MappingRoleGrants, decide_roles
 from vestibule.domain.roles import RoleRuleError
@@ -31,23 +31,41 @@ def save_mapping_role(
     name: str | None = None,
     grants: list[dict[str, Any]] | None = None,
 ) -> MappingRole:
-    """Create (``mapping_role`` None) or change a mapping role: the one place for its rules (API and CLI)."""
+    """Create (``mapping_role`` None) or change a mapping role: the one place for its rules (API and CLI).
+
+    ``grants`` (the API shape) replaces all of the mapping role's grant rows.
+    """
     if mapping_role is None:
         mapping_role = MappingRole(account=account)
         if grants is None:
             grants = []
-    if grants is not None:
-        mapping_role.grants = validate_grants(account, grants)
+    rows = _grant_rows(account, validate_grants(account, grants)) if grants is not None else None
     if name is not None:
         mapping_role.name = name
     try:
         with transaction.atomic():
             mapping_role.save()
+            if rows is not None:
+                MappingRoleGrant.objects.filter(mapping_role=mapping_role).delete()
+                for row in rows:
+                    row.mapping_role = mapping_role
+                MappingRoleGrant.objects.bulk_create(rows)
     except IntegrityError:
         raise MappingRoleError(
             f"a mapping role named '{mapping_role.name}' exists in '{account.slug}'", "name", conflict=True
         ) from None
+    # Drop a stale prefetch so ``mapping_role.grants`` reads what was just written.
+    getattr(mapping_role, "_prefetched_objects_cache", {}).pop("role_grants", None)
     return mapping_role
+
+
+def _grant_rows(account: Account, grants: list[dict[str, Any]]) -> list[MappingRoleGrant]:
+    projects = {p.slug: p for p in Project.objects.filter(account=account)}
+    rows = []
+    for grant in grants:
+        project = None if grant["scope"] == "account" else projects[grant["scope"].removeprefix("project:")]
+        rows.extend(MappingRoleGrant(project=project, role=role) for role in grant["roles"])
+    return rows
 
 
 def validate_grants(account: Account, grants: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -86,19 +104,29 @@ def validate_grants(account: Account, grants: list[dict[str, Any]]) -> list[dict
 
 
 def mapping_roles_of(connection: Connection) -> list[MappingRoleGrants]:
-    result = []
-    for mapping_role in MappingRole.objects.filter(account=connection.account_id):
-        account_roles: frozenset[str] = frozenset()
-        projects: dict[str, frozenset[str]] = {}
-        for grant in mapping_role.grants:
-            roles = frozenset(grant.get("roles", ()))
-            scope = grant.get("scope", "")
-            if scope == "account":
-                account_roles = roles
-            elif scope.startswith("project:"):
-                projects[scope.removeprefix("project:")] = roles
-        result.append(MappingRoleGrants(mapping_role.name, account_roles, projects))
-    return result
+    """The account's mapping roles as plain data, in one query (a LEFT JOIN over grants and projects).
+
+    A mapping role whose grants all went with deleted projects is still
+    listed, granting nothing: its name still matches the claim.
+    """
+    rows = (
+        MappingRole.objects.filter(account=connection.account_id)
+        .order_by("pk")
+        .values_list("pk", "name", "role_grants__project__slug", "role_grants__role")
+    )
+    collected: dict[int, tuple[str, set[str], dict[str, set[str]]]] = {}
+    for pk, name, project, role in rows:
+        _, account_roles, projects = collected.setdefault(pk, (name, set(), {}))
+        if role is None:
+            continue
+        if project is None:
+            account_roles.add(role)
+        else:
+            projects.setdefault(project, set()).add(role)
+    return [
+        MappingRoleGrants(name, frozenset(account_roles), {slug: frozenset(r) for slug, r in projects.items()})
+        for name, account_roles, projects in collected.values()
+    ]
 
 
 def lockout_warnings(connection: Connection) -> list[str]:

@@ -13,6 +13,8 @@ import uuid
 from typing import Any
 
 from django.db import models
+from django.db.models.signals import pre_delete
+from django.dispatch import receiver
 from django.utils import timezone
 
 from vestibule.accounts.models import Account, Project, User
@@ -115,17 +117,99 @@ class ConnectionDomain(models.Model):
 
 
 class MappingRole(models.Model):
-    """A name compared with the provider's ``role_mapping`` claim (seed 002)."""
+    """A name compared with the provider's ``role_mapping`` claim (seed 002).
+
+    What it grants is one :class:`MappingRoleGrant` row per (scope, role);
+    :attr:`grants` reads them back in the API's shape.
+    """
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="mapping_roles")
     name = models.CharField(max_length=200)
-    # [{"scope": "account" | "project:<slug>", "roles": [...]}], each scope once.
-    grants = models.JSONField(default=list)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "name"], name="mapping_role_name_per_account")]
+
+    @property
+    def grants(self) -> list[dict[str, Any]]:
+        """``[{"scope": "account" | "project:<slug>", "roles": [sorted]}]``: the account scope first, then projects by slug.
+
+        Reads ``role_grants`` through the prefetch cache when the caller
+        prefetched ``role_grants__project`` (the list endpoints do).
+        """
+        scopes: dict[str, list[str]] = {}
+        for grant in self.role_grants.all():
+            scope = "account" if grant.project_id is None else f"project:{grant.project.slug}"
+            scopes.setdefault(scope, []).append(grant.role)
+        order = sorted(scopes, key=lambda s: (s != "account", s))
+        return [{"scope": scope, "roles": sorted(scopes[scope])} for scope in order]
+
+
+class MappingRoleGrant(models.Model):
+    """One role a mapping role grants, at account scope (``project`` null) or in one project.
+
+    Deleting a project deletes its grants (CASCADE): the mapping roles keep
+    their other scopes, and ``mapping_role.project_grants_removed`` is
+    audited naming them (see :func:`_project_deleted`). A scope is the set
+    of rows sharing (mapping_role, project), so "each scope once per mapping
+    role" (seed 002) holds by construction; the constraints keep each role
+    once per scope. NULL never equals NULL in a unique index, hence the
+    separate conditional constraint for the account scope (a partial unique
+    index on SQLite and PostgreSQL alike).
+    """
+
+    mapping_role = models.ForeignKey(MappingRole, on_delete=models.CASCADE, related_name="role_grants")
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="mapping_role_grants")
+    role = models.CharField(max_length=64)  # as accounts.RoleGrant.role
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mapping_role", "project", "role"],
+                condition=models.Q(project__isnull=False),
+                name="mapping_role_grant_once_per_project",
+            ),
+            models.UniqueConstraint(
+                fields=["mapping_role", "role"],
+                condition=models.Q(project__isnull=True),
+                name="mapping_role_grant_once_per_account",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.mapping_role_id}:{self.project_id or 'account'}:{self.role}"
+
+
+@receiver(pre_delete, sender=Project, dispatch_uid="connections.mapping_role_grants_of_deleted_project")
+def _project_deleted(sender: Any, instance: Project, origin: Any = None, **kwargs: Any) -> None:
+    """A project is going: its mapping-role grants go with it (CASCADE); audit which mapping roles lose them.
+
+    Runs before the cascade, while the grants still exist. When the whole
+    account is being deleted its mapping roles go too, and there is nothing
+    left to tell.
+    """
+    if isinstance(origin, Account) or (isinstance(origin, models.QuerySet) and origin.model is Account):
+        return
+    rows = list(
+        MappingRoleGrant.objects.filter(mapping_role__role_grants__project=instance)
+        .values_list("mapping_role__name", "project_id")
+        .distinct()
+    )
+    if not rows:
+        return
+    affected = sorted({name for name, _ in rows})
+    emptied = [name for name in affected if all(project == instance.pk for other, project in rows if other == name)]
+    from vestibule.audit.events import record
+
+    record(
+        "mapping_role.project_grants_removed",
+        account=instance.account,
+        project=instance.slug,
+        mapping_roles=affected,
+        # Mapping roles that granted nothing else: a login matching them now gets no roles from them.
+        left_without_grants=emptied,
+    )
 
 
 class ExternalIdentity(models.Model):
@@ -194,6 +278,7 @@ __all__ = [
     "DomainShare",
     "ExternalIdentity",
     "MappingRole",
+    "MappingRoleGrant",
     "PendingLogin",
     "ReplayEntry",
 ]
