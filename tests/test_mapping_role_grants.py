@@ -13,6 +13,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
+import vestibule.api.connections  # noqa: F401  (connects the project pre_delete receiver, as serving the API does)
 from vestibule.accounts.models import Account, Project
 from vestibule.audit.models import AuditEvent
 from vestibule.connections.authorization import mapping_roles_of, save_mapping_role

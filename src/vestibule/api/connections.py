@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models.signals import pre_delete
+from django.dispatch import receiver
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Router, Status
 from pydantic import Field
 
-from vestibule.accounts.models import Account
+from vestibule.accounts.models import Account, Project
 from vestibule.api.errors import ApiError, Conflict, NotFound, Unprocessable
 from vestibule.api.schemas import StrictSchema, changes_without_nulls
 from vestibule.api.security import account_for, connection_for, principal, require_operator, who
@@ -20,7 +22,7 @@ from vestibule.authority.principal import SSO_ADMIN
 from vestibule.connections import rules
 from vestibule.connections.authorization import MappingRoleError, save_mapping_role
 from vestibule.connections.keys import read_secrets
-from vestibule.connections.models import Connection, DomainClaim, DomainShare, MappingRole
+from vestibule.connections.models import Connection, DomainClaim, DomainShare, MappingRole, mapping_roles_losing
 from vestibule.connections.rules import ConnectionRuleError
 from vestibule.domain.claims import ClaimMapping
 from vestibule.domain.emails import InvalidEmail, normalize_domain
@@ -498,6 +500,30 @@ def delete_mapping_role(request: HttpRequest, slug: str, mapping_role_id: int) -
     mapping_role.delete()
     record("mapping_role.deleted", account=account, **who(request), name=mapping_role.name)
     return Status(204, None)
+
+
+@receiver(pre_delete, sender=Project, dispatch_uid="api.connections.mapping_role_grants_of_deleted_project")
+def _project_deleted(sender: Any, instance: Project, origin: Any = None, **kwargs: Any) -> None:
+    """A project is going (``DELETE /accounts/<slug>/projects/<project>``): its mapping-role grants go with it.
+
+    Decision: CASCADE, not PROTECT. The mapping roles keep their other
+    scopes; this records ``mapping_role.project_grants_removed`` naming the
+    mapping roles that lost grants (and those left granting nothing), next to
+    the ``project.deleted`` event that names who deleted it. Runs before the
+    cascade, while the grants still exist. Deleting the whole account takes
+    its mapping roles too, with nothing left to tell.
+    """
+    if isinstance(origin, Account) or (isinstance(origin, models.QuerySet) and origin.model is Account):
+        return
+    affected, emptied = mapping_roles_losing(instance)
+    if affected:
+        record(
+            "mapping_role.project_grants_removed",
+            account=instance.account,
+            project=instance.slug,
+            mapping_roles=affected,
+            left_without_grants=emptied,
+        )
 
 
 __all__ = ["router"]

@@ -13,8 +13,6 @@ import uuid
 from typing import Any
 
 from django.db import models
-from django.db.models.signals import pre_delete
-from django.dispatch import receiver
 from django.utils import timezone
 
 from vestibule.accounts.models import Account, Project, User
@@ -151,7 +149,7 @@ class MappingRoleGrant(models.Model):
 
     Deleting a project deletes its grants (CASCADE): the mapping roles keep
     their other scopes, and ``mapping_role.project_grants_removed`` is
-    audited naming them (see :func:`_project_deleted`). A scope is the set
+    audited naming them (see :func:`mapping_roles_losing`). A scope is the set
     of rows sharing (mapping_role, project), so "each scope once per mapping
     role" (seed 002) holds by construction; the constraints keep each role
     once per scope. NULL never equals NULL in a unique index, hence the
@@ -181,35 +179,22 @@ class MappingRoleGrant(models.Model):
         return f"{self.mapping_role_id}:{self.project_id or 'account'}:{self.role}"
 
 
-@receiver(pre_delete, sender=Project, dispatch_uid="connections.mapping_role_grants_of_deleted_project")
-def _project_deleted(sender: Any, instance: Project, origin: Any = None, **kwargs: Any) -> None:
-    """A project is going: its mapping-role grants go with it (CASCADE); audit which mapping roles lose them.
+def mapping_roles_losing(project: Project) -> tuple[list[str], list[str]]:
+    """Names of the mapping roles that grant roles in ``project``, and of those granting nothing else.
 
-    Runs before the cascade, while the grants still exist. When the whole
-    account is being deleted its mapping roles go too, and there is nothing
-    left to tell.
+    Asked before the project is deleted (its grants go with it, CASCADE), so
+    the deletion can be audited naming them: the REST layer's ``pre_delete``
+    receiver (``vestibule.api.connections``) records
+    ``mapping_role.project_grants_removed``.
     """
-    if isinstance(origin, Account) or (isinstance(origin, models.QuerySet) and origin.model is Account):
-        return
     rows = list(
-        MappingRoleGrant.objects.filter(mapping_role__role_grants__project=instance)
+        MappingRoleGrant.objects.filter(mapping_role__role_grants__project=project)
         .values_list("mapping_role__name", "project_id")
         .distinct()
     )
-    if not rows:
-        return
     affected = sorted({name for name, _ in rows})
-    emptied = [name for name in affected if all(project == instance.pk for other, project in rows if other == name)]
-    from vestibule.audit.events import record
-
-    record(
-        "mapping_role.project_grants_removed",
-        account=instance.account,
-        project=instance.slug,
-        mapping_roles=affected,
-        # Mapping roles that granted nothing else: a login matching them now gets no roles from them.
-        left_without_grants=emptied,
-    )
+    emptied = [name for name in affected if all(other_project == project.pk for other, other_project in rows if other == name)]
+    return affected, emptied
 
 
 class ExternalIdentity(models.Model):
@@ -279,6 +264,7 @@ __all__ = [
     "ExternalIdentity",
     "MappingRole",
     "MappingRoleGrant",
+    "mapping_roles_losing",
     "PendingLogin",
     "ReplayEntry",
 ]
