@@ -18,11 +18,11 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from vestibule import __version__
-from vestibule.connections.keys import ensure_sp_keys, read_secrets
+from vestibule.connections.keys import ensure_sp_keys, read_secrets, sp_key_arguments
 from vestibule.connections.models import Connection
 from vestibule.oidc import OidcClientConfig, OidcRelyingParty
 from vestibule.outbound import OutboundPolicy, guarded_client
-from vestibule.saml import KeyPair, SamlSettings, ServiceProvider
+from vestibule.saml import SamlSettings, ServiceProvider
 
 # ---- SAML
 
@@ -49,20 +49,13 @@ def service_provider(connection: Connection) -> ServiceProvider:
     secrets = ensure_sp_keys(connection)
     if connection.secrets_encrypted != before:
         connection.save(update_fields=["secrets_encrypted"])
-    return _build_sp(str(connection.pk), connection.secrets_encrypted, settings.VESTIBULE_BASE_URL, _pairs(secrets))
-
-
-def _pairs(secrets: dict[str, dict[str, str]]) -> tuple[tuple[str, str], tuple[str, str]]:
-    signing, encryption = secrets["sp_signing"], secrets["sp_encryption"]
-    return (signing["key"], signing["cert"]), (encryption["key"], encryption["cert"])
+    return _build_sp(str(connection.pk), connection.secrets_encrypted, settings.VESTIBULE_BASE_URL, secrets)
 
 
 _SP_CACHE: dict[tuple[str, str, str], ServiceProvider] = {}
 
 
-def _build_sp(
-    pk: str, sealed: str, base: str, pairs: tuple[tuple[str, str], tuple[str, str]]
-) -> ServiceProvider:
+def _build_sp(pk: str, sealed: str, base: str, secrets: dict[str, Any]) -> ServiceProvider:
     # Loading PEM keys costs more than validating a signature; keep the parsed
     # object per (connection, sealed secrets) so a key change is seen at once.
     cache_key = (pk, sealed, base)
@@ -75,8 +68,9 @@ def _build_sp(
             entity_id=urls["sp_entity_id"],
             acs_url=urls["acs_url"],
             metadata_url=urls["metadata_url"],
-            signing=KeyPair(*pairs[0]),
-            encryption=KeyPair(*pairs[1]),
+            # Current keys, and the staged next (or, after a promotion, the previous)
+            # ones of a key rotation: see vestibule.connections.keys.
+            **sp_key_arguments(secrets),
         )
         _SP_CACHE[cache_key] = sp
     return sp
