@@ -3,17 +3,25 @@
 Plain Python, no Django. A protocol error carries a stable ``code`` (written to
 the audit log, shown on the error page), a ``description`` for people, optional
 admin-facing ``expected`` / ``received`` detail, and ``fix_in``: whose
-configuration must change. Detail values come from hostile input, so they are
-bounded and made printable; they never hold keys, secrets or whole messages.
+configuration must change, in the one vocabulary of
+:class:`vestibule.domain.reasons.FixIn`. Detail values come from hostile input,
+so they are bounded and made printable; they never hold keys, secrets or whole
+messages.
+
+Each class also declares ``reason``: the sign-in reason code
+(``vestibule.domain.reasons``) a failed sign-in reports when this error stops
+it, e.g. ``sso.assertion_invalid`` for a bad SAML response or
+``sso.provider_unavailable`` for an unreachable JWKS. The web layer reads it;
+it never keeps its own table.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
+
+from vestibule.domain.reasons import FixIn
 
 __all__ = ["MAX_DETAIL", "FixIn", "ProtocolError", "clip"]
-
-FixIn = Literal["identity_provider", "service_provider"]
 
 MAX_DETAIL = 256
 
@@ -27,8 +35,10 @@ def clip(value: Any, limit: int = MAX_DETAIL) -> str:
 
 class ProtocolError(Exception):
     code: ClassVar[str] = "protocol.error"
+    #: The sign-in reason this error becomes (a code of ``vestibule.domain.reasons``).
+    reason: ClassVar[str] = "sso.assertion_invalid"
     default_description: ClassVar[str] = "The sign-in message could not be processed."
-    default_fix_in: ClassVar[FixIn] = "identity_provider"
+    default_fix_in: ClassVar[FixIn] = FixIn.IDENTITY_PROVIDER
     max_detail: ClassVar[int] = MAX_DETAIL
 
     def __init__(
@@ -42,7 +52,7 @@ class ProtocolError(Exception):
         self.description = description or self.default_description
         self.expected = None if expected is None else clip(expected, self.max_detail)
         self.received = None if received is None else clip(received, self.max_detail)
-        self.fix_in: FixIn = fix_in or self.default_fix_in
+        self.fix_in: FixIn = FixIn(fix_in or self.default_fix_in)
         super().__init__(self.description)
 
     def __str__(self) -> str:
@@ -60,5 +70,5 @@ class ProtocolError(Exception):
             "description": self.description,
             "expected": self.expected,
             "received": self.received,
-            "fix_in": self.fix_in,
+            "fix_in": self.fix_in.value,
         }

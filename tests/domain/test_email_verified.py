@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import vestibule.domain.pipeline as pipeline
+import vestibule.domain.reasons as reasons
 from vestibule.domain.claims import ClaimMapping, ClaimMappingError, says_no
 from vestibule.domain.pipeline import LoginFailure, extract_identity
 
@@ -98,7 +98,8 @@ def test_empty_flag_name_points_at_the_explicit_trust_setting() -> None:
 
 
 def test_reason_code_is_in_the_table() -> None:
-    assert "sso.email_unverified" in (pipeline.__doc__ or "")
+    assert "sso.email_unverified" in (reasons.__doc__ or "")
+    assert reasons.reason("sso.email_unverified").step == "claims"
 
 
 @settings(max_examples=200, deadline=None)

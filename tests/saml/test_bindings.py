@@ -86,4 +86,4 @@ def test_signing_without_sp_key_is_a_configuration_error() -> None:
     bare = ServiceProvider(SP.entity_id, SP.acs_url, SP.metadata_url)
     with pytest.raises(errors.RequestError) as exc:
         build_authn_request(bare, settings(sign_authn_requests=True), NOW, None)
-    assert exc.value.fix_in == "service_provider"
+    assert exc.value.fix_in == "vestibule"

@@ -2,33 +2,10 @@
 
 The Django layer (``signin.pipeline``) runs the steps in
 order against the database; every decision it takes is one of the functions
-here, and every refusal is a :class:`LoginFailure` with a stable reason code:
-
-    LoginFailure
-      code                    step        meaning
-      sso.connection_disabled start       the connection is off
-      sso.connection_misconfigured start  settings incomplete / provider unreachable at start
-      sso.assertion_invalid   validate    the SAML response failed validation (detail: saml.*)
-      sso.id_token_invalid    validate    the OIDC ID token failed validation (detail: oidc.id_token.*)
-      sso.state_invalid       state       OIDC state unknown, used, expired or from another browser
-      sso.provider_error      validate    the provider answered with an error (callback, token endpoint)
-      sso.provider_unavailable validate   discovery, JWKS or userinfo could not be fetched
-      sso.tenant_mismatch     validate    the login came from another external organization
-      sso.claim_missing.<c>   claims      a required claim is absent
-      sso.email_invalid       claims      the asserted email is not canonical / valid
-      sso.email_unverified    claims      the provider says it has not verified the email
-      sso.claim_invalid.<c>   claims      name or external ID holds control characters
-      sso.email_domain_not_owned domain   email domain not served by this connection
-      sso.provisioning_disabled  user     unknown user and auto-provision is off
-      sso.external_id_conflict   user     the email's user is linked to another subject here
-      sso.user_disabled       user        the user is deactivated
-      sso.pending_approval    approval    provisioned user waits for an admin
-      sso.role_mapping_missing   roles    SSO authorization needs role_mapping
-      sso.role_mapping_unmatched roles    no mapping role has that name
-      sso.roles_unmatched     roles       roles claim values are all unknown
-      sso.roles_requirement_not_met roles a role lacks its required partner
-      sso.connect_not_allowed connect     "connect organization" needs an sso-admin and a provider naming its tenant
-      sso.connect_rebind_unconfirmed connect  already bound to another tenant; replacing it was not confirmed
+here, and every refusal is a :class:`LoginFailure` with a stable reason code.
+The codes, with their step, HTTP status, default message and whose fix it
+is, are the registry in :mod:`vestibule.domain.reasons`; a failure takes what
+it does not say from there.
 """
 
 from __future__ import annotations
@@ -41,7 +18,9 @@ from typing import Any
 
 from vestibule.domain.claims import ClaimMapping, claim_value, claim_values, says_no
 from vestibule.domain.emails import InvalidEmail, email_domain, email_key, require_canonical_email
+from vestibule.domain.reasons import FixIn, reason
 from vestibule.domain.roles import RoleCatalog, RoleRuleError
+from vestibule.domain.text import storable
 
 __all__ = [
     "LoginFailure",
@@ -58,31 +37,47 @@ __all__ = [
 
 
 class LoginFailure(Exception):
-    """A login refused at a named step.
+    """A login refused at a named step, for one of the registered reasons.
 
     ``message`` is for the person signing in; ``expected``/``received`` and
-    ``fix_in`` are for the account's administrators (login trace).
+    ``fix_in`` are for the account's administrators (login trace). ``step``,
+    ``message`` and ``fix_in`` default to the reason's entry in
+    :mod:`vestibule.domain.reasons`; given explicitly, they are checked
+    against it, so an unregistered code or step fails loudly in tests
+    instead of reaching a person as a page nobody wrote.
     """
 
     def __init__(
         self,
         code: str,
-        step: str,
-        message: str,
+        step: str | None = None,
+        message: str | None = None,
         *,
         expected: str | None = None,
         received: str | None = None,
-        fix_in: str = "identity_provider",
+        fix_in: FixIn | str | None = None,
         detail_code: str | None = None,
     ) -> None:
-        super().__init__(f"{code}: {message}")
+        self.reason = reason(code)
+        if step is not None and step not in self.reason.steps:
+            raise ValueError(f"{code} is not reported at step {step!r} (registered: {', '.join(self.reason.steps)})")
         self.code = code
-        self.step = step
-        self.message = message
+        self.step = step or self.reason.step
+        self.message = message or self.reason.message
+        super().__init__(f"{code}: {self.message}")
         self.expected = expected
         self.received = received
-        self.fix_in = fix_in
+        self.fix_in = FixIn(fix_in) if fix_in is not None else self.reason.fix_in
         self.detail_code = detail_code
+
+    @property
+    def status(self) -> int:
+        """The failure page's HTTP status."""
+        return self.reason.status_for(self.step)
+
+    @property
+    def title(self) -> str:
+        return self.reason.title
 
 
 @dataclass(frozen=True)
@@ -96,14 +91,10 @@ class AssertedIdentity:
     roles: tuple[str, ...] | None
 
     def authorization_claims(self) -> dict[str, Any]:
-        """The roles-related claims as stored with the identity (NUL made storable for PostgreSQL)."""
-
-        def clean(values: tuple[str, ...]) -> list[str]:
-            return [v.replace("\x00", "\ufffd") for v in values]
-
+        """The roles-related claims as stored with the identity (made storable for PostgreSQL)."""
         return {
-            "role_mapping": clean(self.role_mapping or ()),
-            "roles": clean(self.roles) if self.roles is not None else None,
+            "role_mapping": storable(list(self.role_mapping or ())),
+            "roles": storable(list(self.roles)) if self.roles is not None else None,
         }
 
 

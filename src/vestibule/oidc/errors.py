@@ -3,9 +3,11 @@
 Every failure the relying party can detect is an :class:`OidcError` carrying a
 stable, named reason ``code`` that the web layer writes to the audit log and
 shows on the error page, a human ``description``, optional admin-facing
-``expected``/``received`` detail, and ``fix_in`` saying which side must fix
-it (``"identity_provider"`` or ``"service_provider"``), in the spirit of
-OpenID Connect Core 1.0 §3.1.2.6 / §3.1.3.4 error reporting.
+``expected``/``received`` detail, ``fix_in`` saying which side must fix
+it (:class:`~vestibule.domain.reasons.FixIn`: the identity provider, or
+Vestibule itself as the relying party), in the spirit of OpenID Connect Core
+1.0 §3.1.2.6 / §3.1.3.4 error reporting, and ``reason``: the sign-in reason
+code (``vestibule.domain.reasons``) it becomes, shown in the tree below.
 
 None of these messages may contain a client secret, a private key or a full
 token: callers pass only claim values, algorithm names, key ids and the
@@ -18,21 +20,21 @@ trace into a reader for whatever that admin can point Vestibule at. A failed
 fetch reports the HTTP client's reason code (``outbound.blocked_address``),
 an HTTP status, or a fixed phrase of ours.
 
-Exception tree::
+Exception tree (code, then reason)::
 
-    OidcError
-    ├── OidcConfigError                  oidc.config_invalid
-    ├── DiscoveryError                   oidc.discovery_failed
-    ├── JwksUnavailableError             oidc.jwks_unavailable
-    ├── TokenEndpointError               oidc.token_endpoint_error
-    ├── UserinfoError                    oidc.userinfo_failed
-    │   └── UserinfoSubjectMismatch      oidc.userinfo_sub_mismatch
-    ├── CallbackError
-    │   ├── ProviderErrorResponse        oidc.provider_error
-    │   ├── StateInvalid                 oidc.state_invalid
-    │   └── CallbackInvalid              oidc.callback_invalid
-    ├── TenantMismatch                   oidc.tenant_mismatch
-    └── IdTokenError                     (abstract; codes oidc.id_token.*)
+    OidcError                            oidc.error                   sso.id_token_invalid
+    ├── OidcConfigError                  oidc.config_invalid          sso.connection_misconfigured
+    ├── DiscoveryError                   oidc.discovery_failed        sso.provider_unavailable
+    ├── JwksUnavailableError             oidc.jwks_unavailable        sso.provider_unavailable
+    ├── TokenEndpointError               oidc.token_endpoint_error    sso.provider_error
+    ├── UserinfoError                    oidc.userinfo_failed         sso.provider_unavailable
+    │   └── UserinfoSubjectMismatch      oidc.userinfo_sub_mismatch   sso.provider_error
+    ├── CallbackError                    oidc.callback_invalid        sso.state_invalid
+    │   ├── ProviderErrorResponse        oidc.provider_error          sso.provider_error
+    │   ├── StateInvalid                 oidc.state_invalid           sso.state_invalid
+    │   └── CallbackInvalid              oidc.callback_invalid        sso.state_invalid
+    ├── TenantMismatch                   oidc.tenant_mismatch         sso.tenant_mismatch
+    └── IdTokenError                     (codes oidc.id_token.*)      sso.id_token_invalid
         ├── IdTokenMalformed             oidc.id_token.malformed
         ├── IdTokenTooLarge              oidc.id_token.too_large
         ├── AlgorithmNotAllowed          oidc.id_token.alg_not_allowed
@@ -53,7 +55,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from vestibule.protocol_errors import FixIn, ProtocolError
+from vestibule.domain.reasons import FixIn
+from vestibule.protocol_errors import ProtocolError
 from vestibule.protocol_errors import clip as _clip
 
 __all__ = [
@@ -100,6 +103,7 @@ class OidcError(ProtocolError):
     """Base of every relying-party failure; never carries a secret."""
 
     code: ClassVar[str] = "oidc.error"
+    reason: ClassVar[str] = "sso.id_token_invalid"
     default_description: ClassVar[str] = "OpenID Connect login failed."
     max_detail: ClassVar[int] = _MAX_DETAIL
     #: Set when a request failed in the HTTP client: its reason code
@@ -111,8 +115,9 @@ class OidcConfigError(OidcError, ValueError):
     """The connection's OIDC settings are invalid; ``field`` names the culprit."""
 
     code = "oidc.config_invalid"
+    reason = "sso.connection_misconfigured"
     default_description = "The OpenID Connect connection settings are invalid."
-    default_fix_in = "service_provider"
+    default_fix_in = FixIn.VESTIBULE
 
     def __init__(self, field: str, description: str, **kwargs: Any) -> None:
         self.field = field
@@ -123,6 +128,7 @@ class DiscoveryError(OidcError):
     """OpenID Connect Discovery 1.0 §4: metadata could not be fetched or is invalid."""
 
     code = "oidc.discovery_failed"
+    reason = "sso.provider_unavailable"
     default_description = "The provider's discovery document could not be used."
 
 
@@ -130,6 +136,7 @@ class JwksUnavailableError(OidcError):
     """The provider's JWK Set (``jwks_uri``) could not be fetched or parsed."""
 
     code = "oidc.jwks_unavailable"
+    reason = "sso.provider_unavailable"
     default_description = "The provider's signing keys could not be fetched."
 
 
@@ -137,6 +144,7 @@ class TokenEndpointError(OidcError):
     """OIDC Core §3.1.3.4: the token request failed; ``received`` is the wire ``error``."""
 
     code = "oidc.token_endpoint_error"
+    reason = "sso.provider_error"
     default_description = "The provider's token endpoint refused the code exchange."
 
 
@@ -144,6 +152,7 @@ class UserinfoError(OidcError):
     """OIDC Core §5.3: the UserInfo request failed."""
 
     code = "oidc.userinfo_failed"
+    reason = "sso.provider_unavailable"
     default_description = "The provider's UserInfo endpoint could not be used."
 
 
@@ -151,6 +160,7 @@ class UserinfoSubjectMismatch(UserinfoError):
     """OIDC Core §5.3.2: UserInfo ``sub`` differs from the ID token's ``sub``."""
 
     code = "oidc.userinfo_sub_mismatch"
+    reason = "sso.provider_error"
     default_description = "UserInfo returned a different subject than the ID token."
 
 
@@ -158,12 +168,14 @@ class CallbackError(OidcError):
     """The authorization response at the redirect URI is unusable."""
 
     code = "oidc.callback_invalid"
+    reason = "sso.state_invalid"
 
 
 class ProviderErrorResponse(CallbackError):
     """OIDC Core §3.1.2.6: the provider redirected back with ``error=``."""
 
     code = "oidc.provider_error"
+    reason = "sso.provider_error"
     default_description = "The identity provider returned an error instead of a code."
 
 
@@ -172,7 +184,7 @@ class StateInvalid(CallbackError):
 
     code = "oidc.state_invalid"
     default_description = "The login response does not belong to this login attempt."
-    default_fix_in = "service_provider"
+    default_fix_in = FixIn.VESTIBULE
 
 
 class CallbackInvalid(CallbackError):
@@ -186,6 +198,7 @@ class TenantMismatch(OidcError):
     """The ID token belongs to another tenant than the one bound to the connection."""
 
     code = "oidc.tenant_mismatch"
+    reason = "sso.tenant_mismatch"
     default_description = "The user signed in with an organization not bound to this connection."
 
 

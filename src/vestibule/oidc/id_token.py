@@ -239,7 +239,7 @@ def validate_id_token(
 
     got_nonce = claims.get("nonce")
     if got_nonce is None:
-        raise e.NonceMissing(fix_in="identity_provider")
+        raise e.NonceMissing(fix_in=e.FixIn.IDENTITY_PROVIDER)
     if not isinstance(got_nonce, str) or not hmac.compare_digest(got_nonce.encode(), nonce.encode()):
         # The expected nonce is a secret of this login attempt: never echoed.
         raise e.NonceMismatch()

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from .config import OidcClientConfig
-from .errors import DiscoveryError, IssuerMismatch, TenantMismatch
+from .errors import DiscoveryError, FixIn, IssuerMismatch, TenantMismatch
 
 if TYPE_CHECKING:
     from .discovery import ProviderMetadata
@@ -118,7 +118,7 @@ def validate_tenant(
         raise TenantMismatch(
             "This multi-tenant connection is not bound to an organization yet; connect one first.",
             received=observed,
-            fix_in="service_provider",
+            fix_in=FixIn.VESTIBULE,
         )
     observed = _tenant_value(claims, binding.claim_name)
     if observed is None:
@@ -133,7 +133,7 @@ def validate_tenant(
         raise TenantMismatch(
             "This connection is not bound to an organization yet; connect one first.",
             received=observed,
-            fix_in="service_provider",
+            fix_in=FixIn.VESTIBULE,
         )
     if not _same_tenant(binding.kind, observed, binding.tenant_id):
         raise TenantMismatch(expected=binding.tenant_id, received=observed)

@@ -79,7 +79,7 @@ def _assertion_alg(key: Key) -> str:
 def client_assertion(config: OidcClientConfig, audience: str, *, now: float, jti: str | None = None) -> str:
     """RFC 7523 §3 JWT client assertion for ``private_key_jwt``."""
     if config.private_key is None or config.private_key_id is None:
-        raise TokenEndpointError("private_key_jwt needs a private key.", fix_in="service_provider")
+        raise TokenEndpointError("private_key_jwt needs a private key.", fix_in=FixIn.VESTIBULE)
     key = load_private_key(config.private_key)
     alg = _assertion_alg(key)
     issued = int(now)
@@ -110,7 +110,7 @@ def _error_from(response: httpx.Response) -> TokenEndpointError:
             error = body.get("error")
     except (ValueError, RecursionError):
         pass
-    fix_in: FixIn = "service_provider" if error in ("invalid_client", "unauthorized_client") else "identity_provider"
+    fix_in = FixIn.VESTIBULE if error in ("invalid_client", "unauthorized_client") else FixIn.IDENTITY_PROVIDER
     received = error if isinstance(error, str) and error in _WIRE_ERRORS else response.status_code
     return TokenEndpointError(f"The token endpoint answered HTTP {response.status_code}.", received=received, fix_in=fix_in)
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from .discovery import fetch_json
-from .errors import UserinfoError, UserinfoSubjectMismatch
+from .errors import FixIn, UserinfoError, UserinfoSubjectMismatch
 
 __all__ = ["fetch_userinfo", "check_userinfo_subject", "merge_claims", "PROTECTED_CLAIMS"]
 
@@ -30,7 +30,7 @@ PROTECTED_CLAIMS = frozenset(
 def fetch_userinfo(userinfo_endpoint: str | None, access_token: str, *, http: httpx.Client) -> dict[str, Any]:
     """GET the UserInfo JSON with the access token as a Bearer credential (RFC 6750 §2.1)."""
     if not userinfo_endpoint:
-        raise UserinfoError("The provider publishes no userinfo_endpoint.", fix_in="service_provider")
+        raise UserinfoError("The provider publishes no userinfo_endpoint.", fix_in=FixIn.VESTIBULE)
     doc, response = fetch_json(
         http, userinfo_endpoint, UserinfoError, headers={"Authorization": f"Bearer {access_token}"}
     )

@@ -4,7 +4,11 @@ Every failure a hostile or misconfigured peer can cause is one subclass of
 :class:`SamlError`, with a stable ``code`` (written to the audit log and shown
 on the error page), a human ``description``, optional admin-facing
 ``expected`` / ``received`` strings and ``fix_in``, which says whose
-configuration must change ("identity_provider" or "service_provider").
+configuration must change (:class:`~vestibule.domain.reasons.FixIn`:
+the identity provider's, or Vestibule's own as the service provider), and
+``reason``, the sign-in reason code it becomes: ``sso.assertion_invalid`` for
+everything wrong with a response, ``sso.connection_misconfigured`` for our own
+settings and request.
 
 Errors never carry key material or the raw message: ``received`` holds a single
 short value (an audience, a destination URL, a status code), truncated to
@@ -51,6 +55,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from vestibule.domain.reasons import FixIn
 from vestibule.protocol_errors import ProtocolError
 
 
@@ -58,6 +63,7 @@ class SamlError(ProtocolError):
     """Base of every error raised by :mod:`vestibule.saml`."""
 
     code: ClassVar[str] = "saml.error"
+    reason: ClassVar[str] = "sso.assertion_invalid"
     default_description: ClassVar[str] = "The SAML message could not be processed."
 
 
@@ -65,8 +71,9 @@ class SamlSettingsError(SamlError):
     """The per-connection SAML settings document is invalid; ``field`` names the key."""
 
     code = "saml.settings_invalid"
+    reason = "sso.connection_misconfigured"
     default_description = "The SAML settings are invalid."
-    default_fix_in = "service_provider"
+    default_fix_in = FixIn.VESTIBULE
 
     def __init__(
         self,
@@ -82,13 +89,15 @@ class SamlSettingsError(SamlError):
 
 class MetadataError(SamlError):
     code = "saml.metadata_invalid"
+    reason = "sso.connection_misconfigured"
     default_description = "The identity provider metadata could not be used."
 
 
 class RequestError(SamlError):
     code = "saml.request_invalid"
+    reason = "sso.connection_misconfigured"
     default_description = "The authentication request is invalid."
-    default_fix_in = "service_provider"
+    default_fix_in = FixIn.VESTIBULE
 
 
 class ResponseError(SamlError):
@@ -201,7 +210,7 @@ class InResponseToMismatchError(ResponseError):
 class UnsolicitedResponseError(ResponseError):
     code = "saml.unsolicited_response"
     default_description = "IdP-initiated sign-in is disabled for this connection."
-    default_fix_in = "service_provider"
+    default_fix_in = FixIn.VESTIBULE
 
 
 class SubjectError(ResponseError):

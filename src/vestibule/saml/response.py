@@ -34,6 +34,8 @@ from datetime import datetime, timedelta
 
 from lxml import etree
 
+from vestibule.domain.reasons import FixIn
+
 from .assertion import SignedPart, VerifiedAssertion, check_issuer, validate_assertion
 from .dsig import verify_enveloped
 from .errors import (
@@ -128,7 +130,7 @@ def check_in_response_to(response: etree._Element, settings: SamlSettings, expec
         return
     if in_response_to != expected_request_id:
         raise InResponseToMismatchError(
-            expected=expected_request_id, received=in_response_to or "(none: unsolicited)", fix_in="service_provider"
+            expected=expected_request_id, received=in_response_to or "(none: unsolicited)", fix_in=FixIn.VESTIBULE
         )
 
 
@@ -269,7 +271,7 @@ def validate_response(
             unverified_assertion, sp.decryption_keys, allow_aes_cbc=settings.allow_aes_cbc
         )
     elif settings.want_assertions_encrypted:
-        raise UnencryptedError(fix_in="identity_provider")
+        raise UnencryptedError(fix_in=FixIn.IDENTITY_PROVIDER)
 
     # Step 7: Assertion signature; at least one signature must cover the assertion.
     if unverified_assertion.find(q(DS, "Signature")) is not None:
@@ -306,7 +308,7 @@ def validate_response(
     # Step 9: replay, only once everything else has passed.
     expires_at = facts.not_on_or_after + timedelta(seconds=settings.clock_skew_seconds)
     if not replay.add_once(key=f"{settings.idp_entity_id}|{facts.assertion_id}", expires_at=expires_at):
-        raise ReplayedError(received=facts.assertion_id, fix_in="identity_provider")
+        raise ReplayedError(received=facts.assertion_id, fix_in=FixIn.IDENTITY_PROVIDER)
 
     return VerifiedAssertion(
         issuer=facts.issuer,

@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from lxml import etree
 
+from vestibule.domain.reasons import FixIn
+
 from .errors import AlgorithmNotAllowedError, DecryptionError, MalformedError
 from .keys import certificate_b64, load_certificate, load_private_key
 from .sp import KeyPair
@@ -120,7 +122,7 @@ def _unwrap_key(keys: list[etree._Element], key_pairs: tuple[KeyPair, ...]) -> b
                 return private_key.decrypt(wrapped, oaep)
             except ValueError:
                 continue
-    raise DecryptionError(_FAILED, fix_in="identity_provider")
+    raise DecryptionError(_FAILED, fix_in=FixIn.IDENTITY_PROVIDER)
 
 
 def _decrypt_data(algorithm: str | None, key: bytes, blob: bytes, *, allow_aes_cbc: bool) -> bytes:
@@ -167,7 +169,7 @@ def decrypt_assertion(
     if not key_pairs:
         raise DecryptionError(
             "The assertion is encrypted but this connection has no SP encryption key.",
-            fix_in="service_provider",
+            fix_in=FixIn.VESTIBULE,
         )
     datas = encrypted_assertion.findall(q(XENC, "EncryptedData"))
     if len(datas) != 1:
