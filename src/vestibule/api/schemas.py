@@ -8,14 +8,12 @@ from ninja import Schema
 from pydantic import ConfigDict, field_validator
 
 from vestibule.api.errors import Unprocessable
+from vestibule.domain.text import is_storable
 
 
-def _refuse_nul(value: Any) -> Any:
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    if isinstance(value, (list, tuple)):
-        for item in value:
-            _refuse_nul(item)
+def _refuse_unstorable(value: Any) -> Any:
+    if not is_storable(value):
+        raise ValueError("must not contain NUL or other control characters")
     return value
 
 
@@ -24,12 +22,13 @@ class StrictSchema(Schema):
 
     model_config = ConfigDict(extra="forbid", str_max_length=10_000)
 
-    # PostgreSQL cannot store NUL in text: refuse it here, naming the field,
-    # instead of failing in the database.
+    # PostgreSQL cannot store NUL in text: refuse it (and the other characters
+    # vestibule.domain.text would replace) here, naming the field, instead of
+    # failing in the database.
     @field_validator("*", mode="after")
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
-        return _refuse_nul(value)
+        return _refuse_unstorable(value)
 
 
 class ErrorOut(Schema):

@@ -11,6 +11,7 @@ from django.http import HttpRequest
 
 from vestibule.audit.models import AuditEvent, LoginTrace
 from vestibule.authority.ownership import home_account_of_email
+from vestibule.domain.text import storable
 
 log = logging.getLogger("vestibule.audit")
 
@@ -36,17 +37,7 @@ def client_ip(request: HttpRequest | None) -> str | None:
 
 def scrub(detail: dict[str, Any]) -> dict[str, Any]:
     """Drop secrets by key; make text storable (PostgreSQL refuses NUL in text and jsonb)."""
-    return {k: ("[redacted]" if k.lower() in _SECRET_KEYS else _storable(v)) for k, v in detail.items()}
-
-
-def _storable(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, list):
-        return [_storable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _storable(v) for k, v in value.items()}
-    return value
+    return {k: ("[redacted]" if k.lower() in _SECRET_KEYS else storable(v)) for k, v in detail.items()}
 
 
 def record(
@@ -83,7 +74,7 @@ def record(
             connection_id=getattr(connection, "pk", connection),
             actor_user=actor_user,
             actor_api_key=actor_api_key,
-            subject_email=_storable(subject_email)[:254],
+            subject_email=storable(subject_email)[:254],
             ip=client_ip(request),
             detail=scrub(detail),
             trace=trace,

@@ -11,6 +11,7 @@ from vestibule.audit.events import client_ip, record
 from vestibule.audit.models import AuditEvent, LoginTrace
 from vestibule.connections.models import Connection
 from vestibule.domain.pipeline import LoginFailure
+from vestibule.domain.text import storable
 
 _MAX_TEXT = 500
 
@@ -18,8 +19,8 @@ _MAX_TEXT = 500
 def _clip(value: str | None) -> str | None:
     if value is None:
         return None
-    # NUL cannot be stored in PostgreSQL text or jsonb; hostile input may carry it.
-    value = value.replace("\x00", "\ufffd")
+    # Hostile input may carry NUL, which PostgreSQL cannot store, and other control characters.
+    value = storable(value)
     return value if len(value) <= _MAX_TEXT else value[: _MAX_TEXT - 1] + "…"
 
 
