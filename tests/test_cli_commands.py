@@ -46,7 +46,7 @@ TESTED = {
     ("serve",), ("demo",), ("migrate",), ("check",), ("api-key", "create"), ("account", "create"), ("operator", "create"),
     ("connection", "list"), ("connection", "create-saml"), ("connection", "create-oidc"), ("connection", "enable"),
     ("connection", "disable"), ("connection", "import-metadata"), ("mapping-role", "list"), ("mapping-role", "create"),
-    ("mapping-role", "update"), ("mapping-role", "delete"),
+    ("mapping-role", "update"), ("mapping-role", "delete"), ("connection", "sp-keys"),
 }  # fmt: skip
 
 
@@ -221,6 +221,21 @@ def test_connection_saml_create_then_import_metadata_then_enable(acme: Cli) -> N
     acme.ok("connection", "enable", connection_id)
     [(enabled, saml)] = acme.rows("select enabled, saml_settings from connections_connection")
     assert enabled == 1 and json.loads(saml)["idp_entity_id"] == "https://idp-b.federation.test/saml2/idp"
+
+
+def test_connection_sp_keys_stage_promote_retire(acme: Cli) -> None:
+    connection_id = acme.ok("connection", "create-saml", "--account", "acme", "--name", "Okta", "--domain", "acme.net").stdout.strip()
+    shown = acme.ok("connection", "sp-keys", connection_id)
+    assert [line.split()[:2] for line in shown.stdout.splitlines()[1:]] == [["current", "signing"], ["current", "encryption"]]
+    assert f"Next: to rotate: vestibule connection sp-keys {connection_id} --stage" in shown.stderr
+    staged = acme.ok("connection", "sp-keys", connection_id, "--stage")
+    assert [line.split()[0] for line in staged.stdout.splitlines()[1:]] == ["current", "current", "next", "next"]
+    assert "already staged" in acme.fails("connection", "sp-keys", connection_id, "--stage")
+    promoted = json.loads(acme.ok("connection", "sp-keys", connection_id, "--promote", "--json").stdout)
+    assert promoted["next"] is None and promoted["previous"]["encryption"]["sha256_fingerprint"]
+    assert "previous" not in acme.ok("connection", "sp-keys", connection_id, "--retire").stdout
+    audited = acme.rows("select code, json_extract(detail, '$.via') from audit_auditevent where code like 'connection.sp_keys%' order by id")
+    assert audited == [("connection.sp_keys_staged", "cli"), ("connection.sp_keys_promoted", "cli"), ("connection.sp_keys_retired", "cli")]
 
 
 def test_connection_oidc_create_reads_the_secret_from_stdin_and_never_shows_or_stores_it_in_clear(acme: Cli) -> None:

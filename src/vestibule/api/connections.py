@@ -21,7 +21,7 @@ from vestibule.audit.events import record
 from vestibule.authority.principal import SSO_ADMIN
 from vestibule.connections import rules
 from vestibule.connections.authorization import MappingRoleError, save_mapping_role
-from vestibule.connections.keys import read_secrets
+from vestibule.connections.keys import SpKeyError, read_secrets, rotate_sp_keys, sp_key_status
 from vestibule.connections.models import Connection, DomainClaim, DomainShare, MappingRole, mapping_roles_losing
 from vestibule.connections.rules import ConnectionRuleError
 from vestibule.domain.claims import ClaimMapping
@@ -65,6 +65,17 @@ class ConnectionPatch(StrictSchema):
     oidc: dict[str, Any] | None = None
     external_tenant_id: None = Field(
         default=None, description="Only null: unbinds the external organization. 'Connect organization' binds it again (and replaces a binding only when the sso-admin confirms)"
+    )
+
+
+class SpKeyRotationIn(StrictSchema):
+    action: Literal["stage", "promote", "retire", "discard"] = Field(
+        description=(
+            "stage: generate a next signing and encryption key pair, published in the SP metadata and already "
+            "accepted for decryption; promote: the next pair becomes current (AuthnRequests are signed with it) and "
+            "the replaced encryption key stays accepted as 'previous'; retire: destroy the previous key (end of the "
+            "grace period); discard: drop a staged pair unused"
+        )
     )
 
 
@@ -256,6 +267,61 @@ def _flag(value: str | None, field: str) -> bool:
     if value.lower() in ("1", "true", "yes"):
         return True
     raise Unprocessable(f"{field} must be true or false", field=field)
+
+
+# SP keys (SAML) ------------------------------------------------------------
+
+_SP_KEY_EVENTS = {
+    "stage": "connection.sp_keys_staged",
+    "promote": "connection.sp_keys_promoted",
+    "retire": "connection.sp_keys_retired",
+    "discard": "connection.sp_keys_discarded",
+}
+
+
+def _saml_connection(request: HttpRequest, connection_id: str) -> Connection:
+    connection = connection_or_404(request, connection_id)
+    if connection.protocol != Connection.Protocol.SAML:
+        raise Unprocessable("SP keys belong to SAML connections; this is an OIDC connection", field="id")
+    return connection
+
+
+def _fingerprints(status: dict[str, Any]) -> dict[str, Any]:
+    """Which certificates are where, by fingerprint, for the audit log (public values only)."""
+    out: dict[str, Any] = {}
+    for stage in ("current", "next", "previous"):
+        for use in ("signing", "encryption"):
+            info = (status.get(stage) or {}).get(use)
+            if info:
+                out[f"{stage}_{use}"] = info["sha256_fingerprint"]
+    return out
+
+
+@router.get("/connections/{connection_id}/sp-keys")
+def get_sp_keys(request: HttpRequest, connection_id: str) -> dict[str, Any]:
+    """The SP's certificates: current, staged next, and the previous encryption key in its grace period.
+
+    Fingerprints (SHA-256), subjects and not-after dates; private keys never leave Vestibule.
+    """
+    connection = _saml_connection(request, connection_id)
+    return {**sp_key_status(read_secrets(connection)), "metadata_url": adapters.sp_urls(connection)["metadata_url"]}
+
+
+@router.post("/connections/{connection_id}/sp-keys/rotate")
+def rotate_sp_keys_endpoint(request: HttpRequest, connection_id: str, payload: SpKeyRotationIn) -> dict[str, Any]:
+    """One step of an SP key rotation: stage, promote, retire (or discard a staged pair). Audited.
+
+    A step that does not apply now (promote with nothing staged, stage while
+    the previous key is still in its grace period, ...) is a 409 that says
+    what to do first.
+    """
+    connection = _saml_connection(request, connection_id)
+    try:
+        status = rotate_sp_keys(connection, payload.action)
+    except SpKeyError as exc:
+        raise ApiError(exc.detail, field=exc.field, status=exc.status) from None
+    record(_SP_KEY_EVENTS[payload.action], account=connection.account, connection=connection, **who(request), **_fingerprints(status))
+    return {**status, "metadata_url": adapters.sp_urls(connection)["metadata_url"]}
 
 
 @router.get("/connections/{connection_id}/oidc/setup-url")

@@ -1,4 +1,4 @@
-"""``vestibule connection ...``: list, create (SAML or OIDC), enable/disable, import IdP metadata.
+"""``vestibule connection ...``: list, create (SAML or OIDC), enable/disable, import IdP metadata, SP keys.
 
 The rules live in ``connections.rules`` (the API uses the
 same functions); this module only parses arguments, prints, and turns a
@@ -10,6 +10,7 @@ every change is audited with ``via=cli``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import uuid
 from pathlib import Path
@@ -200,6 +201,87 @@ def cmd_import_metadata(args: argparse.Namespace) -> int:
     return 0
 
 
+_SP_KEYS_HELP = """\
+Show or rotate a SAML connection's own (SP) keys: the signing key for
+AuthnRequests and the encryption key identity providers encrypt assertions
+to. Without an action, shows the certificates: current, next (staged) and
+previous (in its grace period), by SHA-256 fingerprint and expiry.
+
+A rotation takes three steps, each audited:
+
+1. --stage generates a next signing and encryption key pair. Both
+certificates appear in the SP metadata at once (beside the current ones),
+and assertions encrypted to the next certificate already decrypt. Let the
+identity provider re-read the metadata (or send its admin the new
+certificates).
+
+2. --promote makes the next pair current: AuthnRequests are signed with the
+new key from now on. The replaced encryption key becomes "previous": it
+still decrypts (and stays listed in the metadata) so an identity provider
+that has not switched yet keeps working.
+
+3. --retire destroys the previous key once every identity provider encrypts
+to the new certificate (right after --promote if the old key is
+compromised).
+
+--discard drops a staged pair without using it. A new rotation can be
+staged once the previous key is retired."""
+
+
+def _print_sp_keys(status: dict[str, Any]) -> None:
+    rows = []
+    for stage in ("current", "next", "previous"):
+        for use in ("signing", "encryption"):
+            info = (status.get(stage) or {}).get(use)
+            if info:
+                rows.append((stage, use, info["sha256_fingerprint"], info["not_after"][:10]))
+    print(f"{'KEY':8}  {'USE':10}  {'NOT AFTER':10}  SHA-256 FINGERPRINT")
+    for stage, use, fingerprint, not_after in rows:
+        print(f"{stage:8}  {use:10}  {not_after:10}  {fingerprint}")
+
+
+def _sp_keys_next_step(connection: Any, status: dict[str, Any]) -> str:
+    if status.get("next"):
+        return (f"once the IdP has read the metadata (or has the new certificates): "
+                f"vestibule connection sp-keys {connection.pk} --promote")  # fmt: skip
+    if status.get("previous"):
+        return f"once the IdP encrypts to the new certificate: vestibule connection sp-keys {connection.pk} --retire"
+    return f"to rotate: vestibule connection sp-keys {connection.pk} --stage"
+
+
+def cmd_sp_keys(args: argparse.Namespace) -> int:
+    from vestibule.connections.keys import SpKeyError, read_secrets, rotate_sp_keys, sp_key_status
+    from vestibule.signin import adapters
+
+    connection = _connection(args.id)
+    if connection.protocol != "saml":
+        raise CliError(f"connection {connection.pk} is an OIDC connection; SP keys belong to SAML connections")
+    action = args.sp_key_action
+    if action is None:
+        status = sp_key_status(read_secrets(connection))
+    else:
+        try:
+            status = rotate_sp_keys(connection, action)
+        except SpKeyError as exc:
+            raise CliError(exc.detail) from None
+        fingerprints = {
+            f"{stage}_{use}": info["sha256_fingerprint"]
+            for stage in ("current", "next", "previous")
+            for use, info in (status.get(stage) or {}).items()
+            if isinstance(info, dict)
+        }
+        event = {"stage": "staged", "promote": "promoted", "retire": "retired", "discard": "discarded"}[action]
+        _audit(f"connection.sp_keys_{event}", connection, **fingerprints)
+    if args.json:
+        print(json.dumps({**status, "metadata_url": adapters.sp_urls(connection)["metadata_url"]}, indent=2))
+    else:
+        _print_sp_keys(status)
+        if action is not None:
+            print(f"  SP keys {action}d; SP metadata: {adapters.sp_urls(connection)['metadata_url']}", file=sys.stderr)
+    print(f"  Next: {_sp_keys_next_step(connection, status)}", file=sys.stderr)
+    return 0
+
+
 def register(sub: Any) -> None:
     conn = _actions(
         sub, "connection", "manage SSO connections (SAML and OIDC)",
@@ -281,3 +363,21 @@ def register(sub: Any) -> None:
     p.add_argument("file", metavar="FILE", help="the metadata XML file")
     p.add_argument("--entity-id", metavar="ENTITY_ID", help="which IdP of an aggregate (EntitiesDescriptor) to use")
     p.set_defaults(func=lambda a: _run(cmd_import_metadata, a))
+
+    p = _help(
+        conn, "sp-keys", "show or rotate a SAML connection's SP signing and encryption keys", _SP_KEYS_HELP,
+        example="vestibule connection sp-keys 3f2b... --stage",
+        next_step="vestibule connection sp-keys ID --promote   (after the IdP has the new certificates), then --retire",
+    )  # fmt: skip
+    p.add_argument("id", metavar="ID", help="the SAML connection's ID (see `vestibule connection list`)")
+    step = p.add_mutually_exclusive_group()
+    step.add_argument("--stage", dest="sp_key_action", action="store_const", const="stage",
+                      help="generate a next key pair: published in the SP metadata, already accepted for decryption")
+    step.add_argument("--promote", dest="sp_key_action", action="store_const", const="promote",
+                      help="make the staged pair current; the replaced encryption key stays accepted until --retire")
+    step.add_argument("--retire", dest="sp_key_action", action="store_const", const="retire",
+                      help="destroy the previous encryption key (ends the grace period after --promote)")
+    step.add_argument("--discard", dest="sp_key_action", action="store_const", const="discard",
+                      help="drop a staged pair without using it")
+    p.add_argument("--json", action="store_true", help="print the API's JSON shape (GET /api/v1/connections/ID/sp-keys)")
+    p.set_defaults(func=lambda a: _run(cmd_sp_keys, a), sp_key_action=None)
