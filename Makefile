@@ -42,6 +42,11 @@ serve: install
 test: install-test peers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Quality gates .ci/run runs before the tests; the settings are in pyproject.toml.
+lint: install-test
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
 typecheck: install-test
 	$(BIN)/mypy
 

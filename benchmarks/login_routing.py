@@ -97,7 +97,7 @@ def _populate(count: int) -> None:
 
 def _percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
 
 
 def _measure(label: str, fn, emails: list[str]) -> dict[str, object]:

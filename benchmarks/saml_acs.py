@@ -25,8 +25,8 @@ import hashlib
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
@@ -40,7 +40,7 @@ from vestibule.saml.idp import build_response  # noqa: E402
 from vestibule.saml.keys import load_certificate  # noqa: E402
 
 KEYS = ROOT / "tests" / "fixtures" / "saml" / "keys"
-NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
 DS = "http://www.w3.org/2000/09/xmldsig#"
 CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
 

@@ -8,7 +8,6 @@ parameters, see ``vestibule.conf.testing``) and the real cache backend.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -16,6 +15,9 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 from django.test import Client
+
+# In CI (CI=true or VESTIBULE_REQUIRE_PEERS=1) a skip fails the run unless allow-listed there.
+pytest_plugins = ["tests.ci_skips"]
 
 PASSWORD = "correct horse battery staple 42"
 
@@ -158,20 +160,3 @@ def password_login(client: Client, email: str, password: str, next_url: str = ""
 @pytest.fixture
 def login() -> Callable[..., Any]:
     return password_login
-
-
-# In CI a skipped peer test is a failure: a missing xmlsec1, node, Redis or
-# PostgreSQL must turn the run red, not quietly shrink it.
-PEER_SKIP_MARKERS = ("xmlsec1", "npm is not installed", "node is not installed", "Redis does not answer", "PostgreSQL not reachable", "saml2", "driver is not built")
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: Any, call: Any) -> Any:
-    outcome = yield
-    report = outcome.get_result()
-    if not report.skipped or os.environ.get("VESTIBULE_REQUIRE_PEERS") != "1":
-        return
-    reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
-    if any(marker in reason for marker in PEER_SKIP_MARKERS):
-        report.outcome = "failed"
-        report.longrepr = f"peer test skipped in CI (VESTIBULE_REQUIRE_PEERS=1): {reason}"

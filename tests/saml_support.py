@@ -25,7 +25,7 @@ from vestibule.saml.xml import DS, SAML, SAMLP
 
 FIXTURES = Path(__file__).parent / "fixtures" / "saml"
 KEYS = FIXTURES / "keys"
-NOW = dt.datetime(2025, 6, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2025, 6, 1, 12, 0, 0, tzinfo=dt.UTC)
 REQUEST_ID = "_req_0123456789abcdef0123456789abcdef"
 NS = {"samlp": SAMLP, "saml": SAML, "ds": DS}
 

@@ -162,11 +162,14 @@ def test_short_secret_key_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_unwritable_data_dir_is_a_config_error(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root can write anywhere")
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
-    assert "secret key" in one_line_error({"VESTIBULE_DATA_DIR": str(locked / "sub")})
+    # A file where the directory should be: nobody, root included, can create it.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert "secret key" in one_line_error({"VESTIBULE_DATA_DIR": str(blocker / "sub")})
+    if os.geteuid() != 0:  # root can write anywhere; everyone else is stopped by the mode too
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert "secret key" in one_line_error({"VESTIBULE_DATA_DIR": str(locked / "sub")})
 
 
 # The command line --------------------------------------------------------------------------

@@ -21,7 +21,10 @@ from vestibule.domain.pipeline import LoginFailure, extract_identity
 VICTIM = {"email": "victim@acme.com", "name": "Mallory"}
 
 
-def refused(claims: dict[str, Any], mapping: ClaimMapping = ClaimMapping()) -> LoginFailure:
+DEFAULT_MAPPING = ClaimMapping()
+
+
+def refused(claims: dict[str, Any], mapping: ClaimMapping = DEFAULT_MAPPING) -> LoginFailure:
     with pytest.raises(LoginFailure) as exc:
         extract_identity(claims, "attacker-subject", mapping)
     return exc.value

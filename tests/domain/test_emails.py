@@ -251,5 +251,5 @@ def test_invalid_email_via_api_is_422_naming_email(api, acme, bad: str) -> None:
 )
 def test_rejects_invisible_characters_that_spoof_another_address(spoof: str) -> None:
     """An address with invisible characters renders like ``admin@acme.com`` but is another identity."""
-    with pytest.raises(InvalidEmail, match="invisible|forbidden"):
+    with pytest.raises(InvalidEmail, match=r"invisible|forbidden"):
         normalize_email(spoof)

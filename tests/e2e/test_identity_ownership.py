@@ -407,12 +407,11 @@ def test_invitation_is_accepted_by_a_login_through_the_inviting_accounts_own_pro
     assert User.objects.get(pk=jane).login_method == "password"
 
 
+@pytest.mark.parametrize("sso_driver", ["oidc"], indirect=True)  # connect organization is an OIDC flow
 def test_sandbox_idp_session_cannot_connect_productions_organization(api: Api, sandbox: dict[str, Any], sso_driver: Any) -> None:
     """'Connect organization' binds production's connection: an sso-admin signed in through the sandbox's provider may not start it."""
     from vestibule.connections.models import Connection, PendingLogin
 
-    if sso_driver.protocol != "oidc":
-        pytest.skip("connect organization is an OIDC flow")
     admin, production = sandbox["admin"], sandbox["production"]
     browser = Client()
     assert_signed_in(

@@ -56,7 +56,7 @@ def test_sp_initiated_login_creates_session():
         acs_url=conn["acs_url"],
         name_id="alice@acme.com",
         attributes={"email": ["alice@acme.com"], "name": ["Alice"]},
-        now=dt.datetime.now(dt.timezone.utc),
+        now=dt.datetime.now(dt.UTC),
         in_response_to=request.request_id,
     )
     form = response_form(xml, conn["acs_url"], request.relay_state)

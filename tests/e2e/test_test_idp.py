@@ -155,7 +155,7 @@ def test_encrypted_and_signed_request_settings_are_honoured(demo: list[str], api
 
 
 def _request_query(sp: ServiceProvider, connection: Connection) -> str:
-    url, _ = build_authn_request(sp, SamlSettings.from_dict(connection.saml_settings), dt.datetime.now(dt.timezone.utc), "rs")
+    url, _ = build_authn_request(sp, SamlSettings.from_dict(connection.saml_settings), dt.datetime.now(dt.UTC), "rs")
     return urlsplit(url).query
 
 

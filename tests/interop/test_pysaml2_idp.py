@@ -63,7 +63,7 @@ def our_settings(**overrides: Any) -> SamlSettings:
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)  # pysaml2 stamps real time; the test follows it.
+    return dt.datetime.now(dt.UTC)  # pysaml2 stamps real time; the test follows it.
 
 
 def sp_initiated(server: Server, settings: SamlSettings, **response_kw: Any) -> tuple[str, str]:

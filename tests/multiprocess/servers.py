@@ -171,12 +171,13 @@ class Server:
 
 def start_server(env: dict[str, str], *, workers: int = 1, threads: int = 4) -> Server:
     port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix=f"vestibule-serve-{port}-", suffix=".log", delete=False)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vestibule.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers), "--threads", str(threads)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    # The server process holds its own copy of the descriptor; the file outlives this block (delete=False).
+    with tempfile.NamedTemporaryFile(prefix=f"vestibule-serve-{port}-", suffix=".log", delete=False) as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vestibule.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", str(workers), "--threads", str(threads)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     return Server(process, port, log.name)
 
 

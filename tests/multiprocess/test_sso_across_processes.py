@@ -42,7 +42,7 @@ IDP = IdentityProvider(
 def _idp_initiated_form(connection: dict, email: str) -> dict[str, str]:
     xml = build_response(
         IDP, sp_entity_id=connection["sp_entity_id"], acs_url=connection["acs_url"], name_id=email,
-        attributes={"email": [email], "name": ["Multi Process"]}, now=dt.datetime.now(dt.timezone.utc),
+        attributes={"email": [email], "name": ["Multi Process"]}, now=dt.datetime.now(dt.UTC),
     )  # fmt: skip
     return dict(response_form(xml, connection["acs_url"], None).fields)
 

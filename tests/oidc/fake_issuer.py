@@ -11,7 +11,7 @@ import base64
 import json
 import time
 import warnings
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import httpx
@@ -27,7 +27,7 @@ NONCE = "n-0S6_WzA2Mj"
 NOW = 1_760_000_000
 
 
-@lru_cache(maxsize=None)
+@cache
 def keys() -> dict[str, Key]:
     return {
         "RS256": RSAKey.generate_key(2048, parameters={"kid": "rsa-1", "use": "sig"}),

@@ -369,7 +369,7 @@ def test_a_name_with_any_forbidden_address_is_refused(
     opened: list[str] = []
     monkeypatch.setattr(GuardedBackend, "_open", lambda self, ip, *a: opened.append(str(ip)))
     fake_dns.answers["idp.example.com"] = ["93.184.215.14", "169.254.169.254"]
-    with pytest.raises(BlockedAddress, match="idp.example.com resolves to a link-local address"):
+    with pytest.raises(BlockedAddress, match=r"idp\.example\.com resolves to a link-local address"):
         guarded_client(OutboundPolicy()).get("https://idp.example.com/")
     assert opened == []
 
@@ -484,5 +484,5 @@ def test_allow_list_entries_are_checked_at_startup() -> None:
     config = load_config({**base, "VESTIBULE_OUTBOUND_ALLOW": " idp.corp.internal , 10.20.0.0/16,[::1]"})
     assert config.outbound_allow == ("idp.corp.internal", "10.20.0.0/16", "::1/128")
     for bad in ("http://idp.corp", "10.0.0.1/8", "under_score", "1.2.3.4/40"):
-        with pytest.raises(ConfigError, match="^VESTIBULE_OUTBOUND_ALLOW: "):
+        with pytest.raises(ConfigError, match=r"^VESTIBULE_OUTBOUND_ALLOW: "):
             load_config({**base, "VESTIBULE_OUTBOUND_ALLOW": bad})

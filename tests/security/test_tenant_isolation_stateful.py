@@ -222,7 +222,7 @@ class OwnIdp:
         xml = build_response(
             issuer, sp_entity_id=connection["sp_entity_id"], acs_url=connection["acs_url"], name_id=subject,
             attributes={k: v if isinstance(v, list) else [v] for k, v in claims.items()},
-            now=dt.datetime.now(dt.timezone.utc), in_response_to=request.request_id,
+            now=dt.datetime.now(dt.UTC), in_response_to=request.request_id,
         )  # fmt: skip
         form = response_form(xml, connection["acs_url"], request.relay_state)
         return browser.post(urlsplit(connection["acs_url"]).path, dict(form.fields))

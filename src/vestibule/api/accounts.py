@@ -103,10 +103,17 @@ class RolesIn(StrictSchema):
     project: str | None = Field(default=None, pattern=SLUG)
 
 
+KeyRole = Literal["administrator", "user-manager", "sso-admin"]
+
+
+def _administrator_only() -> list[KeyRole]:
+    return ["administrator"]
+
+
 class ApiKeyIn(StrictSchema):
     name: str = Field(default="", max_length=200)
-    roles: list[Literal["administrator", "user-manager", "sso-admin"]] = Field(
-        default_factory=lambda: ["administrator"],
+    roles: list[KeyRole] = Field(
+        default_factory=_administrator_only,
         min_length=1,
         max_length=3,
         description="The admin roles the key holds in its account (default: administrator)",
@@ -138,17 +145,17 @@ def user_out(user: User, account: Account, membership: Membership | None = None)
     project_slugs = set(
         ProjectAccess.objects.filter(user=user, project__account=account).values_list("project__slug", flat=True)
     ) | {g.project.slug for g in grants if g.project is not None}
-    projects = []
+    projects: list[dict[str, Any]] = []
     for slug in sorted(project_slugs):
         scoped = {g.role for g in grants if g.project is not None and g.project.slug == slug}
+        scoped_grants: list[dict[str, str]] = [
+            {"role": g.role, "source": g.source} for g in grants if g.project and g.project.slug == slug
+        ]
         projects.append(
             {
                 "slug": slug,
                 "roles": sorted(catalog.effective(r for r in scoped | account_roles if r in catalog.roles)),
-                "grants": sorted(
-                    ({"role": g.role, "source": g.source} for g in grants if g.project and g.project.slug == slug),
-                    key=lambda x: (x["role"], x["source"]),
-                ),
+                "grants": sorted(scoped_grants, key=lambda grant: (grant["role"], grant["source"])),
             }
         )
     return {
@@ -403,7 +410,7 @@ def create_user(request: HttpRequest, slug: str, payload: UserIn) -> Status[Any]
     acting = principal(request)
     home = home_account_of_email(payload.email)
     if not acting.is_operator and (home is None or home.pk != account.pk):
-        if "login_method" in payload.model_fields_set and payload.login_method == User.LoginMethod.SSO:
+        if "login_method" in payload.model_fields_set and payload.login_method == User.LoginMethod.SSO.value:
             raise Unprocessable(
                 "login_method belongs to the person's identity, which only the account owning their email domain sets",
                 field="login_method",
@@ -476,9 +483,12 @@ def patch_user(request: HttpRequest, slug: str, user_id: int, payload: UserPatch
             raise Forbidden(_identity_owner_detail(account, user), field=field)
     if {"name", "login_method", "is_active", "external_ids"} & {k for k, v in changes.items() if v is not None}:
         _require_administrator_for_admins(request, account, user)
-    if changes.get("name") is not None and user.login_method == User.LoginMethod.SSO:
-        if members.sso_authorization_connection(account) is not None:
-            raise Conflict("the name of an SSO user comes from the identity provider", field="name")
+    if (
+        changes.get("name") is not None
+        and user.login_method == User.LoginMethod.SSO
+        and members.sso_authorization_connection(account) is not None
+    ):
+        raise Conflict("the name of an SSO user comes from the identity provider", field="name")
     if payload.external_ids is not None:
         # First, and all or nothing: a refused entry leaves every other field as it was.
         with transaction.atomic():

@@ -116,7 +116,9 @@ class Principal:
             return Account.objects.all()
         if self.key is not None:
             holds = effective_admin_roles(self.key.roles or []) & wanted
-            return Account.objects.filter(pk=self.key.account_id) if holds else Account.objects.none()
+            if not holds or self.key.account_id is None:
+                return Account.objects.none()
+            return Account.objects.filter(pk=self.key.account_id)
         assert self.user is not None
         ids = [a.pk for a in Account.objects.filter(memberships__user=self.user) if self.roles_in(a) & wanted]
         return Account.objects.filter(pk__in=ids)

@@ -19,8 +19,8 @@ os.environ.setdefault("VESTIBULE_OUTBOUND_ALLOW", "127.0.0.1,::1,localhost")
 if os.environ.get("VESTIBULE_TEST_DATABASE_URL"):
     os.environ["VESTIBULE_DATABASE_URL"] = os.environ["VESTIBULE_TEST_DATABASE_URL"]
 
-from vestibule.conf.settings import *  # noqa: E402,F403
-from vestibule.conf.settings import CONFIG  # noqa: E402
+from vestibule.conf.settings import *  # noqa: F403
+from vestibule.conf.settings import CONFIG
 
 PASSWORD_HASHERS = ["vestibule.conf.testing.FastArgon2PasswordHasher"]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tests"}}

@@ -29,7 +29,7 @@ def _burn_time(password: str) -> None:
 
 
 class PasswordBackend(BaseBackend):
-    def authenticate(  # type: ignore[override]
+    def authenticate(
         self, request: HttpRequest | None, email: str | None = None, password: str | None = None, **kw: Any
     ) -> User | None:
         if not email or not password:

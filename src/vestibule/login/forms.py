@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django import forms
 from django.contrib.auth import password_validation
 
 from vestibule.domain.emails import InvalidEmail, normalize_email
+
+if TYPE_CHECKING:
+    from vestibule.accounts.models import User
 
 
 class EmailForm(forms.Form):
@@ -36,8 +41,8 @@ class NewPasswordForm(forms.Form):
     password1 = forms.CharField(label="New password", max_length=1024, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
     password2 = forms.CharField(label="Repeat it", max_length=1024, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
 
-    def __init__(self, *args: object, user: object = None, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, user: User | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.user = user
 
     def clean(self) -> dict[str, object]:

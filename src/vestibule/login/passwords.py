@@ -60,7 +60,7 @@ def check_password_login(request: HttpRequest, email: str, password: str) -> Pas
             return PasswordOutcome(None, "locked")
         return PasswordOutcome(None, "invalid")
     ratelimit.reset(ratelimit.PASSWORD_FAILURES_PER_EMAIL, key)
-    return PasswordOutcome(user)  # type: ignore[arg-type]
+    return PasswordOutcome(user)
 
 
 def password_expired(user: User) -> bool:

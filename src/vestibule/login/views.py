@@ -59,7 +59,7 @@ def message(request: HttpRequest, title: str, text: str, *, status: int = 200, c
 def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return HttpResponseRedirect(reverse("login"))
-    me = session_payload(request.user, request.session)  # type: ignore[arg-type]
+    me = session_payload(request.user, request.session)
     sso_admin = any("sso-admin" in a["roles"] for a in me["accounts"])
     return page(request, "home.html", me=me, sso_admin=sso_admin)
 
@@ -132,9 +132,17 @@ def _all_factors_passed(
     return HttpResponseRedirect(reverse("password-expired"))
 
 
+def _user_waiting_in_session(request: HttpRequest, session_key: str, **conditions: Any) -> User | None:
+    """The active user a half-finished sign-in left under ``session_key``, if any."""
+    pk = request.session.get(session_key)
+    if pk is None:
+        return None
+    return User.objects.filter(pk=pk, is_active=True, **conditions).first()
+
+
 @require_http_methods(["GET", "POST"])
 def totp_view(request: HttpRequest) -> HttpResponse:
-    user = User.objects.filter(pk=request.session.get("pre_auth_user"), is_active=True).first()
+    user = _user_waiting_in_session(request, "pre_auth_user")
     if user is None:
         return HttpResponseRedirect(reverse("login"))
     form = TotpForm(request.POST or None)
@@ -163,7 +171,7 @@ def totp_setup(request: HttpRequest) -> HttpResponse:
     """
     if not request.user.is_authenticated:
         return HttpResponseRedirect(f"{reverse('login')}?next={reverse('totp-setup')}")
-    user: User = request.user  # type: ignore[assignment]
+    user: User = request.user
     if user.login_method != User.LoginMethod.PASSWORD:
         return message(request, "Not available", "Your second factor is managed by your identity provider.", status=403)
     if session_principal(user, request.session).only_account_id is not None:
@@ -233,9 +241,7 @@ def _totp_confirm(request: HttpRequest, user: User) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def password_expired(request: HttpRequest) -> HttpResponse:
-    user = User.objects.filter(
-        pk=request.session.get("pw_expired_user"), is_active=True, login_method=User.LoginMethod.PASSWORD
-    ).first()
+    user = _user_waiting_in_session(request, "pw_expired_user", login_method=User.LoginMethod.PASSWORD)
     if user is None:
         return HttpResponseRedirect(reverse("login"))
     second_factor = request.session.get(PW_EXPIRED_FACTOR, "")
@@ -338,7 +344,7 @@ def recovery_access_confirm(request: HttpRequest, token: str) -> HttpResponse:
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
-        record("logout", request=request, subject_email=request.user.email)  # type: ignore[union-attr]
+        record("logout", request=request, subject_email=request.user.email)
     logout(request)
     return HttpResponseRedirect(reverse("login"))
 
@@ -347,7 +353,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 def session_api(request: HttpRequest) -> JsonResponse:
     if not request.user.is_authenticated:
         return JsonResponse({"detail": "not signed in"}, status=401)
-    payload = session_payload(request.user, request.session)  # type: ignore[arg-type]
+    payload = session_payload(request.user, request.session)
     payload["login_at"] = request.session.get("login_at")
     payload["session_method"] = request.session.get("login_method")
     return JsonResponse(payload)

@@ -40,7 +40,7 @@ def join_account(request: HttpRequest, token: str) -> HttpResponse:
         return _gone(request)
     sign_in = f"{reverse('login')}?next={reverse('join-account', args=[token])}"
     if request.user.is_authenticated:
-        me: User = request.user  # type: ignore[assignment]
+        me: User = request.user
         if me.email_key != invitation.email_key:
             return _page(request, invitation, status=403, state="other_person", sign_in=sign_in)
         scope = session_principal(me, request.session).only_account_id

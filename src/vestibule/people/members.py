@@ -291,7 +291,7 @@ def notify_pending_approval(membership: Membership, *, via: str) -> list[str]:
                 f"Everyone waiting: {queue}\n\n"
                 "If you do not know this person, leave them waiting or remove them.",
             )
-        except Exception:  # noqa: BLE001 - the login has been decided; the log is the place for this.
+        except Exception:  # the login has been decided; the log is the place for this.
             log.exception("approval notice to %s failed", manager.email)
             continue
         told.append(manager.email)

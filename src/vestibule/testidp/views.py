@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
@@ -98,7 +98,7 @@ def _issue(request: HttpRequest, connection: Connection, form: IdentityForm, *, 
         acs_url=sp.acs_url,
         name_id=form.cleaned_data["email"],
         attributes=form.attributes(),
-        now=datetime.now(timezone.utc),
+        now=datetime.now(UTC),
         in_response_to=request_id,
         sign_assertion=True,
         sign_response=saml_settings.want_response_signed,

@@ -12,8 +12,6 @@ def make_driver(protocol: str, request: pytest.FixtureRequest) -> Any:
         from tests.e2e.drivers.saml_driver import SamlDriver
 
         return SamlDriver()
-    try:
-        from tests.e2e.drivers.oidc_driver import make_oidc_driver
-    except ImportError:
-        pytest.skip("the OIDC end-to-end driver is not built yet")
+    from tests.e2e.drivers.oidc_driver import make_oidc_driver
+
     return make_oidc_driver(request)

@@ -27,10 +27,10 @@ from django.test import Client
 
 pytest.importorskip("saml2")
 
-from saml2 import BINDING_HTTP_REDIRECT  # noqa: E402
-from saml2.server import Server  # noqa: E402
+from saml2 import BINDING_HTTP_REDIRECT
+from saml2.server import Server
 
-from tests import pysaml2_support as peer  # noqa: E402
+from tests import pysaml2_support as peer
 
 if peer.XMLSEC1 is None:
     pytest.skip("pysaml2 needs the xmlsec1 program (apt-get install xmlsec1)", allow_module_level=True)
