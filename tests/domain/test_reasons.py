@@ -43,7 +43,9 @@ def _literals() -> dict[str, list[str]]:
 def test_the_source_raises_codes() -> None:
     """The scan itself works: it sees codes raised in the views, the pipeline and f-string families."""
     found = _literals()
-    assert {"sso.state_invalid", "sso.connect_rebind_unconfirmed", "sso.email_unverified", "sso.claim_invalid."} <= set(found)
+    assert {"sso.state_invalid", "sso.connect_rebind_unconfirmed", "sso.email_unverified", "sso.claim_invalid."} <= set(
+        found
+    )
 
 
 def test_every_sso_code_in_the_source_is_registered() -> None:
@@ -94,7 +96,14 @@ def test_protocol_refusals_are_400_and_policy_refusals_403() -> None:
 def test_families_resolve_their_members_only() -> None:
     assert reason("sso.claim_missing.email") is REASONS["sso.claim_missing"]
     assert reason("sso.claim_invalid.external_id") is REASONS["sso.claim_invalid"]
-    for code in ("sso.claim_missing", "sso.claim_missing.", "sso.nope", "sso.user_disabled.x", "claim_missing.email", ""):
+    for code in (
+        "sso.claim_missing",
+        "sso.claim_missing.",
+        "sso.nope",
+        "sso.user_disabled.x",
+        "claim_missing.email",
+        "",
+    ):
         with pytest.raises(UnknownReason):
             reason(code)
 
@@ -105,7 +114,12 @@ def test_families_resolve_their_members_only() -> None:
 def test_login_failure_defaults_come_from_the_registry() -> None:
     failure = LoginFailure("sso.provisioning_disabled", expected="a member", received="nobody")
     entry = REASONS["sso.provisioning_disabled"]
-    assert (failure.step, failure.message, failure.fix_in, failure.status) == (entry.step, entry.message, entry.fix_in, 403)
+    assert (failure.step, failure.message, failure.fix_in, failure.status) == (
+        entry.step,
+        entry.message,
+        entry.fix_in,
+        403,
+    )
     assert (failure.expected, failure.received) == ("a member", "nobody")
     assert LoginFailure("sso.pending_approval").title == "Waiting for approval"
 
@@ -140,7 +154,9 @@ def _subclasses(base: type[ProtocolError]) -> list[type[ProtocolError]]:
     return found
 
 
-PROTOCOL_ERRORS = sorted({saml_errors.SamlError, oidc_errors.OidcError, *_subclasses(ProtocolError)}, key=lambda c: c.code + c.__name__)
+PROTOCOL_ERRORS = sorted(
+    {saml_errors.SamlError, oidc_errors.OidcError, *_subclasses(ProtocolError)}, key=lambda c: c.code + c.__name__
+)
 
 
 @pytest.mark.parametrize("error", PROTOCOL_ERRORS, ids=lambda c: c.__name__)

@@ -59,7 +59,12 @@ def test_callback_without_a_started_login_is_state_invalid(api, make_account):
     assert page.status_code == entry.status == 400
     assert entry.message in page.content.decode()
     step = failed_step(LoginTrace.objects.get(connection_id=connection["id"]))
-    assert (step["code"], step["step"], step["fix_in"], step["detail_code"]) == (entry.code, "state", "user", "oidc.state_invalid")
+    assert (step["code"], step["step"], step["fix_in"], step["detail_code"]) == (
+        entry.code,
+        "state",
+        "user",
+        "oidc.state_invalid",
+    )
 
 
 def test_endpoint_of_the_other_protocol_is_404_and_leaves_no_trace(api, make_account):

@@ -59,11 +59,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _finish(request: HttpRequest, connection: Connection, trace: TraceRecorder, verified: VerifiedSubject, next_url: str) -> HttpResponse:
+def _finish(
+    request: HttpRequest, connection: Connection, trace: TraceRecorder, verified: VerifiedSubject, next_url: str
+) -> HttpResponse:
     user = run_pipeline(connection, verified, trace)
     trace.ok("session")
     trace.succeed(user.email)
-    return start_session(request, user, method="sso", next_url=next_url, account=connection.account, connection_id=str(connection.pk), trace_id=trace.id)
+    return start_session(
+        request,
+        user,
+        method="sso",
+        next_url=next_url,
+        account=connection.account,
+        connection_id=str(connection.pk),
+        trace_id=trace.id,
+    )
 
 
 # Start ---------------------------------------------------------------------
@@ -74,9 +84,17 @@ def _rate_limited(view: Callable[[HttpRequest, str], HttpResponse]) -> Callable[
 
     @functools.wraps(view)
     def limited(request: HttpRequest, connection_id: str) -> HttpResponse:
-        if ratelimit.hit(ratelimit.SSO_STARTS_PER_IP, client_ip(request) or "unknown") > ratelimit.SSO_STARTS_PER_IP.attempts:
+        if (
+            ratelimit.hit(ratelimit.SSO_STARTS_PER_IP, client_ip(request) or "unknown")
+            > ratelimit.SSO_STARTS_PER_IP.attempts
+        ):
             limit = reason("sso.rate_limited")
-            return render(request, "vestibule/message.html", {"title": limit.title, "text": limit.message, "code": limit.code}, status=limit.status)
+            return render(
+                request,
+                "vestibule/message.html",
+                {"title": limit.title, "text": limit.message, "code": limit.code},
+                status=limit.status,
+            )
         return view(request, connection_id)
 
     return limited
@@ -97,7 +115,9 @@ def sso_start(request: HttpRequest, connection: Connection, trace: TraceRecorder
 def _saml_start(request: HttpRequest, connection: Connection, next_url: str, *, login_hint: str = "") -> HttpResponse:
     sp = adapters.service_provider(connection)
     settings = adapters.saml_settings(connection)
-    pending, token = pending_logins.create(request, connection, next_url=next_url, bind_browser=pending_logins.binds_saml_post())
+    pending, token = pending_logins.create(
+        request, connection, next_url=next_url, bind_browser=pending_logins.binds_saml_post()
+    )
     if settings.sso_binding == "post":
         form, request_id = build_authn_request_form(sp, settings, _now(), pending.key)
         response: HttpResponse = render(request, "vestibule/post_form.html", {"form": form})
@@ -159,7 +179,14 @@ def saml_acs(request: HttpRequest, connection: Connection, trace: TraceRecorder)
         trace.ok("relay_state", result="unknown, used or expired reference: treated as unsolicited")
     saml_response = request.POST.get("SAMLResponse")
     if not saml_response:
-        raise LoginFailure("sso.assertion_invalid", "validate", "The sign-in response is empty.", expected="a SAMLResponse form field", received="none", detail_code="saml.malformed")
+        raise LoginFailure(
+            "sso.assertion_invalid",
+            "validate",
+            "The sign-in response is empty.",
+            expected="a SAMLResponse form field",
+            received="none",
+            detail_code="saml.malformed",
+        )
     assertion = validate_response(
         saml_response,
         sp=adapters.service_provider(connection),
@@ -168,8 +195,16 @@ def saml_acs(request: HttpRequest, connection: Connection, trace: TraceRecorder)
         expected_request_id=pending.request_id if pending else None,
         replay=DatabaseReplayCache(),
     )
-    notes = {} if assertion.has_authn_statement else {"authn_statement": "absent (accepted: answers our own AuthnRequest)"}
-    trace.ok("validate", issuer=assertion.issuer, assertion_id=assertion.assertion_id, signed=",".join(assertion.signed_parts), **notes)
+    notes = (
+        {} if assertion.has_authn_statement else {"authn_statement": "absent (accepted: answers our own AuthnRequest)"}
+    )
+    trace.ok(
+        "validate",
+        issuer=assertion.issuer,
+        assertion_id=assertion.assertion_id,
+        signed=",".join(assertion.signed_parts),
+        **notes,
+    )
     verified = VerifiedSubject(subject=assertion.name_id, claims=assertion.attributes)
     return _finish(request, connection, trace, verified, pending.next_url if pending else "/")
 
@@ -204,7 +239,9 @@ def oidc_callback(request: HttpRequest, connection: Connection, trace: TraceReco
     trace.ok("validate", subject=login.subject, tenant=login.tenant_id or "")
     if learn:
         return _record_tenant(request, connection, pending, login.tenant_id, trace)
-    return _finish(request, connection, trace, VerifiedSubject(subject=login.subject, claims=login.claims), pending.next_url)
+    return _finish(
+        request, connection, trace, VerifiedSubject(subject=login.subject, claims=login.claims), pending.next_url
+    )
 
 
 def _unbound(connection: Connection) -> Connection:
@@ -220,7 +257,9 @@ def _unbound(connection: Connection) -> Connection:
     return unbound
 
 
-def _record_tenant(request: HttpRequest, connection: Connection, pending: PendingLogin, tenant_id: str | None, trace: TraceRecorder) -> HttpResponse:
+def _record_tenant(
+    request: HttpRequest, connection: Connection, pending: PendingLogin, tenant_id: str | None, trace: TraceRecorder
+) -> HttpResponse:
     """Connect organization (seed 003): bind the connection to the tenant just seen."""
     admin = pending.initiated_by
     if admin is None or not holds_sso_admin_everywhere(admin, [connection.account]) or not tenant_id:
@@ -264,11 +303,13 @@ def _rebind_confirmed(pending: PendingLogin, bound: str) -> bool:
 
 def _rebind_unconfirmed(bound: str, seen: str) -> LoginFailure:
     return LoginFailure(
-        "sso.connect_rebind_unconfirmed", "connect",
+        "sso.connect_rebind_unconfirmed",
+        "connect",
         f"This connection is already bound to the external organization {bound}, but you signed in with {seen}. Nothing was changed. "
         f"To move the connection to {seen}, start 'Connect organization' again and confirm replacing the binding; "
         f"to keep it, sign in at the provider with an account of {bound}.",
-        expected=f"tenant {bound}, or a confirmed rebinding", received=f"tenant {seen}, rebinding not confirmed",
+        expected=f"tenant {bound}, or a confirmed rebinding",
+        received=f"tenant {seen}, rebinding not confirmed",
     )
 
 
@@ -287,14 +328,28 @@ def oidc_connect(request: HttpRequest, connection: Connection, trace: TraceRecor
     # In the session's own scope: a sign-in through another organization's provider is not this account's sso-admin.
     if SSO_ADMIN not in session_principal(user, request.session).roles_in(connection.account):
         # Refused before any attempt begins: a plain page, no login trace.
-        return render(request, "vestibule/message.html", {"title": "Not allowed", "text": "Connecting an organization needs the sso-admin role in this account.", "code": "sso.connect_not_allowed"}, status=403)
+        return render(
+            request,
+            "vestibule/message.html",
+            {
+                "title": "Not allowed",
+                "text": "Connecting an organization needs the sso-admin role in this account.",
+                "code": "sso.connect_not_allowed",
+            },
+            status=403,
+        )
     bound = connection.external_tenant_id
     if request.method == "GET":
         return render(request, "vestibule/oidc_connect.html", {"connection": connection, "bound": bound})
     confirm = bool(bound) and request.POST.get("confirm_rebind") == "yes"
     if confirm and request.POST.get("shown_tenant") != bound:
         # The admin confirmed replacing the binding the page showed; it has changed since.
-        return render(request, "vestibule/oidc_connect.html", {"connection": connection, "bound": bound, "changed": True}, status=409)
+        return render(
+            request,
+            "vestibule/oidc_connect.html",
+            {"connection": connection, "bound": bound, "changed": True},
+            status=409,
+        )
     return _oidc_start(
         request, connection, "/", purpose=PendingLogin.Purpose.CONNECT_ORGANIZATION,
         data={"confirm_rebind": confirm, "replaces_tenant": bound if confirm else ""},
