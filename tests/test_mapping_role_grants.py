@@ -61,7 +61,8 @@ def test_each_role_once_per_scope_account_scope_included(acme: Account) -> None:
 def test_rows_replace_the_json_list(acme: Account) -> None:
     finance = _finance(acme)
     rows = sorted(
-        MappingRoleGrant.objects.filter(mapping_role=finance).values_list("project__slug", "role"), key=lambda r: (r[0] or "", r[1])
+        MappingRoleGrant.objects.filter(mapping_role=finance).values_list("project__slug", "role"),
+        key=lambda r: (r[0] or "", r[1]),
     )
     assert rows == [(None, "analyst"), (None, "report-viewer"), ("production", "report-manager")]
     # Replacing the grants replaces the rows; renaming alone keeps them.
@@ -109,10 +110,16 @@ def test_api_round_trip_keeps_the_shape(api: Any, acme: Account) -> None:
     # What was read can be sent back unchanged.
     patched = api.patch(f"/api/v1/accounts/acme/mapping-roles/{body['id']}", {"grants": expected})
     assert patched.status_code == 200 and patched.json()["grants"] == expected
-    changed = api.patch(f"/api/v1/accounts/acme/mapping-roles/{body['id']}", {"grants": [{"scope": "project:sandbox", "roles": ["analyst"]}]})
+    changed = api.patch(
+        f"/api/v1/accounts/acme/mapping-roles/{body['id']}",
+        {"grants": [{"scope": "project:sandbox", "roles": ["analyst"]}]},
+    )
     assert changed.json()["grants"] == [{"scope": "project:sandbox", "roles": ["analyst"]}]
     # The rules still answer with the field.
-    twice = api.post("/api/v1/accounts/acme/mapping-roles", {"name": "Dup", "grants": [{"scope": "account", "roles": ["analyst"]}] * 2})
+    twice = api.post(
+        "/api/v1/accounts/acme/mapping-roles",
+        {"name": "Dup", "grants": [{"scope": "account", "roles": ["analyst"]}] * 2},
+    )
     assert twice.status_code == 422 and twice.json()["field"] == "grants[1].scope"
 
 
@@ -193,7 +200,9 @@ def test_migration_converts_json_grants_and_back() -> None:
                 {"scope": "project:sandbox", "roles": ["analyst"]},  # another account's project: skipped
             ],
         )
-        empty = OldMappingRole.objects.create(account=acme, name="Dangling", grants=[{"scope": "project:gone", "roles": ["analyst"]}])
+        empty = OldMappingRole.objects.create(
+            account=acme, name="Dangling", grants=[{"scope": "project:gone", "roles": ["analyst"]}]
+        )
 
         executor = MigrationExecutor(connection)
         executor.migrate(AFTER)

@@ -118,7 +118,10 @@ def test_the_lifecycle_through_the_api(api: Any, saml_connection: Any) -> None:
 
     staged = rotate(api, connection, "stage")
     assert staged["current"] == current and staged["next"]["staged_at"]
-    assert staged["next"]["signing"]["sha256_fingerprint"] not in (current["signing"]["sha256_fingerprint"], current["encryption"]["sha256_fingerprint"])
+    assert staged["next"]["signing"]["sha256_fingerprint"] not in (
+        current["signing"]["sha256_fingerprint"],
+        current["encryption"]["sha256_fingerprint"],
+    )
     assert api.get(url).json()["next"] == staged["next"]
 
     promoted = rotate(api, connection, "promote")
@@ -163,7 +166,12 @@ def test_oidc_connections_have_no_sp_keys(api: Any, make_account: Any) -> None:
     make_account("acme")
     created = api.post(
         "/api/v1/accounts/acme/connections",
-        {"protocol": "oidc", "name": "Entra", "domains": ["acme.com"], "oidc": {"issuer": "https://login.example.test", "client_id": "x", "client_secret": "s3cret-value-0123"}},
+        {
+            "protocol": "oidc",
+            "name": "Entra",
+            "domains": ["acme.com"],
+            "oidc": {"issuer": "https://login.example.test", "client_id": "x", "client_secret": "s3cret-value-0123"},
+        },
     )
     assert created.status_code == 201, created.content
     oidc = created.json()
@@ -171,19 +179,25 @@ def test_oidc_connections_have_no_sp_keys(api: Any, make_account: Any) -> None:
     assert rotate(api, oidc, "stage", 422)["field"] == "id"
 
 
-def test_another_accounts_sso_admin_gets_404_and_changes_nothing(api: Any, saml_connection: Any, make_account: Any) -> None:
+def test_another_accounts_sso_admin_gets_404_and_changes_nothing(
+    api: Any, saml_connection: Any, make_account: Any
+) -> None:
     connection = saml_connection()
     unchanged = secrets_of(connection)
     _, globex_key = ApiKey.issue(account=make_account("globex"), name="globex sso-admin", roles=["sso-admin"])
     globex = api.as_key(globex_key)
     assert globex.get(f"/api/v1/connections/{connection['id']}/sp-keys").status_code == 404
     for action in ("stage", "promote", "retire", "discard"):
-        assert globex.post(f"/api/v1/connections/{connection['id']}/sp-keys/rotate", {"action": action}).status_code == 404
+        assert (
+            globex.post(f"/api/v1/connections/{connection['id']}/sp-keys/rotate", {"action": action}).status_code == 404
+        )
     assert secrets_of(connection) == unchanged
     assert not AuditEvent.objects.filter(code__startswith="connection.sp_keys_").exists()
     # In its own account, rotating takes sso-admin: a user-manager key is told which role it lacks.
     _, manager_key = ApiKey.issue(account=make_account("acme"), name="acme user-manager", roles=["user-manager"])
-    refused = api.as_key(manager_key).post(f"/api/v1/connections/{connection['id']}/sp-keys/rotate", {"action": "stage"})
+    refused = api.as_key(manager_key).post(
+        f"/api/v1/connections/{connection['id']}/sp-keys/rotate", {"action": "stage"}
+    )
     assert refused.status_code == 403 and secrets_of(connection) == unchanged
     # acme's own sso-admin key may; so may the operator (the ``api`` fixture's key, in every other test).
     _, acme_key = ApiKey.issue(account=make_account("acme"), name="acme sso-admin", roles=["sso-admin"])
@@ -217,7 +231,8 @@ def test_assertions_encrypted_to_the_next_then_the_previous_key(api: Any, saml_c
 
     rotate(api, connection, "stage")
     new = pem(published(connection)["encryption"][1])
-    response = login(connection, "early@acme.com", encrypt_to=new)  # an IdP that switched as soon as it read the metadata
+    # An IdP that switched as soon as it read the metadata.
+    response = login(connection, "early@acme.com", encrypt_to=new)
     assert response.status_code == 302, response.content.decode()[:1500]
     assert login(connection, "old@acme.com", encrypt_to=old).status_code == 302
 
@@ -300,7 +315,12 @@ def test_cli_refuses_oidc_and_unknown_connections(configured: None, capsys: Any,
     make_account("acme")
     oidc = api.post(
         "/api/v1/accounts/acme/connections",
-        {"protocol": "oidc", "name": "Entra", "domains": ["acme.com"], "oidc": {"issuer": "https://login.example.test", "client_id": "x", "client_secret": "s3cret-value-0123"}},
+        {
+            "protocol": "oidc",
+            "name": "Entra",
+            "domains": ["acme.com"],
+            "oidc": {"issuer": "https://login.example.test", "client_id": "x", "client_secret": "s3cret-value-0123"},
+        },
     ).json()
     code, _, err = run(capsys, oidc["id"], "--stage")
     assert code == 1 and "OIDC connection" in err

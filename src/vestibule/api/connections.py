@@ -51,7 +51,9 @@ class ConnectionIn(StrictSchema):
 
 class ConnectionPatch(StrictSchema):
     # Read-only, listed so that a PATCH of them is told why and what to do instead (seed 001).
-    domains: Any = Field(default=None, description="Read-only: fixed at creation; create a new connection to serve other domains")
+    domains: Any = Field(
+        default=None, description="Read-only: fixed at creation; create a new connection to serve other domains"
+    )
     protocol: Any = Field(default=None, description="Read-only: fixed at creation")
     name: str | None = Field(default=None, min_length=1, max_length=200)
     enabled: bool | None = None
@@ -64,7 +66,8 @@ class ConnectionPatch(StrictSchema):
     saml: dict[str, Any] | None = None
     oidc: dict[str, Any] | None = None
     external_tenant_id: None = Field(
-        default=None, description="Only null: unbinds the external organization. 'Connect organization' binds it again (and replaces a binding only when the sso-admin confirms)"
+        default=None,
+        description="Only null: unbinds the external organization. 'Connect organization' binds it again (and replaces a binding only when the sso-admin confirms)",
     )
 
 
@@ -84,7 +87,9 @@ class DomainIn(StrictSchema):
 
 
 class ShareIn(StrictSchema):
-    account: str = Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$", description="Slug of the account to offer the domain to")
+    account: str = Field(
+        pattern=r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$", description="Slug of the account to offer the domain to"
+    )
 
 
 class GrantIn(StrictSchema):
@@ -165,7 +170,15 @@ def create_connection(request: HttpRequest, slug: str, payload: ConnectionIn) ->
     connection = _rule(
         lambda: rules.create_connection(account, payload.model_dump(), may_claim=may_claim, warnings=warnings)
     )
-    record("connection.created", account=account, connection=connection, **who(request), protocol=connection.protocol, domains=connection.domain_list, warnings=warnings)
+    record(
+        "connection.created",
+        account=account,
+        connection=connection,
+        **who(request),
+        protocol=connection.protocol,
+        domains=connection.domain_list,
+        warnings=warnings,
+    )
     out = connection_out(connection)
     out["warnings"] = warnings
     return Status(201, out)
@@ -179,10 +192,19 @@ def get_connection(request: HttpRequest, connection_id: str) -> dict[str, Any]:
 @router.patch("/connections/{connection_id}")
 def patch_connection(request: HttpRequest, connection_id: str, payload: ConnectionPatch) -> dict[str, Any]:
     connection = connection_or_404(request, connection_id)
-    changes = changes_without_nulls(payload, "name", "enabled", "auto_provision", "provisioned_users_can_login", "sso_authorization")
+    changes = changes_without_nulls(
+        payload, "name", "enabled", "auto_provision", "provisioned_users_can_login", "sso_authorization"
+    )
     _refuse_fixed_fields(connection, changes)
     warnings = _rule(lambda: rules.update_connection(connection, changes))
-    record("connection.updated", account=connection.account, connection=connection, **who(request), fields=sorted(changes), warnings=warnings)
+    record(
+        "connection.updated",
+        account=connection.account,
+        connection=connection,
+        **who(request),
+        fields=sorted(changes),
+        warnings=warnings,
+    )
     out = connection_out(connection)
     out["warnings"] = warnings
     return out
@@ -207,19 +229,20 @@ def _refuse_fixed_fields(connection: Connection, changes: dict[str, Any]) -> Non
                 "then disable or delete this one",
                 field="domains",
             )
-    if "protocol" in changes:
-        if changes.pop("protocol") != connection.protocol:
-            raise Unprocessable(
-                f"the protocol is fixed when a connection is created (this one is {connection.protocol}): "
-                "create a new connection for the other protocol",
-                field="protocol",
-            )
+    if "protocol" in changes and changes.pop("protocol") != connection.protocol:
+        raise Unprocessable(
+            f"the protocol is fixed when a connection is created (this one is {connection.protocol}): "
+            "create a new connection for the other protocol",
+            field="protocol",
+        )
 
 
 @router.delete("/connections/{connection_id}", response={204: None})
 def delete_connection(request: HttpRequest, connection_id: str) -> Status[None]:
     connection = connection_or_404(request, connection_id)
-    record("connection.deleted", account=connection.account, connection=connection, **who(request), name=connection.name)
+    record(
+        "connection.deleted", account=connection.account, connection=connection, **who(request), name=connection.name
+    )
     connection.delete()
     return Status(204, None)
 
@@ -246,7 +269,9 @@ def put_idp_metadata(request: HttpRequest, connection_id: str) -> dict[str, Any]
             xml = data["metadata"].encode()
             entity_id = data.get("entity_id") or entity_id
         except (ValueError, KeyError, TypeError, AttributeError):
-            raise Unprocessable('send the metadata XML as the body, or JSON {"metadata": "<xml>"}', field="metadata") from None
+            raise Unprocessable(
+                'send the metadata XML as the body, or JSON {"metadata": "<xml>"}', field="metadata"
+            ) from None
         if "dry_run" in data:
             if not isinstance(data["dry_run"], bool):
                 raise Unprocessable("dry_run must be true or false", field="dry_run")
@@ -257,7 +282,13 @@ def put_idp_metadata(request: HttpRequest, connection_id: str) -> dict[str, Any]
         raise Unprocessable("the body is empty; send the IdP metadata XML", field="metadata")
     settings = _rule(lambda: rules.import_idp_metadata(connection, xml, entity_id=entity_id, save=not dry_run))
     if not dry_run:
-        record("connection.idp_metadata_imported", account=connection.account, connection=connection, **who(request), idp_entity_id=settings["idp_entity_id"])
+        record(
+            "connection.idp_metadata_imported",
+            account=connection.account,
+            connection=connection,
+            **who(request),
+            idp_entity_id=settings["idp_entity_id"],
+        )
     return settings
 
 
@@ -320,7 +351,13 @@ def rotate_sp_keys_endpoint(request: HttpRequest, connection_id: str, payload: S
         status = rotate_sp_keys(connection, payload.action)
     except SpKeyError as exc:
         raise ApiError(exc.detail, field=exc.field, status=exc.status) from None
-    record(_SP_KEY_EVENTS[payload.action], account=connection.account, connection=connection, **who(request), **_fingerprints(status))
+    record(
+        _SP_KEY_EVENTS[payload.action],
+        account=connection.account,
+        connection=connection,
+        **who(request),
+        **_fingerprints(status),
+    )
     return {**status, "metadata_url": adapters.sp_urls(connection)["metadata_url"]}
 
 
@@ -362,7 +399,12 @@ def shared_out(claim: DomainClaim, viewer: Account) -> dict[str, Any]:
 
 
 def offer_out(share: DomainShare) -> dict[str, Any]:
-    return {"domain": share.claim.domain, "account": share.target_slug, "status": share.status, "offered_by": share.claim.account.name}
+    return {
+        "domain": share.claim.domain,
+        "account": share.target_slug,
+        "status": share.status,
+        "offered_by": share.claim.account.name,
+    }
 
 
 def _domain(value: str) -> str:
@@ -376,10 +418,15 @@ def _domain(value: str) -> str:
 def list_domains(request: HttpRequest, slug: str) -> dict[str, Any]:
     account = account_for(request, slug, SSO_ADMIN)
     owned = DomainClaim.objects.filter(account=account).select_related("account").order_by("domain")
-    shared = DomainClaim.objects.filter(
-        shares__account=account, shares__status=DomainShare.Status.ACTIVE
-    ).select_related("account").order_by("domain")
-    return {"items": [domain_out(c) for c in owned], "shared_with_this_account": [shared_out(c, account) for c in shared]}
+    shared = (
+        DomainClaim.objects.filter(shares__account=account, shares__status=DomainShare.Status.ACTIVE)
+        .select_related("account")
+        .order_by("domain")
+    )
+    return {
+        "items": [domain_out(c) for c in owned],
+        "shared_with_this_account": [shared_out(c, account) for c in shared],
+    }
 
 
 @router.post("/accounts/{slug}/domains", response={201: dict})
@@ -435,7 +482,11 @@ def share_domain(request: HttpRequest, slug: str, domain: str, payload: ShareIn)
             raise Unprocessable(f"no account '{payload.account}'", field="account")
         with transaction.atomic():
             DomainShare.objects.create(
-                claim=claim, target_slug=target.slug, account=target, status=DomainShare.Status.ACTIVE, accepted_at=timezone.now()
+                claim=claim,
+                target_slug=target.slug,
+                account=target,
+                status=DomainShare.Status.ACTIVE,
+                accepted_at=timezone.now(),
             )
         record("domain.shared", account=owner, **who(request), domain=claim.domain, shared_with=target.slug)
         return Status(201, domain_out(claim))
@@ -467,13 +518,17 @@ def revoke_share(request: HttpRequest, slug: str, domain: str, target: str) -> S
 def list_offers(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
     """Domains other accounts offer to share with this one, waiting for its answer."""
     account = account_for(request, slug, SSO_ADMIN)
-    offers = DomainShare.objects.filter(target_slug=account.slug, status=DomainShare.Status.OFFERED).select_related("claim__account")
+    offers = DomainShare.objects.filter(target_slug=account.slug, status=DomainShare.Status.OFFERED).select_related(
+        "claim__account"
+    )
     return [offer_out(o) for o in offers.order_by("claim__domain")]
 
 
 def _offer(account: Account, domain: str) -> DomainShare:
     share = (
-        DomainShare.objects.filter(claim__domain=_domain(domain), target_slug=account.slug, status=DomainShare.Status.OFFERED)
+        DomainShare.objects.filter(
+            claim__domain=_domain(domain), target_slug=account.slug, status=DomainShare.Status.OFFERED
+        )
         .select_related("claim__account")
         .first()
     )
@@ -492,8 +547,20 @@ def accept_offer(request: HttpRequest, slug: str, domain: str) -> dict[str, Any]
     )
     if updated != 1:
         raise Conflict("the offer changed meanwhile; list the offers again", field="domain")
-    record("domain.share_accepted", account=account, **who(request), domain=share.claim.domain, owner=share.claim.account.slug)
-    record("domain.share_accepted", account=share.claim.account, **who(request), domain=share.claim.domain, shared_with=account.slug)
+    record(
+        "domain.share_accepted",
+        account=account,
+        **who(request),
+        domain=share.claim.domain,
+        owner=share.claim.account.slug,
+    )
+    record(
+        "domain.share_accepted",
+        account=share.claim.account,
+        **who(request),
+        domain=share.claim.domain,
+        shared_with=account.slug,
+    )
     return shared_out(share.claim, account)
 
 
@@ -502,7 +569,13 @@ def decline_offer(request: HttpRequest, slug: str, domain: str) -> Status[None]:
     account = account_for(request, slug, SSO_ADMIN)
     share = _offer(account, domain)
     share.delete()
-    record("domain.share_declined", account=share.claim.account, **who(request), domain=share.claim.domain, declined_by=account.slug)
+    record(
+        "domain.share_declined",
+        account=share.claim.account,
+        **who(request),
+        domain=share.claim.domain,
+        declined_by=account.slug,
+    )
     return Status(204, None)
 
 
@@ -510,7 +583,12 @@ def decline_offer(request: HttpRequest, slug: str, domain: str) -> Status[None]:
 
 
 def mapping_role_out(mapping_role: MappingRole) -> dict[str, Any]:
-    return {"id": mapping_role.pk, "name": mapping_role.name, "grants": mapping_role.grants, "updated_at": mapping_role.updated_at.isoformat()}
+    return {
+        "id": mapping_role.pk,
+        "name": mapping_role.name,
+        "grants": mapping_role.grants,
+        "updated_at": mapping_role.updated_at.isoformat(),
+    }
 
 
 def _save_mapping_role(account: Account, mapping_role: MappingRole | None, **changes: Any) -> MappingRole:
@@ -521,7 +599,9 @@ def _save_mapping_role(account: Account, mapping_role: MappingRole | None, **cha
 
 
 def _mapping_role(account: Account, mapping_role_id: int) -> MappingRole:
-    found = MappingRole.objects.filter(account=account, pk=mapping_role_id).prefetch_related("role_grants__project").first()
+    found = (
+        MappingRole.objects.filter(account=account, pk=mapping_role_id).prefetch_related("role_grants__project").first()
+    )
     if found is None:
         raise NotFound(f"mapping role {mapping_role_id} not found", field="id")
     return found
@@ -530,7 +610,9 @@ def _mapping_role(account: Account, mapping_role_id: int) -> MappingRole:
 @router.get("/accounts/{slug}/mapping-roles")
 def list_mapping_roles(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
     account = account_for(request, slug, SSO_ADMIN)
-    mapping_roles = MappingRole.objects.filter(account=account).prefetch_related("role_grants__project").order_by("name")
+    mapping_roles = (
+        MappingRole.objects.filter(account=account).prefetch_related("role_grants__project").order_by("name")
+    )
     return [mapping_role_out(m) for m in mapping_roles]
 
 
@@ -549,7 +631,9 @@ def get_mapping_role(request: HttpRequest, slug: str, mapping_role_id: int) -> d
 
 
 @router.patch("/accounts/{slug}/mapping-roles/{mapping_role_id}")
-def patch_mapping_role(request: HttpRequest, slug: str, mapping_role_id: int, payload: MappingRolePatch) -> dict[str, Any]:
+def patch_mapping_role(
+    request: HttpRequest, slug: str, mapping_role_id: int, payload: MappingRolePatch
+) -> dict[str, Any]:
     """Changes reach every user under the mapping role at their next login (seed 002)."""
     account = account_for(request, slug, SSO_ADMIN)
     mapping_role = _mapping_role(account, mapping_role_id)

@@ -101,7 +101,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     print(f"{'ID':36}  {'PROTOCOL':8}  {'ENABLED':7}  {'NAME':30}  DOMAINS")
     for c in connections:
-        print(f"{c.pk!s:36}  {c.protocol:8}  {'yes' if c.enabled else 'no':7}  {c.name[:30]:30}  {', '.join(c.domain_list)}")
+        print(
+            f"{c.pk!s:36}  {c.protocol:8}  {'yes' if c.enabled else 'no':7}  {c.name[:30]:30}  {', '.join(c.domain_list)}"
+        )
     return 0
 
 
@@ -127,7 +129,11 @@ def cmd_create_saml(args: argparse.Namespace) -> int:
     print(f"  SP entity ID:  {urls['sp_entity_id']}", file=sys.stderr)
     print(f"  ACS URL:       {urls['acs_url']}", file=sys.stderr)
     print(f"  SP metadata:   {urls['metadata_url']}", file=sys.stderr)
-    next_step = f"vestibule connection enable {connection.pk}" if metadata else f"vestibule connection import-metadata {connection.pk} FILE"
+    next_step = (
+        f"vestibule connection enable {connection.pk}"
+        if metadata
+        else f"vestibule connection import-metadata {connection.pk} FILE"
+    )
     print(f"  Created disabled. Next: {next_step}", file=sys.stderr)
     return 0
 
@@ -160,7 +166,11 @@ def cmd_create_oidc(args: argparse.Namespace) -> int:
     from vestibule.signin import adapters
 
     account = _account(args.account)
-    oidc: dict[str, Any] = {"issuer": args.issuer, "client_id": args.client_id, "token_endpoint_auth_method": args.auth_method}
+    oidc: dict[str, Any] = {
+        "issuer": args.issuer,
+        "client_id": args.client_id,
+        "token_endpoint_auth_method": args.auth_method,
+    }
     secret = _read_secret(args)
     if secret is not None:
         oidc["client_secret"] = secret
@@ -176,7 +186,10 @@ def cmd_create_oidc(args: argparse.Namespace) -> int:
     _audit("connection.created", connection, protocol="oidc", domains=connection.domain_list)
     print(connection.pk)
     print(f"  Redirect URI:  {adapters.redirect_uri(connection)}", file=sys.stderr)
-    print(f"  Created disabled. Register the redirect URI at the provider, then: vestibule connection enable {connection.pk}", file=sys.stderr)
+    print(
+        f"  Created disabled. Register the redirect URI at the provider, then: vestibule connection enable {connection.pk}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -186,7 +199,9 @@ def _set_enabled(args: argparse.Namespace, enabled: bool) -> int:
     connection = _connection(args.id)
     rules.update_connection(connection, {"enabled": enabled})
     _audit("connection.updated", connection, fields=["enabled"], enabled=enabled)
-    print(f"connection {connection.pk} ({connection.account.slug}/{connection.name}) is {'enabled' if enabled else 'disabled'}")
+    print(
+        f"connection {connection.pk} ({connection.account.slug}/{connection.name}) is {'enabled' if enabled else 'disabled'}"
+    )
     return 0
 
 
@@ -305,10 +320,20 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("--account", metavar="SLUG", required=True, help="the account's slug")
     p.add_argument("--name", metavar="N", required=True, help="a name people see when choosing a provider, e.g. 'Okta'")
-    p.add_argument("--domain", metavar="D", action="append", required=True, help="an email domain this connection serves (repeat for several)")
+    p.add_argument(
+        "--domain",
+        metavar="D",
+        action="append",
+        required=True,
+        help="an email domain this connection serves (repeat for several)",
+    )
     p.add_argument("--metadata", metavar="FILE", help="the IdP's SAML metadata XML, to fill in the IdP settings now")
     p.add_argument("--auto-provision", action="store_true", help="create unknown users at their first SSO login")
-    p.add_argument("--allow-login", action="store_true", help="auto-provisioned users may sign in at once (else they wait for approval)")
+    p.add_argument(
+        "--allow-login",
+        action="store_true",
+        help="auto-provisioned users may sign in at once (else they wait for approval)",
+    )
     p.set_defaults(func=lambda a: _run(cmd_create_saml, a))
 
     p = _help(
@@ -320,16 +345,39 @@ def register(sub: Any) -> None:
         next_step="register the printed redirect URI at the provider, then: vestibule connection enable ID",
     )  # fmt: skip
     p.add_argument("--account", metavar="SLUG", required=True, help="the account's slug")
-    p.add_argument("--name", metavar="N", required=True, help="a name people see when choosing a provider, e.g. 'Entra ID'")
-    p.add_argument("--domain", metavar="D", action="append", required=True, help="an email domain this connection serves (repeat for several)")
-    p.add_argument("--issuer", required=True, help="the provider's issuer URL (discovery at ISSUER/.well-known/openid-configuration)")
+    p.add_argument(
+        "--name", metavar="N", required=True, help="a name people see when choosing a provider, e.g. 'Entra ID'"
+    )
+    p.add_argument(
+        "--domain",
+        metavar="D",
+        action="append",
+        required=True,
+        help="an email domain this connection serves (repeat for several)",
+    )
+    p.add_argument(
+        "--issuer",
+        required=True,
+        help="the provider's issuer URL (discovery at ISSUER/.well-known/openid-configuration)",
+    )
     p.add_argument("--client-id", required=True, help="the client ID registered at the provider")
-    p.add_argument("--client-secret-file", metavar="FILE", help="file holding the client secret, or - to read one line from stdin")
-    p.add_argument("--auth-method", default="client_secret_basic", choices=["client_secret_basic", "client_secret_post", "private_key_jwt"], help="token endpoint client authentication (default client_secret_basic)")
+    p.add_argument(
+        "--client-secret-file", metavar="FILE", help="file holding the client secret, or - to read one line from stdin"
+    )
+    p.add_argument(
+        "--auth-method",
+        default="client_secret_basic",
+        choices=["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        help="token endpoint client authentication (default client_secret_basic)",
+    )
     p.add_argument("--scope", action="append", help="extra scope to request (repeat); openid is always requested")
     p.add_argument("--userinfo", action="store_true", help="merge the userinfo endpoint's claims into the ID token's")
     p.add_argument("--auto-provision", action="store_true", help="create unknown users at their first SSO login")
-    p.add_argument("--allow-login", action="store_true", help="auto-provisioned users may sign in at once (else they wait for approval)")
+    p.add_argument(
+        "--allow-login",
+        action="store_true",
+        help="auto-provisioned users may sign in at once (else they wait for approval)",
+    )
     p.set_defaults(func=lambda a: _run(cmd_create_oidc, a))
 
     p = _help(
@@ -371,13 +419,35 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("id", metavar="ID", help="the SAML connection's ID (see `vestibule connection list`)")
     step = p.add_mutually_exclusive_group()
-    step.add_argument("--stage", dest="sp_key_action", action="store_const", const="stage",
-                      help="generate a next key pair: published in the SP metadata, already accepted for decryption")
-    step.add_argument("--promote", dest="sp_key_action", action="store_const", const="promote",
-                      help="make the staged pair current; the replaced encryption key stays accepted until --retire")
-    step.add_argument("--retire", dest="sp_key_action", action="store_const", const="retire",
-                      help="destroy the previous encryption key (ends the grace period after --promote)")
-    step.add_argument("--discard", dest="sp_key_action", action="store_const", const="discard",
-                      help="drop a staged pair without using it")
-    p.add_argument("--json", action="store_true", help="print the API's JSON shape (GET /api/v1/connections/ID/sp-keys)")
+    step.add_argument(
+        "--stage",
+        dest="sp_key_action",
+        action="store_const",
+        const="stage",
+        help="generate a next key pair: published in the SP metadata, already accepted for decryption",
+    )
+    step.add_argument(
+        "--promote",
+        dest="sp_key_action",
+        action="store_const",
+        const="promote",
+        help="make the staged pair current; the replaced encryption key stays accepted until --retire",
+    )
+    step.add_argument(
+        "--retire",
+        dest="sp_key_action",
+        action="store_const",
+        const="retire",
+        help="destroy the previous encryption key (ends the grace period after --promote)",
+    )
+    step.add_argument(
+        "--discard",
+        dest="sp_key_action",
+        action="store_const",
+        const="discard",
+        help="drop a staged pair without using it",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print the API's JSON shape (GET /api/v1/connections/ID/sp-keys)"
+    )
     p.set_defaults(func=lambda a: _run(cmd_sp_keys, a), sp_key_action=None)

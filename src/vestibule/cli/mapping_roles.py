@@ -161,7 +161,9 @@ def register(sub: Any) -> None:
         next_step="vestibule mapping-role create --account acme --name NAME --grant account=ROLE",
     )  # fmt: skip
     account_arg(p)
-    p.add_argument("--json", action="store_true", help="print the API's JSON shape instead of one line per mapping role")
+    p.add_argument(
+        "--json", action="store_true", help="print the API's JSON shape instead of one line per mapping role"
+    )
     p.set_defaults(func=cmd_list)
 
     p = _help(
@@ -184,7 +186,9 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     account_arg(p)
     p.add_argument("--name", required=True, help="the mapping role to change")
-    p.add_argument("--rename", type=_name, metavar="NEW_NAME", help="new name (users must then send it in role_mapping)")
+    p.add_argument(
+        "--rename", type=_name, metavar="NEW_NAME", help="new name (users must then send it in role_mapping)"
+    )
     p.add_argument("--grant", type=_grant, action="append", help=f"replaces all grants; {GRANT_HELP}")
     p.set_defaults(func=cmd_update)
 

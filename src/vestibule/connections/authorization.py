@@ -79,12 +79,17 @@ def validate_grants(account: Account, grants: list[dict[str, Any]]) -> list[dict
     for index, grant in enumerate(grants):
         scope = grant["scope"]
         if scope in seen:
-            raise MappingRoleError(f"scope '{scope}' appears twice; each scope once per mapping role", f"grants[{index}].scope")
+            raise MappingRoleError(
+                f"scope '{scope}' appears twice; each scope once per mapping role", f"grants[{index}].scope"
+            )
         seen.add(scope)
         if scope != "account":
             slug = scope.removeprefix("project:")
             if not scope.startswith("project:") or not Project.objects.filter(account=account, slug=slug).exists():
-                raise MappingRoleError(f"scope must be 'account' or 'project:<slug>' of an existing project, not '{scope}'", f"grants[{index}].scope")
+                raise MappingRoleError(
+                    f"scope must be 'account' or 'project:<slug>' of an existing project, not '{scope}'",
+                    f"grants[{index}].scope",
+                )
         try:
             roles = catalog.require_known(grant["roles"])
         except RoleRuleError as exc:
@@ -143,7 +148,9 @@ def lockout_warnings(connection: Connection) -> list[str]:
     claim = mapping.role_mapping if mapping.role_source == "mapping_roles" else mapping.roles
     advice = "Fix the identity provider or the mapping roles first, or keep a break-glass password admin."
     warnings = []
-    identities = ExternalIdentity.objects.filter(connection=connection).select_related("user").order_by("user__email_key")
+    identities = (
+        ExternalIdentity.objects.filter(connection=connection).select_related("user").order_by("user__email_key")
+    )
     for identity in identities:
         user = identity.user
         if "sso-admin" not in effective_account_roles(user, connection.account):
@@ -190,7 +197,11 @@ def release_managed_roles(connection: Connection) -> int:
     moved = 0
     for grant in grants.select_related("project"):
         duplicate = RoleGrant.objects.filter(
-            user_id=grant.user_id, account_id=grant.account_id, project=grant.project, role=grant.role, source=Source.MANUAL
+            user_id=grant.user_id,
+            account_id=grant.account_id,
+            project=grant.project,
+            role=grant.role,
+            source=Source.MANUAL,
         )
         if duplicate.exists():
             grant.delete()
@@ -199,5 +210,7 @@ def release_managed_roles(connection: Connection) -> int:
         grant.save(update_fields=["source", "connection", "managed"])
         moved += 1
         if grant.project is not None:
-            ProjectAccess.objects.get_or_create(user_id=grant.user_id, project=grant.project, source=Source.MANUAL, connection=None)
+            ProjectAccess.objects.get_or_create(
+                user_id=grant.user_id, project=grant.project, source=Source.MANUAL, connection=None
+            )
     return moved

@@ -174,7 +174,9 @@ def _apply(connection: Connection, secrets: dict[str, Any], action: str) -> dict
             secrets[name] = {**generate_key_pair(f"Vestibule SP {use} {connection.pk} next"), "staged_at": now}
     elif action == "promote":
         if not staged:
-            raise SpKeyError("no next key pair is staged: stage one first, and promote once IdPs have read the metadata")
+            raise SpKeyError(
+                "no next key pair is staged: stage one first, and promote once IdPs have read the metadata"
+            )
         secrets[_PREVIOUS] = {**_pair(secrets["sp_encryption"]), "replaced_at": now}
         secrets["sp_signing"] = _pair(secrets.pop("sp_signing_next"))
         secrets["sp_encryption"] = _pair(secrets.pop("sp_encryption_next"))

@@ -158,7 +158,9 @@ class MappingRoleGrant(models.Model):
     """
 
     mapping_role = models.ForeignKey(MappingRole, on_delete=models.CASCADE, related_name="role_grants")
-    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="mapping_role_grants")
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.CASCADE, related_name="mapping_role_grants"
+    )
     role = models.CharField(max_length=64)  # as accounts.RoleGrant.role
 
     class Meta:
@@ -193,7 +195,9 @@ def mapping_roles_losing(project: Project) -> tuple[list[str], list[str]]:
         .distinct()
     )
     affected = sorted({name for name, _ in rows})
-    emptied = [name for name in affected if all(other_project == project.pk for other, other_project in rows if other == name)]
+    emptied = [
+        name for name in affected if all(other_project == project.pk for other, other_project in rows if other == name)
+    ]
     return affected, emptied
 
 

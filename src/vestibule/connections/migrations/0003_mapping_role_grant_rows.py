@@ -24,8 +24,8 @@ def json_to_rows(apps, schema_editor):
             scope = grant.get("scope")
             if scope == "account":
                 project_id = None
-            elif isinstance(scope, str) and scope.startswith("project:") and scope[len("project:"):] in projects:
-                project_id = projects[scope[len("project:"):]]
+            elif isinstance(scope, str) and scope.startswith("project:") and scope[len("project:") :] in projects:
+                project_id = projects[scope[len("project:") :]]
             else:
                 continue  # a deleted project (or a malformed scope): nothing to convert
             for role in grant.get("roles") or []:
@@ -50,7 +50,6 @@ def rows_to_json(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("accounts", "0004_password_pinned_and_managed_grants"),
         ("connections", "0002_share_offers"),
@@ -65,7 +64,9 @@ class Migration(migrations.Migration):
                 (
                     "mapping_role",
                     models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="role_grants", to="connections.mappingrole"
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="role_grants",
+                        to="connections.mappingrole",
                     ),
                 ),
                 (
