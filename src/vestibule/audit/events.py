@@ -60,13 +60,44 @@ def record(
     owns their identity and credentials. Other accounts the person belongs
     to do not see when or from where they sign in.
     """
-    if actor_user is None and request is not None and getattr(request, "user", None) is not None:
-        if request.user.is_authenticated:
-            actor_user = request.user
+    return record_many(
+        [
+            {
+                "code": code, "request": request, "outcome": outcome, "account": account, "connection": connection,
+                "actor_user": actor_user, "actor_api_key": actor_api_key, "subject_email": subject_email, "trace": trace,
+                **detail,
+            }
+        ]
+    )[0]  # fmt: skip
+
+
+def record_many(events: list[dict[str, Any]]) -> list[AuditEvent]:
+    """Write several events in one INSERT; each dict holds :func:`record`'s arguments, detail included."""
+    rows = [row for event in events for row in _rows(**event)]
+    return AuditEvent.objects.bulk_create(rows)
+
+
+def _rows(
+    code: str,
+    *,
+    request: HttpRequest | None = None,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+    account: Any = None,
+    connection: Any = None,
+    actor_user: Any = None,
+    actor_api_key: Any = None,
+    subject_email: str = "",
+    trace: LoginTrace | None = None,
+    **detail: Any,
+) -> list[AuditEvent]:
+    user = getattr(request, "user", None)
+    if actor_user is None and user is not None and user.is_authenticated:
+        actor_user = user
     accounts = [account]
     if account is None and connection is None and subject_email:
         accounts = [_home_account(subject_email)]
-    events = AuditEvent.objects.bulk_create(
+    log.info("audit %s outcome=%s account=%s subject=%s", code, outcome, getattr(account, "slug", None), subject_email)
+    return [
         AuditEvent(
             code=code,
             outcome=outcome,
@@ -80,9 +111,7 @@ def record(
             trace=trace,
         )
         for target in accounts
-    )
-    log.info("audit %s outcome=%s account=%s subject=%s", code, outcome, getattr(account, "slug", None), subject_email)
-    return events[0]
+    ]
 
 
 def _home_account(subject_email: str) -> Any:

@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from vestibule.accounts.models import Account, User
 from vestibule.accounts.roles import effective_account_roles
 from vestibule.authority.ownership import home_account
+from vestibule.domain.plan import BREAK_GLASS_ROLE
 
-BREAK_GLASS_ROLE = "sso-admin"
+__all__ = ["BREAK_GLASS_ROLE", "holds_sso_admin_everywhere", "is_break_glass"]
 
 
 def holds_sso_admin_everywhere(user: User, accounts: Iterable[Account]) -> bool:

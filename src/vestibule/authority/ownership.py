@@ -13,6 +13,9 @@ from vestibule.accounts.models import Account, User
 from vestibule.connections.models import Connection, DomainClaim
 from vestibule.domain.emails import InvalidEmail, email_domain
 
+# The owner an earlier step of this request found, kept with the address it was found for.
+_HOME = "_vestibule_home_account"
+
 
 def home_account_of_email(email: str) -> Account | None:
     try:
@@ -27,9 +30,22 @@ def home_account(user: User) -> Account | None:
     return home_account_of_email(user.email)
 
 
-def is_home(account: Account, user: User) -> bool:
+def remember_home(user: User, account_id: int | None) -> None:
+    """Note on this ``user`` object who owns its current address, already known to the caller (the login pipeline)."""
+    user.__dict__[_HOME] = (user.email, account_id)
+
+
+def home_account_id(user: User) -> int | None:
+    remembered = user.__dict__.get(_HOME)
+    if remembered is not None and remembered[0] == user.email:
+        return remembered[1]
     home = home_account(user)
-    return home is not None and home.pk == account.pk
+    return home.pk if home is not None else None
+
+
+def is_home(account: Account, user: User) -> bool:
+    home = home_account_id(user)
+    return home is not None and home == account.pk
 
 
 def is_home_connection(connection: Connection, user: User) -> bool:

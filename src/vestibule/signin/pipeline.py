@@ -1,16 +1,13 @@
-"""Running the login pipeline against the database (DESIGN "Login", step 3).
+"""Running the login pipeline against the database (DESIGN "Login", step 3): load facts, plan, apply.
 
 Protocol views validate their message, then call :func:`run_pipeline` with the
-verified subject and claims. Everything after that is protocol-independent:
-claims -> domain ownership -> user lookup / provisioning -> SSO-only upgrade
--> roles -> linked projects. Each step is recorded in the login trace, and a
-refusal raises :class:`~vestibule.domain.pipeline.LoginFailure`.
-
-Identity ownership decides what a login may change. A connection of the
-person's *home account* (the owner of their email domain) may make them
-SSO-only, purge their credentials, follow an address change within that
-owner's domains and refresh their name; a connection that serves a domain
-*shared* with its account only lets the person into that account.
+verified subject and claims. Everything after that is protocol-independent
+and decided by :func:`vestibule.domain.plan.plan` from facts this module
+loads in a few queries (the link and its person locked first). Applying the
+plan writes only what it says changed: one ``User`` UPDATE, role grants and
+project access only where they differ, the login's audit events in one
+INSERT. The plan's notes become the login trace; a refusal raises
+:class:`~vestibule.domain.pipeline.LoginFailure`.
 """
 
 from __future__ import annotations
@@ -19,29 +16,30 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
+from django.db.models import Q, Value
 from django.utils import timezone
 
 from vestibule.accounts.models import Approval, Invitation, Membership, Project, ProjectAccess, RoleGrant, Source, User
 from vestibule.accounts.roles import get_catalog
-from vestibule.audit.events import record
-from vestibule.authority.break_glass import is_break_glass
-from vestibule.authority.ownership import is_home_connection, same_owner
+from vestibule.audit.events import record, record_many
+from vestibule.authority.ownership import remember_home
 from vestibule.connections.authorization import mapping_roles_of
-from vestibule.connections.models import Connection, ExternalIdentity
+from vestibule.connections.models import Connection, ConnectionDomain, ExternalIdentity
 from vestibule.domain.claims import ClaimMapping
-from vestibule.domain.emails import email_domain
-from vestibule.domain.pipeline import (
-    Action,
-    AssertedIdentity,
-    LoginFailure,
-    RoleDecision,
-    decide_action,
-    decide_roles,
-    extract_identity,
-    require_domain,
-    require_served,
+from vestibule.domain.pipeline import AssertedIdentity, MappingRoleGrants, extract_identity
+from vestibule.domain.plan import (
+    ConnectionFacts,
+    Grant,
+    InvitationFacts,
+    LoginFacts,
+    LoginPlan,
+    MembershipFacts,
+    UserFacts,
+    connection_disabled,
+    plan,
 )
+from vestibule.domain.roles import RoleCatalog
 from vestibule.login.credentials import credentials_changed
 from vestibule.people import members
 from vestibule.signin.trace import TraceRecorder
@@ -57,11 +55,7 @@ class VerifiedSubject:
 
 def require_enabled(connection: Connection) -> None:
     if not connection.enabled:
-        raise LoginFailure(
-            "sso.connection_disabled", "start",
-            "Single sign-on through this provider is turned off. Ask your administrator, or sign in with a password if you have one.",
-            expected="an enabled connection", received="disabled", fix_in="vestibule",
-        )
+        raise connection_disabled()
 
 
 def run_pipeline(connection: Connection, verified: VerifiedSubject, trace: TraceRecorder) -> User:
@@ -69,62 +63,103 @@ def run_pipeline(connection: Connection, verified: VerifiedSubject, trace: Trace
     trace.note_identity(subject=verified.subject)
     identity = extract_identity(verified.claims, verified.subject, mapping)
     trace.note_identity(subject=identity.external_id, email=identity.email)
-    trace.ok("claims", email=identity.email, external_id=identity.external_id)
-
-    served = frozenset(connection.domains.values_list("domain", flat=True))
-    require_domain(identity, served)
-    trace.ok("domain", domain=identity.domain)
-
-    decision = _decide_roles(connection, identity, mapping)
-    if decision is not None:
-        trace.ok("roles", account=",".join(sorted(decision.account_roles)), mapping_roles=",".join(decision.matched_mapping_roles))
+    catalog = get_catalog()
+    mapping_roles = tuple(mapping_roles_of(connection)) if connection.sso_authorization else ()
 
     # Two first logins of the same new person can race; the loser of the
     # unique constraint retries once and then finds the winner's rows.
     for attempt in (1, 2):
         try:
             with transaction.atomic():
-                user, membership, newly_pending = _apply(connection, served, identity, mapping, decision, trace)
+                user, login, membership = _login(connection, identity, mapping, mapping_roles, catalog)
             break
         except IntegrityError:
             if attempt == 2:
                 raise
-    if not user.is_active or not membership.is_active:
-        raise LoginFailure("sso.user_disabled", "user", "Your user is deactivated in Vestibule. Ask your administrator.", fix_in="vestibule")
-    if newly_pending:
+    trace.follow(login.notes)
+    if login.failure is not None:
+        raise login.failure
+    assert user is not None
+    if login.refusal is not None and login.refusal.code == "sso.user_disabled":
+        raise login.refusal
+    if login.newly_pending and membership is not None:
         # After the rows are in, once per person and account: the queue has someone to approve.
         told = members.notify_pending_approval(membership, via=f"{connection.name} ({connection.protocol.upper()})")
-        record("user.approval_requested", account=connection.account, connection=connection, subject_email=user.email, notified=len(told))
-    if membership.approval == Approval.PENDING:
-        raise LoginFailure(
-            "sso.pending_approval", "approval",
-            "Your account was created and is waiting for approval by an administrator of your organization.",
-            expected="approved user", received="pending", fix_in="vestibule",
+        record(
+            "user.approval_requested",
+            account=connection.account,
+            connection=connection,
+            subject_email=user.email,
+            notified=len(told),
         )
+    if login.refusal is not None:
+        raise login.refusal
     return user
 
 
-def _decide_roles(connection: Connection, identity: AssertedIdentity, mapping: ClaimMapping) -> RoleDecision | None:
-    """Roles from the claims, or None to leave the user's roles alone.
-
-    With SSO authorization on, the claims decide and a bad value refuses the
-    login. With it off, a configured roles claim is still applied at login,
-    but leniently: unusable values fall back to the catalog default and an
-    unmet requirement drops the role instead of locking the person out.
-    """
-    catalog = get_catalog()
-    if connection.sso_authorization:
-        return decide_roles(identity, mapping, catalog, mapping_roles_of(connection))
-    if mapping.role_source != "roles_claim" or not mapping.roles:
-        return None
-    lenient = ClaimMapping.from_dict({**mapping.to_dict(), "requirement_policy": "drop"})
-    try:
-        return decide_roles(identity, lenient, catalog, ())
-    except LoginFailure:
-        return RoleDecision(frozenset({catalog.default_role}), {}, notes=("no usable role values: default role",))
+# ---- Facts
 
 
-def _find_user(connection: Connection, identity: AssertedIdentity) -> tuple[User | None, ExternalIdentity | None]:
+def _login(
+    connection: Connection,
+    identity: AssertedIdentity,
+    mapping: ClaimMapping,
+    mapping_roles: tuple[MappingRoleGrants, ...],
+    catalog: RoleCatalog,
+) -> tuple[User | None, LoginPlan, Membership | None]:
+    """Inside the transaction: lock the link (or the email's user), load the facts, plan, apply."""
+    link, user, linked_elsewhere = _find_user(connection, identity)
+    loaded = _load(connection, user)
+    invitation = None
+    if user is None or loaded.membership is None:
+        invitation = _open_invitation(connection, identity)
+    slugs = {slug for m in mapping_roles for slug in m.project_roles}
+    if invitation is not None:
+        slugs |= {str(item.get("slug")) for item in invitation.grants.get("projects", [])}
+    project_ids = (
+        dict(Project.objects.filter(account_id=connection.account_id, slug__in=sorted(slugs)).values_list("slug", "pk"))
+        if slugs
+        else {}
+    )
+    facts = LoginFacts(
+        connection=ConnectionFacts(
+            connection_id=str(connection.pk),
+            account_id=connection.account_id,
+            enabled=connection.enabled,
+            auto_provision=connection.auto_provision,
+            provisioned_users_can_login=connection.provisioned_users_can_login,
+            sso_authorization=connection.sso_authorization,
+            mapping=mapping,
+            owners=loaded.owners,
+            linked_project_ids=frozenset(loaded.linked),
+            mapping_roles=mapping_roles,
+            project_ids=project_ids,
+        ),
+        identity=identity,
+        catalog=catalog,
+        linked=link is not None,
+        user=_user_facts(user) if user is not None else None,
+        linked_elsewhere=linked_elsewhere,
+        membership=loaded.membership,
+        invitation=_invitation_facts(invitation, project_ids) if invitation is not None else None,
+        grants=tuple(loaded.grants),
+        sso_access=frozenset(loaded.access),
+        new_email_taken=(
+            user is not None
+            and user.email_key != identity.email_key
+            and User.objects.filter(email_key=identity.email_key).exclude(pk=user.pk).exists()
+        ),
+    )
+    login = plan(facts)
+    if login.refused:
+        return None, login, None
+    user, membership = _apply(connection, identity, login, link, user, invitation)
+    remember_home(user, facts.connection.owner_of(user.email))
+    return user, login, membership
+
+
+def _find_user(connection: Connection, identity: AssertedIdentity) -> tuple[ExternalIdentity | None, User | None, bool]:
+    """The link of this subject and its user, else the email's user; both rows locked. Also: is that user linked elsewhere here."""
     link = (
         ExternalIdentity.objects.select_for_update()
         .select_related("user")
@@ -132,203 +167,235 @@ def _find_user(connection: Connection, identity: AssertedIdentity) -> tuple[User
         .first()
     )
     if link is not None:
-        return link.user, link
+        return link, link.user, False
     user = User.objects.select_for_update().filter(email_key=identity.email_key).first()
+    if user is None:
+        return None, None, False
+    # A concurrent first login of this same subject may have committed the
+    # user and its link between our two queries; with the user row locked,
+    # look again so that login counts as the same subject, not a conflict.
+    # The same query tells whether the user is linked to another subject here.
+    rows = list(
+        ExternalIdentity.objects.select_related("user").filter(
+            Q(external_id=identity.external_id) | Q(user=user), connection=connection
+        )
+    )
+    for row in rows:
+        if row.external_id == identity.external_id:
+            return row, row.user, False
+    return None, user, bool(rows)
+
+
+@dataclass
+class _Loaded:
+    owners: dict[str, int]
+    linked: set[int]
+    membership: MembershipFacts | None
+    grants: list[Grant]
+    access: set[int]
+
+
+# One row shape for every fact of the union below: (kind, id, text, number, source, connection, flag).
+_ROW = ("kind", "row_id", "text", "number", "row_source", "row_connection", "flag")
+
+
+def _row(qs: models.QuerySet[Any], kind: str, **columns: Any) -> models.QuerySet[Any]:
+    values = {
+        "kind": Value(kind, output_field=models.CharField()),
+        "row_id": columns.get("row_id", models.F("pk")),
+        "text": columns.get("text", Value("", output_field=models.CharField())),
+        "number": columns.get("number", Value(None, output_field=models.IntegerField())),
+        "row_source": columns.get("row_source", Value("", output_field=models.CharField())),
+        "row_connection": columns.get("row_connection", Value(None, output_field=models.UUIDField())),
+        "flag": columns.get("flag", Value(False, output_field=models.BooleanField())),
+    }
+    return qs.annotate(**values).values_list(*_ROW)
+
+
+def _load(connection: Connection, user: User | None) -> _Loaded:
+    """Served domains with their owners, linked projects, and the person's membership, grants and SSO access here: one query."""
+    F = models.F
+    parts = [
+        _row(
+            ConnectionDomain.objects.filter(connection=connection),
+            "domain",
+            text=F("domain"),
+            number=F("claim__account_id"),
+        ),
+        _row(
+            Connection.linked_projects.through.objects.filter(connection_id=connection.pk),
+            "linked",
+            number=F("project_id"),
+        ),
+    ]
     if user is not None:
-        # A concurrent first login of this same subject may have committed the
-        # user and its link between our two queries; with the user row locked,
-        # look again so that login counts as the same subject, not a conflict.
-        link = ExternalIdentity.objects.filter(connection=connection, external_id=identity.external_id).first()
-        if link is not None:
-            return link.user, link
-    return user, None
+        parts += [
+            _row(
+                Membership.objects.filter(user=user, account_id=connection.account_id), "membership",
+                text=F("approval"), flag=F("is_active"),
+            ),
+            _row(
+                RoleGrant.objects.filter(user=user, account_id=connection.account_id), "grant",
+                text=F("role"), number=F("project_id"), row_source=F("source"), row_connection=F("connection_id"), flag=F("managed"),
+            ),
+            _row(
+                ProjectAccess.objects.filter(user=user, connection=connection, source=Source.SSO), "access", number=F("project_id"),
+            ),
+        ]  # fmt: skip
+    loaded = _Loaded(owners={}, linked=set(), membership=None, grants=[], access=set())
+    for kind, row_id, text, number, source, connection_id, flag in parts[0].union(*parts[1:], all=True):
+        if kind == "domain":
+            loaded.owners[text] = number
+        elif kind == "linked":
+            loaded.linked.add(number)
+        elif kind == "membership":
+            loaded.membership = MembershipFacts(is_active=bool(flag), approval=text)
+        elif kind == "grant":
+            loaded.grants.append(
+                Grant(text, number, source, str(connection_id) if connection_id else None, bool(flag), id=row_id)
+            )
+        elif kind == "access":
+            loaded.access.add(number)
+    loaded.grants.sort(key=lambda g: g.id or 0)
+    return loaded
+
+
+def _open_invitation(connection: Connection, identity: AssertedIdentity) -> Invitation | None:
+    invitation = (
+        Invitation.objects.filter(
+            account_id=connection.account_id,
+            email_key=identity.email_key,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    return invitation if invitation is not None and invitation.is_open else None
+
+
+def _invitation_facts(invitation: Invitation, project_ids: Mapping[str, int]) -> InvitationFacts:
+    projects: dict[int, frozenset[str]] = {}
+    for item in invitation.grants.get("projects", []):
+        pid = project_ids.get(str(item.get("slug")))
+        if pid is not None and item.get("roles"):
+            projects[pid] = frozenset(item["roles"])
+    return InvitationFacts(
+        id=invitation.pk,
+        email_key=invitation.email_key,
+        account_roles=frozenset(invitation.grants.get("roles", [])),
+        project_roles=projects,
+    )
+
+
+def _user_facts(user: User) -> UserFacts:
+    return UserFacts(
+        id=user.pk,
+        email=user.email,
+        email_key=user.email_key,
+        name=user.name,
+        login_method=user.login_method,
+        is_active=user.is_active,
+        is_operator=user.is_operator,
+        password_pinned=user.password_pinned,
+    )
+
+
+# ---- Apply
+
+_CREDENTIAL_FIELDS = [
+    "login_method",
+    "password",
+    "password_changed_at",
+    "totp_secret_encrypted",
+    "totp_confirmed",
+    "totp_pending_encrypted",
+    "totp_last_step",
+]
 
 
 def _apply(
     connection: Connection,
-    served: frozenset[str],
     identity: AssertedIdentity,
-    mapping: ClaimMapping,
-    decision: RoleDecision | None,
-    trace: TraceRecorder,
-) -> tuple[User, Membership, bool]:
-    """The user and their membership here, and whether this login just put them in the approval queue."""
-    account = connection.account
-    user, link = _find_user(connection, identity)
-    if link is not None and user is not None:
-        # The linked person's *current* address must be served too: a link made
-        # while a domain was shared must not outlive the share.
-        require_served(email_domain(user.email), served, whose="a linked user")
-    membership = Membership.objects.filter(user=user, account=account).first() if user is not None else None
-    invitation = None
-    newly_pending = False
-    if membership is None:
-        invitation = (
-            Invitation.objects.filter(account=account, email_key=identity.email_key, accepted_at__isnull=True, revoked_at__isnull=True)
-            .order_by("-created_at")
-            .first()
+    login: LoginPlan,
+    link: ExternalIdentity | None,
+    user: User | None,
+    invitation: Invitation | None,
+) -> tuple[User, Membership | None]:
+    """Write what the plan changes, and nothing else."""
+    now = timezone.now()
+    if login.create_user:
+        user = User.objects.create_user(
+            identity.email, name=identity.name, login_method=User.LoginMethod.SSO, last_login=now
         )
-        if invitation is not None and not invitation.is_open:
-            invitation = None
-    # Joining this account needs auto-provisioning, or an invitation from it
-    # that this login (through the account's own provider) accepts.
-    may_join = connection.auto_provision or invitation is not None
-    action = decide_action(linked=link is not None, email_match=user is not None, auto_provision=may_join)
-    if action is Action.DENY or (membership is None and not may_join):
-        raise LoginFailure(
-            "sso.provisioning_disabled", "user",
-            "You have no user in Vestibule yet, and this organization does not create users automatically. Ask your administrator to invite you.",
-            expected="an existing member or auto-provisioning on", received=f"unknown user {identity.email}", fix_in="vestibule",
-        )
-    if action is Action.ENROLL:
-        user = User.objects.create_user(identity.email, name=identity.name, login_method=User.LoginMethod.SSO)
-    assert user is not None
-    if link is None and ExternalIdentity.objects.filter(connection=connection, user=user).exists():
-        # The address belongs to a user already linked to another subject at
-        # this connection: email links only users not yet linked here, so a
-        # second IdP account asserting the same address cannot take this one over.
-        raise LoginFailure(
-            "sso.external_id_conflict", "user",
-            "Your email address is already linked to a different user at your identity provider. Ask your administrator.",
-            expected="the external user ID already linked to this email at this connection",
-            received=f"another external user ID for {identity.email}", fix_in="identity_provider",
-        )
-    if link is None:
-        # The subject is new at this connection: link it. Email is used only here.
-        link = ExternalIdentity.objects.create(connection=connection, external_id=identity.external_id, user=user)
-        if action is Action.LINK:
-            record("sso.identity_linked", account=account, connection=connection, subject_email=user.email)
-    trace.ok("user", action=action.value, user=user.email)
-
-    # The operator's identity is the operator's alone: no account's provider converts, renames or purges it.
-    home = is_home_connection(connection, user) and not user.is_operator
-    if user.email_key != identity.email_key:
-        _follow_email_change(connection, user, identity, home)
-    if home and (user.login_method == User.LoginMethod.SSO or connection.sso_authorization):
-        user.name = identity.name
-
-    if membership is None:
-        if invitation is not None and invitation.email_key != user.email_key:
-            # Invited under the asserted address, but the linked person kept another one: not theirs to accept.
-            invitation = None
-            if not connection.auto_provision:
-                raise LoginFailure(
-                    "sso.provisioning_disabled", "user",
-                    "You are not a member of this organization yet. Ask your administrator to invite you.",
-                    expected="a member, an invitation for your address, or auto-provisioning on",
-                    received=f"no membership for {user.email}", fix_in="vestibule",
-                )
-        if invitation is not None:
-            membership = members.accept_invitation(invitation, user)
-            record("user.invitation_accepted", account=account, connection=connection, actor_user=user, subject_email=user.email, via="sso")
-        else:
-            allowed = connection.provisioned_users_can_login
-            membership = Membership.objects.create(
-                user=user, account=account, source=Source.SSO, approval=Approval.APPROVED if allowed else Approval.PENDING
-            )
-            # A new person, or a known one joining this account through its provider.
-            code = "sso.user_provisioned" if action is Action.ENROLL else "sso.member_provisioned"
-            record(code, account=account, connection=connection, subject_email=user.email, approval=membership.approval)
-            newly_pending = not allowed
-    if decision is not None:
-        _replace_sso_roles(user, connection, decision)
-        for dropped in decision.dropped:
-            record("sso.role_dropped", account=account, connection=connection, subject_email=user.email, role=dropped)
-    elif _has_no_roles(user, account.pk):
-        RoleGrant.objects.create(user=user, account=account, role=get_catalog().default_role, source=Source.MANUAL)
-    _sync_linked_projects(user, connection)
-
-    if user.login_method == User.LoginMethod.PASSWORD:
-        if not home:
-            # A partner's or sandbox's provider serving a shared domain lets the
-            # person into its own account; their credentials are their home's.
-            trace.ok("upgrade", result="kept password login (this connection serves a shared domain; only the home account's provider converts)")
-        elif user.password_pinned:
-            # Seed 000 over seed 004: an administrator's explicit switch to
-            # password is not undone by the automatic upgrade.
-            trace.ok("upgrade", result="kept password login (an administrator switched this person to password sign-in)")
-        elif is_break_glass(user):
-            trace.ok("upgrade", result="kept password login (break-glass sso-admin of the home account)")
-        else:
+    else:
+        assert user is not None
+        fields = ["last_login"]
+        user.last_login = now
+        if login.new_email is not None:
+            user.email = login.new_email
+            fields += ["email", "email_key"]
+        if login.new_name is not None:
+            user.name = login.new_name
+            fields.append("name")
+        if login.upgrade:
             user.login_method = User.LoginMethod.SSO
             user.purge_credentials()
+            fields += _CREDENTIAL_FIELDS
+        user.save(update_fields=fields)
+        if login.upgrade:
             credentials_changed(user)
-            record("sso.user_upgraded", account=account, connection=connection, subject_email=user.email)
-            trace.ok("upgrade", result="upgraded to SSO-only; password, TOTP and password age purged")
-    user.last_login = timezone.now()
-    user.save()
-    link.last_claims = identity.authorization_claims()
-    link.last_login_at = timezone.now()
-    link.save(update_fields=["last_claims", "last_login_at"])
-    return user, membership, newly_pending
-
-
-def _follow_email_change(connection: Connection, user: User, identity: AssertedIdentity, home: bool) -> None:
-    """Same subject, new address at the provider (e.g. a rename).
-
-    Only the home account's provider may rename its person, and only within
-    domains its account owns: an address change never moves a person across
-    owners. Another user holding the new address keeps it.
-    """
-    if not home or not same_owner(user.email, identity.email):
-        raise LoginFailure(
-            "sso.email_change_refused", "user",
-            "Your identity provider sent a different email address for you than the one you have here. Ask your administrator.",
-            expected=f"{user.email} (only your home organization's provider may change it, within its own domains)",
-            received=identity.email, fix_in="identity_provider",
+    claims = identity.authorization_claims()
+    if link is None:
+        # The subject is new at this connection: link it. Email is used only here.
+        ExternalIdentity.objects.create(
+            connection=connection, external_id=identity.external_id, user=user, last_claims=claims, last_login_at=now
         )
-    if not User.objects.filter(email_key=identity.email_key).exclude(pk=user.pk).exists():
-        record("sso.email_changed", account=connection.account, connection=connection, subject_email=identity.email, previous=user.email)
-        user.email = identity.email
+    else:
+        changed = ["last_login_at"] + (["last_claims"] if link.last_claims != claims else [])
+        link.last_claims, link.last_login_at = claims, now
+        link.save(update_fields=changed)
 
+    membership = None
+    if login.new_membership is not None:
+        membership = Membership.objects.create(
+            user=user, account_id=connection.account_id, source=Source.SSO, approval=Approval(login.new_membership)
+        )
+        membership.account = connection.account
+    elif login.accept_invitation is not None:
+        assert invitation is not None and invitation.pk == login.accept_invitation
+        membership = members.accept_invitation(invitation, user)
 
-def _has_no_roles(user: User, account_id: int) -> bool:
-    return not RoleGrant.objects.filter(user=user, account_id=account_id).exists()
-
-
-def _replace_sso_roles(user: User, connection: Connection, decision: RoleDecision) -> None:
-    """SSO-managed roles are replaced wholesale at each login (seed 002).
-
-    With SSO authorization on, the identity provider decides every role of the
-    user in this account: manual grants from before go too, or an administrator
-    granted by hand would stay one whatever the provider now says. With it off,
-    a roles claim only refreshes what earlier logins granted.
-    """
-    account = connection.account
-    previous = RoleGrant.objects.filter(user=user, account=account)
-    if not connection.sso_authorization:
-        previous = previous.filter(source=Source.SSO)
-    previous.delete()
-    projects = {p.slug: p for p in Project.objects.filter(account=account, slug__in=list(decision.project_roles))}
-    # Locked only when the provider decided under SSO authorization: a grant
-    # made with it off (the default role included) must not become a managed
-    # one when authorization is switched on later.
-    managed = connection.sso_authorization
-    grants = [
-        RoleGrant(user=user, account=account, role=r, source=Source.SSO, connection=connection, managed=managed)
-        for r in sorted(decision.account_roles)
-    ]
-    for slug, roles in decision.project_roles.items():
-        project = projects.get(slug)
-        if project is None:
-            continue
-        grants += [
-            RoleGrant(user=user, account=account, project=project, role=r, source=Source.SSO, connection=connection, managed=managed)
-            for r in sorted(roles)
-        ]
-        ProjectAccess.objects.get_or_create(user=user, project=project, source=Source.SSO, connection=connection)
-    RoleGrant.objects.bulk_create(grants)
-
-
-def _sync_linked_projects(user: User, connection: Connection) -> None:
-    """Access to the connection's linked projects; access from removed links goes."""
-    linked = set(connection.linked_projects.values_list("pk", flat=True))
-    mapped = set(
-        RoleGrant.objects.filter(user=user, connection=connection, project__isnull=False).values_list("project_id", flat=True)
-    )
-    wanted = linked | mapped
-    ProjectAccess.objects.filter(user=user, connection=connection, source=Source.SSO).exclude(project_id__in=wanted).delete()
-    have = set(ProjectAccess.objects.filter(user=user, connection=connection, source=Source.SSO).values_list("project_id", flat=True))
-    ProjectAccess.objects.bulk_create(
-        ProjectAccess(user=user, project_id=pid, source=Source.SSO, connection=connection) for pid in sorted(wanted - have)
-    )
+    changes = login.roles
+    if changes.sweep:
+        RoleGrant.objects.filter(user=user, account_id=connection.account_id).exclude(pk__in=changes.keep).delete()
+    elif changes.delete:
+        RoleGrant.objects.filter(user=user, pk__in=changes.delete).delete()
+    if changes.create:
+        RoleGrant.objects.bulk_create(
+            RoleGrant(
+                user=user, account_id=connection.account_id, project_id=g.project_id, role=g.role, source=g.source,
+                connection_id=g.connection_id, managed=g.managed,
+            )
+            for g in changes.create
+        )  # fmt: skip
+    if login.access.remove:
+        ProjectAccess.objects.filter(
+            user=user, connection=connection, source=Source.SSO, project_id__in=login.access.remove
+        ).delete()
+    if login.access.add:
+        ProjectAccess.objects.bulk_create(
+            ProjectAccess(user=user, project_id=pid, source=Source.SSO, connection=connection)
+            for pid in login.access.add
+        )
+    if login.audit:
+        record_many(
+            [
+                {
+                    "code": event.code, "account": connection.account, "connection": connection,
+                    "actor_user": user if event.by_user else None, "subject_email": event.subject_email, **dict(event.detail),
+                }
+                for event in login.audit
+            ]
+        )  # fmt: skip
+    return user, membership

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.http import HttpRequest
@@ -11,6 +12,7 @@ from vestibule.audit.events import client_ip, record
 from vestibule.audit.models import AuditEvent, LoginTrace
 from vestibule.connections.models import Connection
 from vestibule.domain.pipeline import LoginFailure
+from vestibule.domain.plan import TraceNote
 from vestibule.domain.text import storable
 
 _MAX_TEXT = 500
@@ -45,12 +47,23 @@ class TraceRecorder:
     def ok(self, step: str, **info: Any) -> None:
         self.steps.append({"step": step, "status": "ok", **{k: _clip(str(v)) for k, v in info.items()}})
 
+    def follow(self, notes: Iterable[TraceNote]) -> None:
+        """The passed steps of a login plan (``vestibule.domain.plan``), in its order."""
+        for note in notes:
+            self.ok(note.step, **dict(note.info))
+
     def note_identity(self, subject: str = "", email: str = "") -> None:
         self.trace.subject = (_clip(subject) or "")[:512]
         self.trace.email = (_clip(email) or "")[:254]
 
     def fail(self, failure: LoginFailure) -> AuditEvent:
-        entry: dict[str, Any] = {"step": failure.step, "status": "failed", "code": failure.code, "message": failure.message, "fix_in": failure.fix_in}
+        entry: dict[str, Any] = {
+            "step": failure.step,
+            "status": "failed",
+            "code": failure.code,
+            "message": failure.message,
+            "fix_in": failure.fix_in,
+        }
         if failure.expected is not None:
             entry["expected"] = _clip(failure.expected)
         if failure.received is not None:
