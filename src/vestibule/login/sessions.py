@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from importlib import import_module
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import login as django_login
-from django.http import HttpRequest, HttpResponseRedirect
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, SessionBase
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.middleware.csrf import rotate_token
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, get_random_string
+from django.utils.http import http_date
 
 from vestibule.accounts.models import User
 from vestibule.accounts.roles import accounts_payload
@@ -21,6 +26,9 @@ from vestibule.login.redirects import safe_next
 
 BACKEND = "vestibule.login.backends.PasswordBackend"
 PRE_AUTH_KEYS = ("pre_auth_user", "pre_auth_next", "pre_auth_method", "pw_expired_user", "pw_expired_next")
+# Sign-ins whose own step already wrote the person's ``last_login`` (in its one User
+# UPDATE) and their success event (the SSO login trace's ``sso.login_succeeded``).
+_RECORDED_BY_CALLER = frozenset({"sso"})
 
 
 def start_session(
@@ -28,23 +36,110 @@ def start_session(
 ) -> HttpResponseRedirect:
     """Sign ``user`` in with a fresh session ID and go to a validated target.
 
-    ``django.contrib.auth.login`` cycles the session key (defeating session
-    fixation) and rotates the CSRF token.
+    The session row is written once, with everything in it: the session's
+    scope is set before the key is cycled (defeating session fixation), and
+    the cookie is set here rather than by a second save in the middleware.
     """
     for key in PRE_AUTH_KEYS:
         request.session.pop(key, None)
-    django_login(request, user, backend=BACKEND)
     home = account is not None and is_home(account, user)
-    request.session.update(session_scope(method=method, account=account, home=home))
-    request.session["login_method"] = method
-    request.session["login_at"] = timezone.now().isoformat()
-    if request.session.session_key is None:
-        request.session.save()
+    scope = {
+        **session_scope(method=method, account=account, home=home),
+        "login_method": method,
+        "login_at": timezone.now().isoformat(),
+    }
+    written = _login(request, user, scope)
+    if method not in _RECORDED_BY_CALLER:
+        user.last_login = timezone.now()
+        User.objects.filter(pk=user.pk).update(last_login=user.last_login)
     SignInSession.objects.create(
         session_key=request.session.session_key, user=user, connection_id=detail.get("connection_id"), method=method
     )
-    record(f"login.{method}.succeeded", request=request, account=account, actor_user=user, subject_email=user.email, **detail)
-    return HttpResponseRedirect(safe_next(next_url))
+    if method not in _RECORDED_BY_CALLER:
+        record(
+            f"login.{method}.succeeded",
+            request=request,
+            account=account,
+            actor_user=user,
+            subject_email=user.email,
+            **detail,
+        )
+    response = HttpResponseRedirect(safe_next(next_url))
+    if written:
+        _set_session_cookie(request, response)
+    return response
+
+
+def _login(request: HttpRequest, user: User, scope: dict[str, Any]) -> bool:
+    """``django.contrib.auth.login`` with the data in place before the session is written; True once it is.
+
+    Same rules: another person's (or a stale) authenticated session is
+    flushed, an anonymous one gets a new key, the CSRF token rotates. The
+    ``user_logged_in`` signal is not sent: its one receiver is Django's
+    ``last_login`` update, which :func:`start_session` does itself.
+    """
+    session = request.session
+    auth_hash = user.get_session_auth_hash()
+    fresh = SESSION_KEY not in session
+    if not fresh and (
+        User._meta.pk.to_python(session[SESSION_KEY]) != user.pk
+        or not constant_time_compare(session.get(HASH_SESSION_KEY, ""), auth_hash)
+    ):
+        session.flush()
+    session[SESSION_KEY] = user._meta.pk.value_to_string(user)
+    session[BACKEND_SESSION_KEY] = BACKEND
+    session[HASH_SESSION_KEY] = auth_hash
+    session.update(scope)
+    written = False
+    if fresh or session.session_key is None:
+        # An anonymous session gets a new key (session fixation), a flushed one
+        # its first: the row is written once, with everything above in it.
+        old_key = session.session_key
+        _store_under_new_key(session)
+        if old_key is not None:
+            session.delete(old_key)
+        written = True
+    request.user = user
+    rotate_token(request)
+    return written
+
+
+def _store_under_new_key(session: SessionBase) -> None:
+    """``SessionBase.create`` without its lookup of the new key first.
+
+    The INSERT (``must_create``) refuses a key already in use, which is all
+    that lookup guards against, so a collision is retried the same way.
+    """
+    while True:
+        session._session_key = get_random_string(32, VALID_KEY_CHARS)
+        try:
+            session.save(must_create=True)
+        except CreateError:
+            continue
+        return
+
+
+def _set_session_cookie(request: HttpRequest, response: HttpResponse) -> None:
+    """The cookie SessionMiddleware would set after saving; the row is already written, so it need not save again."""
+    session = request.session
+    if session.get_expire_at_browser_close():
+        max_age, expires = None, None
+    else:
+        max_age = session.get_expiry_age()
+        expires = http_date(time.time() + max_age)
+    response.set_cookie(
+        settings.SESSION_COOKIE_NAME,
+        session.session_key,
+        max_age=max_age,
+        expires=expires,
+        domain=settings.SESSION_COOKIE_DOMAIN,
+        path=settings.SESSION_COOKIE_PATH,
+        secure=settings.SESSION_COOKIE_SECURE or None,
+        httponly=settings.SESSION_COOKIE_HTTPONLY or None,
+        samesite=settings.SESSION_COOKIE_SAMESITE,
+    )
+    # A later change to the session in this request still marks it modified, and the middleware saves that.
+    session.modified = False
 
 
 def session_payload(user: User, session: Any = None) -> dict[str, Any]:
