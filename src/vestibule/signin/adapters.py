@@ -45,34 +45,41 @@ def sp_urls_for(pk: str) -> dict[str, str]:
 
 
 def service_provider(connection: Connection) -> ServiceProvider:
+    """The connection's SP, parsed once per (connection, sealed secrets, base URL).
+
+    The cache is keyed on the sealed blob and looked at first, so the secrets
+    are opened (a decryption) and the PEM keys loaded only for a blob not seen
+    yet; a key change or rotation step writes a new blob and is seen at once.
+    """
+    base = settings.VESTIBULE_BASE_URL
+    sp = _SP_CACHE.get((str(connection.pk), connection.secrets_encrypted, base))
+    if sp is not None:
+        return sp
     before = connection.secrets_encrypted
     secrets = ensure_sp_keys(connection)
     if connection.secrets_encrypted != before:
         connection.save(update_fields=["secrets_encrypted"])
-    return _build_sp(str(connection.pk), connection.secrets_encrypted, settings.VESTIBULE_BASE_URL, secrets)
+    return _build_sp(str(connection.pk), connection.secrets_encrypted, base, secrets)
 
 
 _SP_CACHE: dict[tuple[str, str, str], ServiceProvider] = {}
 
 
 def _build_sp(pk: str, sealed: str, base: str, secrets: dict[str, Any]) -> ServiceProvider:
-    # Loading PEM keys costs more than validating a signature; keep the parsed
-    # object per (connection, sealed secrets) so a key change is seen at once.
-    cache_key = (pk, sealed, base)
-    sp = _SP_CACHE.get(cache_key)
-    if sp is None:
-        if len(_SP_CACHE) > 1000:
-            _SP_CACHE.clear()
-        urls = sp_urls_for(pk)
-        sp = ServiceProvider(
-            entity_id=urls["sp_entity_id"],
-            acs_url=urls["acs_url"],
-            metadata_url=urls["metadata_url"],
-            # Current keys, and the staged next (or, after a promotion, the previous)
-            # ones of a key rotation: see vestibule.connections.keys.
-            **sp_key_arguments(secrets),
-        )
-        _SP_CACHE[cache_key] = sp
+    # Loading PEM keys costs more than validating a signature. Only a blob that
+    # holds the SP key pairs (ensure_sp_keys ran) is ever a key here.
+    if len(_SP_CACHE) > 1000:
+        _SP_CACHE.clear()
+    urls = sp_urls_for(pk)
+    sp = ServiceProvider(
+        entity_id=urls["sp_entity_id"],
+        acs_url=urls["acs_url"],
+        metadata_url=urls["metadata_url"],
+        # Current keys, and the staged next (or, after a promotion, the previous)
+        # ones of a key rotation: see vestibule.connections.keys.
+        **sp_key_arguments(secrets),
+    )
+    _SP_CACHE[(pk, sealed, base)] = sp
     return sp
 
 
