@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import connections, router
 from django.utils import timezone
 
 from vestibule.connections.models import ReplayEntry
@@ -20,11 +20,17 @@ class DatabaseReplayCache:
     def add_once(self, *, key: str, expires_at: datetime) -> bool:
         if random.random() < 0.01:
             ReplayEntry.objects.filter(expires_at__lt=timezone.now()).delete()
-        try:
-            with transaction.atomic():
-                ReplayEntry.objects.create(key=key[:600], expires_at=expires_at)
-        except IntegrityError:
-            # Seen before. An expired row still blocks: the message it names has
-            # expired too, so refusing costs nothing and avoids a purge race.
-            return False
-        return True
+        # First writer wins, in one statement (no savepoint to roll back to):
+        # a key seen before inserts nothing. An expired row still blocks: the
+        # message it names has expired too, so refusing costs nothing and
+        # avoids a purge race. ON CONFLICT: PostgreSQL, SQLite 3.24+.
+        db = connections[router.db_for_write(ReplayEntry)]
+        meta, qn = ReplayEntry._meta, db.ops.quote_name
+        key_field, expires_field = meta.get_field("key"), meta.get_field("expires_at")
+        sql = (
+            f"INSERT INTO {qn(meta.db_table)} ({qn(key_field.column)}, {qn(expires_field.column)}) VALUES (%s, %s) "
+            f"ON CONFLICT ({qn(key_field.column)}) DO NOTHING"
+        )
+        with db.cursor() as cursor:
+            cursor.execute(sql, [key[:600], expires_field.get_db_prep_save(expires_at, db)])
+            return bool(cursor.rowcount == 1)
