@@ -1,0 +1,125 @@
+"""Query budgets of a complete SP-initiated SAML login through the Django views.
+
+The login runs through the real start and ACS views with Vestibule's own SAML
+IdP (vestibule.saml.idp) signing a genuine response, and counts every SQL
+statement of each request with ``CaptureQueriesContext``. The budgets are
+the issue's: a repeat login (ACS) at most 12 statements, a first login (ACS)
+at most 18. The start request has a budget of its own.
+
+Set ``VESTIBULE_PRINT_SQL=1`` to print the captured statements.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from tests.saml_support import KEYS
+from vestibule.authority.models import ApiKey
+from vestibule.saml import IdentityProvider, KeyPair, build_response, parse_authn_request
+from vestibule.saml.idp import response_form
+
+pytestmark = pytest.mark.django_db
+
+IDP = IdentityProvider(
+    "https://idp.example.test/metadata",
+    "https://idp.example.test/sso",
+    KeyPair((KEYS / "idp.key").read_text(), (KEYS / "idp.crt").read_text()),
+)
+
+# Budgets in statements that read or write rows. Transaction control is not
+# counted: inside the test's own transaction every transaction.atomic() is a
+# SAVEPOINT/RELEASE pair, where a production request has a BEGIN/COMMIT
+# that PostgreSQL's backend does not even log.
+START_BUDGET = 3
+REPEAT_ACS_BUDGET = 12
+FIRST_ACS_BUDGET = 18
+_CONTROL = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT", "BEGIN", "COMMIT")
+
+
+def _statements(label: str, captured: CaptureQueriesContext) -> int:
+    statements = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(_CONTROL)]
+    if os.environ.get("VESTIBULE_PRINT_SQL"):
+        print(f"\n--- {label}: {len(statements)} statements ({len(captured)} with transaction control)")
+        for sql in statements:
+            print("  ", sql[:300])
+    return len(statements)
+
+
+@pytest.fixture
+def saml_connection() -> dict[str, Any]:
+    _, key = ApiKey.issue()
+    api = Client(headers={"Authorization": f"Bearer {key}"})
+    assert (
+        api.post("/api/v1/accounts", {"slug": "acme", "name": "Acme"}, content_type="application/json").status_code
+        == 201
+    )
+    assert (
+        api.post(
+            "/api/v1/accounts/acme/projects",
+            {"slug": "production", "name": "Production"},
+            content_type="application/json",
+        ).status_code
+        == 201
+    )
+    r = api.post(
+        "/api/v1/accounts/acme/connections",
+        {
+            "protocol": "saml", "name": "Okta", "domains": ["acme.com"],
+            "auto_provision": True, "provisioned_users_can_login": True,
+            "saml": {"idp_entity_id": IDP.entity_id, "sso_url": IDP.sso_url, "certificates": [IDP.signing.certificate_pem]},
+        },
+        content_type="application/json",
+    )  # fmt: skip
+    assert r.status_code == 201, r.json()
+    conn = r.json()
+    r = api.patch(
+        f"/api/v1/connections/{conn['id']}",
+        {"enabled": True, "linked_projects": ["production"]},
+        content_type="application/json",
+    )
+    assert r.status_code == 200, r.json()
+    return conn
+
+
+def _login(conn: dict[str, Any], label: str) -> tuple[int, int]:
+    """One complete SP-initiated login in a fresh browser; returns (start, ACS) statement counts."""
+    browser = Client()
+    with CaptureQueriesContext(connection) as start:
+        r = browser.get(f"/sso/start/{conn['id']}")
+    # Read now: the next request's request_started signal empties the connection's query log.
+    start_count = _statements(f"{label} start", start)
+    assert r.status_code == 302, r.content
+    request = parse_authn_request(IDP, urlsplit(r["Location"]).query)
+    xml = build_response(
+        IDP,
+        sp_entity_id=conn["sp_entity_id"],
+        acs_url=conn["acs_url"],
+        name_id="alice-subject",
+        attributes={"email": ["alice@acme.com"], "name": ["Alice"]},
+        now=dt.datetime.now(dt.UTC),
+        in_response_to=request.request_id,
+    )
+    form = response_form(xml, conn["acs_url"], request.relay_state)
+    with CaptureQueriesContext(connection) as acs:
+        r = browser.post(urlsplit(conn["acs_url"]).path, dict(form.fields))
+    acs_count = _statements(f"{label} ACS", acs)
+    assert r.status_code == 302, r.content.decode()
+    me = browser.get("/api/v1/session").json()
+    assert me["email"] == "alice@acme.com" and me["login_method"] == "sso"
+    return start_count, acs_count
+
+
+def test_first_and_repeat_saml_login_stay_within_their_query_budgets(saml_connection: dict[str, Any]) -> None:
+    first_start, first_acs = _login(saml_connection, "first")
+    repeat_start, repeat_acs = _login(saml_connection, "repeat")
+    assert first_acs <= FIRST_ACS_BUDGET, first_acs
+    assert repeat_acs <= REPEAT_ACS_BUDGET, repeat_acs
+    assert max(first_start, repeat_start) <= START_BUDGET, (first_start, repeat_start)
