@@ -38,7 +38,8 @@ def remember_home(user: User, account_id: int | None) -> None:
 def home_account_id(user: User) -> int | None:
     remembered = user.__dict__.get(_HOME)
     if remembered is not None and remembered[0] == user.email:
-        return remembered[1]
+        account_id: int | None = remembered[1]
+        return account_id
     home = home_account(user)
     return home.pk if home is not None else None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from importlib import import_module
-from typing import Any
+from typing import Any, Literal, cast
 
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
@@ -52,8 +52,10 @@ def start_session(
     if method not in _RECORDED_BY_CALLER:
         user.last_login = timezone.now()
         User.objects.filter(pk=user.pk).update(last_login=user.last_login)
+    session_key = request.session.session_key
+    assert session_key is not None  # written above, or the person's own signed-in session
     SignInSession.objects.create(
-        session_key=request.session.session_key, user=user, connection_id=detail.get("connection_id"), method=method
+        session_key=session_key, user=user, connection_id=detail.get("connection_id"), method=method
     )
     if method not in _RECORDED_BY_CALLER:
         record(
@@ -122,6 +124,7 @@ def _store_under_new_key(session: SessionBase) -> None:
 def _set_session_cookie(request: HttpRequest, response: HttpResponse) -> None:
     """The cookie SessionMiddleware would set after saving; the row is already written, so it need not save again."""
     session = request.session
+    assert session.session_key is not None
     if session.get_expire_at_browser_close():
         max_age, expires = None, None
     else:
@@ -134,9 +137,9 @@ def _set_session_cookie(request: HttpRequest, response: HttpResponse) -> None:
         expires=expires,
         domain=settings.SESSION_COOKIE_DOMAIN,
         path=settings.SESSION_COOKIE_PATH,
-        secure=settings.SESSION_COOKIE_SECURE or None,
-        httponly=settings.SESSION_COOKIE_HTTPONLY or None,
-        samesite=settings.SESSION_COOKIE_SAMESITE,
+        secure=bool(settings.SESSION_COOKIE_SECURE),
+        httponly=bool(settings.SESSION_COOKIE_HTTPONLY),
+        samesite=cast("Literal['Lax', 'Strict', 'None'] | None", settings.SESSION_COOKIE_SAMESITE),
     )
     # A later change to the session in this request still marks it modified, and the middleware saves that.
     session.modified = False

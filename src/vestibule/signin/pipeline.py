@@ -209,7 +209,8 @@ def _row(qs: models.QuerySet[Any], kind: str, **columns: Any) -> models.QuerySet
         "row_connection": columns.get("row_connection", Value(None, output_field=models.UUIDField())),
         "flag": columns.get("flag", Value(False, output_field=models.BooleanField())),
     }
-    return qs.annotate(**values).values_list(*_ROW)
+    rows: models.QuerySet[Any] = qs.annotate(**values).values_list(*_ROW)
+    return rows
 
 
 def _load(connection: Connection, user: User | None) -> _Loaded:

@@ -27,9 +27,10 @@ class DatabaseReplayCache:
         db = connections[router.db_for_write(ReplayEntry)]
         meta, qn = ReplayEntry._meta, db.ops.quote_name
         key_field, expires_field = meta.get_field("key"), meta.get_field("expires_at")
+        key_column, expires_column = qn(key_field.column or "key"), qn(expires_field.column or "expires_at")
         sql = (
-            f"INSERT INTO {qn(meta.db_table)} ({qn(key_field.column)}, {qn(expires_field.column)}) VALUES (%s, %s) "
-            f"ON CONFLICT ({qn(key_field.column)}) DO NOTHING"
+            f"INSERT INTO {qn(meta.db_table)} ({key_column}, {expires_column}) VALUES (%s, %s) "
+            f"ON CONFLICT ({key_column}) DO NOTHING"
         )
         with db.cursor() as cursor:
             cursor.execute(sql, [key[:600], expires_field.get_db_prep_save(expires_at, db)])
