@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q, Value
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from vestibule.accounts.models import Approval, Invitation, Membership, Project, ProjectAccess, RoleGrant, Source, User
@@ -204,9 +205,10 @@ def _row(qs: models.QuerySet[Any], kind: str, **columns: Any) -> models.QuerySet
         "kind": Value(kind, output_field=models.CharField()),
         "row_id": columns.get("row_id", models.F("pk")),
         "text": columns.get("text", Value("", output_field=models.CharField())),
-        "number": columns.get("number", Value(None, output_field=models.IntegerField())),
+        # Typed NULLs: PostgreSQL types an untyped NULL in a UNION's first branch as text.
+        "number": columns.get("number", Cast(Value(None), output_field=models.IntegerField())),
         "row_source": columns.get("row_source", Value("", output_field=models.CharField())),
-        "row_connection": columns.get("row_connection", Value(None, output_field=models.UUIDField())),
+        "row_connection": columns.get("row_connection", Cast(Value(None), output_field=models.UUIDField())),
         "flag": columns.get("flag", Value(False, output_field=models.BooleanField())),
     }
     rows: models.QuerySet[Any] = qs.annotate(**values).values_list(*_ROW)
