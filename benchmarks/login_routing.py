@@ -68,28 +68,44 @@ def _populate(count: int) -> None:
     batch = 5000
     accounts = count // DOMAINS_PER_ACCOUNT
     with transaction.atomic():
-        Account.objects.bulk_create((Account(slug=f"acct-{i}", name=f"Account {i}") for i in range(accounts)), batch_size=batch)
+        Account.objects.bulk_create(
+            (Account(slug=f"acct-{i}", name=f"Account {i}") for i in range(accounts)), batch_size=batch
+        )
         account_ids = list(Account.objects.order_by("pk").values_list("pk", flat=True))
         sandbox = Account.objects.create(slug="shared-sandbox", name="Shared sandbox")
-        connections = [Connection(id=uuid.uuid4(), account_id=aid, protocol="saml", name="IdP", enabled=True) for aid in account_ids]
+        connections = [
+            Connection(id=uuid.uuid4(), account_id=aid, protocol="saml", name="IdP", enabled=True)
+            for aid in account_ids
+        ]
         Connection.objects.bulk_create(connections, batch_size=batch)
-        claims = [DomainClaim(domain=f"d{i}.example", account_id=account_ids[i // DOMAINS_PER_ACCOUNT]) for i in range(count)]
+        claims = [
+            DomainClaim(domain=f"d{i}.example", account_id=account_ids[i // DOMAINS_PER_ACCOUNT]) for i in range(count)
+        ]
         DomainClaim.objects.bulk_create(claims, batch_size=batch)
         claim_ids = dict(DomainClaim.objects.values_list("domain", "pk"))
         ConnectionDomain.objects.bulk_create(
             (
-                ConnectionDomain(connection_id=connections[i // DOMAINS_PER_ACCOUNT].id, domain=f"d{i}.example", claim_id=claim_ids[f"d{i}.example"])
+                ConnectionDomain(
+                    connection_id=connections[i // DOMAINS_PER_ACCOUNT].id,
+                    domain=f"d{i}.example",
+                    claim_id=claim_ids[f"d{i}.example"],
+                )
                 for i in range(count)
             ),
             batch_size=batch,
         )
         shared = [f"d{i}.example" for i in range(0, count, SHARE_EVERY)]
-        DomainShare.objects.bulk_create((DomainShare(claim_id=claim_ids[d], account=sandbox) for d in shared), batch_size=batch)
-        sandbox_connection = Connection.objects.create(account=sandbox, protocol="saml", name="Sandbox IdP", enabled=True)
+        DomainShare.objects.bulk_create(
+            (DomainShare(claim_id=claim_ids[d], account=sandbox) for d in shared), batch_size=batch
+        )
+        sandbox_connection = Connection.objects.create(
+            account=sandbox, protocol="saml", name="Sandbox IdP", enabled=True
+        )
         # A connection serves at most 50 domains through the API; the benchmark
         # only needs the rows to exist, so this one serves all shared domains.
         ConnectionDomain.objects.bulk_create(
-            (ConnectionDomain(connection=sandbox_connection, domain=d, claim_id=claim_ids[d]) for d in shared), batch_size=batch
+            (ConnectionDomain(connection=sandbox_connection, domain=d, claim_id=claim_ids[d]) for d in shared),
+            batch_size=batch,
         )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
@@ -160,7 +176,11 @@ def child(database_url: str, count: int, lookups: int) -> None:
         from vestibule.connections.models import Connection
 
         # The same queryset as routing.connections_for_domain.
-        qs = Connection.objects.filter(domains__domain="d4242.example", enabled=True).select_related("account").order_by("account__slug", "name")
+        qs = (
+            Connection.objects.filter(domains__domain="d4242.example", enabled=True)
+            .select_related("account")
+            .order_by("account__slug", "name")
+        )
         plan = qs.explain()
         assert "Seq Scan on connections_connectiondomain" not in plan, plan
     print(json.dumps({"vendor": connection.vendor, "populate_s": populate_s, "rows": rows, "plan": plan}))
@@ -218,7 +238,9 @@ def main() -> None:
     for result in results:
         for row in result["rows"]:
             queries = ",".join(map(str, row["queries"]))
-            print(f"{result['vendor']:<11} {row['case']:<31} {row['median_ms']:>9.2f} {row['p95_ms']:>8.2f} {queries:>8}")
+            print(
+                f"{result['vendor']:<11} {row['case']:<31} {row['median_ms']:>9.2f} {row['p95_ms']:>8.2f} {queries:>8}"
+            )
         print(f"{result['vendor']:<11} (insert + index + ANALYZE took {result['populate_s']:.1f} s)")
     for result in results:
         if result["plan"]:

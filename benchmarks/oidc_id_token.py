@@ -45,21 +45,35 @@ def _floor(token: str, key: Key, alg: str) -> Callable[[], None]:
     signing_input = f"{head}.{payload}".encode()
 
     if alg == "RS256":
+
         def run() -> None:
             public.verify(_b64d(sig), signing_input, padding.PKCS1v15(), hashes.SHA256())
     else:
+
         def run() -> None:
             raw = _b64d(sig)
             der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
             public.verify(der, signing_input, ec.ECDSA(hashes.SHA256()))
+
     return run
 
 
 def candidates(alg: str) -> dict[str, Callable[[], None]]:
-    key: Key = RSAKey.generate_key(2048, parameters={"kid": "k1"}) if alg == "RS256" else ECKey.generate_key(
-        "P-256", parameters={"kid": "k1"})
-    claims = {"iss": ISSUER, "sub": "248289761001", "aud": "client", "exp": int(NOW) + 300, "iat": int(NOW) - 5,
-              "nonce": "n-0S6_WzA2Mj", "email": "jane@example.com", "name": "Jane Doe"}
+    key: Key = (
+        RSAKey.generate_key(2048, parameters={"kid": "k1"})
+        if alg == "RS256"
+        else ECKey.generate_key("P-256", parameters={"kid": "k1"})
+    )
+    claims = {
+        "iss": ISSUER,
+        "sub": "248289761001",
+        "aud": "client",
+        "exp": int(NOW) + 300,
+        "iat": int(NOW) - 5,
+        "nonce": "n-0S6_WzA2Mj",
+        "email": "jane@example.com",
+        "name": "Jane Doe",
+    }
     token = jwt.encode({"alg": alg, "kid": "k1", "typ": "JWT"}, claims, key, algorithms=[alg])
     public = key.as_dict(private=False)
     config = OidcClientConfig(issuer=ISSUER, client_id="client", client_secret="s")
@@ -71,13 +85,18 @@ def candidates(alg: str) -> dict[str, Callable[[], None]]:
     def ours(keys: StaticKeys | JwksClient) -> Callable[[], None]:
         def run() -> None:
             validate_id_token(token, config=config, metadata=meta, keys=keys, nonce="n-0S6_WzA2Mj", now=NOW)
+
         return run
 
     def joserfc_only() -> None:
         jws.deserialize_compact(token, static.current()[0], algorithms=[alg])
 
-    return {"floor": _floor(token, key, alg), "joserfc": joserfc_only, "vestibule": ours(static),
-            "vestibule+jwks": ours(cached)}
+    return {
+        "floor": _floor(token, key, alg),
+        "joserfc": joserfc_only,
+        "vestibule": ours(static),
+        "vestibule+jwks": ours(cached),
+    }
 
 
 def rate(fn: Callable[[], None], seconds: float) -> float:

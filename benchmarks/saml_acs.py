@@ -52,25 +52,47 @@ class NoReplay:
 
 def fixture(sign_response: bool = False) -> tuple[str, ServiceProvider, SamlSettings]:
     pair = KeyPair((KEYS / "idp.key").read_text(), (KEYS / "idp.crt").read_text())
-    idp = IdentityProvider("https://sts.windows.net/6f1c2a0e-3b7d-4c55-9a1e-0d4c2b9e7f10/", "https://login.microsoftonline.com/x/saml2", pair)
-    sp = ServiceProvider("https://sso.vestibule.test/saml/acme", "https://sso.vestibule.test/sso/saml/acme/acs", "https://sso.vestibule.test/sso/saml/acme/metadata")
+    idp = IdentityProvider(
+        "https://sts.windows.net/6f1c2a0e-3b7d-4c55-9a1e-0d4c2b9e7f10/",
+        "https://login.microsoftonline.com/x/saml2",
+        pair,
+    )
+    sp = ServiceProvider(
+        "https://sso.vestibule.test/saml/acme",
+        "https://sso.vestibule.test/sso/saml/acme/acs",
+        "https://sso.vestibule.test/sso/saml/acme/metadata",
+    )
     attributes = {
         "http://schemas.microsoft.com/identity/claims/tenantid": ["6f1c2a0e-3b7d-4c55-9a1e-0d4c2b9e7f10"],
         "http://schemas.microsoft.com/identity/claims/objectidentifier": ["0b7e2c4a-91d3-4f6e-a5b8-2c7d9e0f1a3b"],
         "http://schemas.microsoft.com/identity/claims/displayname": ["Alice Example"],
         "http://schemas.microsoft.com/identity/claims/identityprovider": [idp.entity_id],
-        "http://schemas.microsoft.com/claims/authnmethodsreferences": ["http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password", "http://schemas.microsoft.com/claims/multipleauthn"],
+        "http://schemas.microsoft.com/claims/authnmethodsreferences": [
+            "http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password",
+            "http://schemas.microsoft.com/claims/multipleauthn",
+        ],
         CLAIMS + "givenname": ["Alice"],
         CLAIMS + "surname": ["Example"],
         CLAIMS + "emailaddress": ["alice@example.com"],
         CLAIMS + "name": ["alice@example.com"],
-        "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups": [f"{i:08x}-1111-2222-3333-444455556666" for i in range(5)],
+        "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups": [
+            f"{i:08x}-1111-2222-3333-444455556666" for i in range(5)
+        ],
         "http://schemas.microsoft.com/ws/2008/06/identity/claims/role": ["analyst", "report-viewer"],
     }
-    xml = build_response(idp, sp_entity_id=sp.entity_id, acs_url=sp.acs_url, name_id="alice@example.com",
-                         attributes=attributes, now=NOW, in_response_to="_req1", sign_response=sign_response)
-    settings = SamlSettings.from_dict({"idp_entity_id": idp.entity_id, "sso_url": idp.sso_url,
-                                       "certificates": [pair.certificate_pem]})
+    xml = build_response(
+        idp,
+        sp_entity_id=sp.entity_id,
+        acs_url=sp.acs_url,
+        name_id="alice@example.com",
+        attributes=attributes,
+        now=NOW,
+        in_response_to="_req1",
+        sign_response=sign_response,
+    )
+    settings = SamlSettings.from_dict(
+        {"idp_entity_id": idp.entity_id, "sso_url": idp.sso_url, "certificates": [pair.certificate_pem]}
+    )
     return base64.b64encode(xml).decode(), sp, settings
 
 
@@ -125,7 +147,9 @@ def main() -> None:
             rates[name].append(count / elapsed)
     size = len(base64.b64decode(b64))
     kind = "wall clock" if args.wall else "CPU time"
-    print(f"Response: {size} bytes ({len(b64)} base64), RSA-2048/SHA-256, 1 core, {args.rounds} interleaved rounds, {kind}")
+    print(
+        f"Response: {size} bytes ({len(b64)} base64), RSA-2048/SHA-256, 1 core, {args.rounds} interleaved rounds, {kind}"
+    )
     print(f"{'what':40} {'validations/s':>14} {'µs each':>9} {'vs floor':>9}")
     floor_rate = statistics.median(rates["floor (raw signature check)"])
     for name, values in rates.items():

@@ -79,7 +79,9 @@ def issue(
     encryption certificate from its metadata unless ``encrypt_cert_assertion``)
     to vary it.
     """
-    params: dict[str, Any] = dict(sign_response=False, sign_assertion=True, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256)
+    params: dict[str, Any] = dict(
+        sign_response=False, sign_assertion=True, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256
+    )
     params.update(kw)
     xml = server.create_authn_response(
         identity={k: list(v) for k, v in identity.items()},
@@ -113,4 +115,15 @@ def aes_encryption(server: Server, algorithm: str = AES256_GCM) -> Iterator[None
         del server.sec.encrypt_assertion
 
 
-__all__ = ["AES256_CBC", "AES256_GCM", "IDP_ENTITY", "IDP_SSO", "XMLSEC1", "aes_encryption", "certificate", "idp_config", "issue", "make_server"]
+__all__ = [
+    "AES256_CBC",
+    "AES256_GCM",
+    "IDP_ENTITY",
+    "IDP_SSO",
+    "XMLSEC1",
+    "aes_encryption",
+    "certificate",
+    "idp_config",
+    "issue",
+    "make_server",
+]

@@ -83,8 +83,12 @@ def test_each_request_gets_a_new_nonce(client: Client) -> None:
     assert first != second
 
 
-def test_the_settings_point_at_the_openapi_document_and_turn_off_the_external_validator(client: Client, docs: Any) -> None:
-    block = re.search(r'<script id="swagger-settings" type="application/json">(.*?)</script>', docs.content.decode(), re.S)
+def test_the_settings_point_at_the_openapi_document_and_turn_off_the_external_validator(
+    client: Client, docs: Any
+) -> None:
+    block = re.search(
+        r'<script id="swagger-settings" type="application/json">(.*?)</script>', docs.content.decode(), re.S
+    )
     assert block
     settings = json.loads(block.group(1))
     assert settings["url"] == "/api/v1/openapi.json" and settings["validatorUrl"] is None
@@ -93,6 +97,8 @@ def test_the_settings_point_at_the_openapi_document_and_turn_off_the_external_va
     assert "/api/v1/docs/assets/{name}" not in spec.json()["paths"]
 
 
-@pytest.mark.parametrize("name", ["redoc.standalone.js", "favicon.png", "..%2F..%2Fmain.py", "swagger-ui-bundle.js.map"])
+@pytest.mark.parametrize(
+    "name", ["redoc.standalone.js", "favicon.png", "..%2F..%2Fmain.py", "swagger-ui-bundle.js.map"]
+)
 def test_only_the_listed_assets_are_served(client: Client, name: str) -> None:
     assert client.get(f"/api/v1/docs/assets/{name}").status_code == 404

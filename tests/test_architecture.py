@@ -151,7 +151,10 @@ def _layer_of(module: str) -> str | None:
 
 def _django_modules() -> list[Path]:
     return sorted(
-        p for p in ROOT.rglob("*.py") if "migrations" not in p.parts and p.relative_to(ROOT).parts[0] not in PURE
+        p
+        for p in ROOT.rglob("*.py")
+        if "migrations" not in p.parts
+        and p.relative_to(ROOT).parts[0] not in PURE
         and p.relative_to(ROOT).with_suffix("").parts[0] not in PURE
     )
 
@@ -254,7 +257,11 @@ def test_function_local_imports_are_on_the_allow_list() -> None:
         rel = str(path.relative_to(ROOT.parent))
         if rel.startswith(LOCAL_IMPORTS_ALLOWED_UNDER):
             continue
-        hidden += [f"{rel}:{line} imports {module}" for line, module in _local_imports(path) if (rel, module) not in LOCAL_IMPORTS_ALLOWED]
+        hidden += [
+            f"{rel}:{line} imports {module}"
+            for line, module in _local_imports(path)
+            if (rel, module) not in LOCAL_IMPORTS_ALLOWED
+        ]
     assert hidden == []
 
 
@@ -265,4 +272,7 @@ def test_the_local_import_finder_sees_through_functions_but_not_type_checking(tm
         "if TYPE_CHECKING:\n    from vestibule.signin import pipeline\n"
         "def f():\n    from vestibule.login import sessions\n    def g():\n        import vestibule.people.members\n"
     )
-    assert [m for _, m in _local_imports(sample, "vestibule.domain")] == ["vestibule.login.sessions", "vestibule.people.members"]
+    assert [m for _, m in _local_imports(sample, "vestibule.domain")] == [
+        "vestibule.login.sessions",
+        "vestibule.people.members",
+    ]

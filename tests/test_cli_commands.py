@@ -55,12 +55,20 @@ class Cli:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("VESTIBULE_") and k != "DJANGO_SETTINGS_MODULE"}
+        inherited = {
+            k: v for k, v in os.environ.items() if not k.startswith("VESTIBULE_") and k != "DJANGO_SETTINGS_MODULE"
+        }
         self.env = {**inherited, "VESTIBULE_DATA_DIR": str(data_dir)}
 
     def run(self, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(VESTIBULE), *argv], env=self.env, cwd=self.data_dir, input=stdin, capture_output=True, text=True, timeout=120
+            [str(VESTIBULE), *argv],
+            env=self.env,
+            cwd=self.data_dir,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     def ok(self, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -149,7 +157,9 @@ def test_operator_create_prints_a_password_that_signs_in_and_resets_it_when_run_
     first = cli.ok("operator", "create", "Ops@Example.com", "--name", "Ops Team")
     password = first.stdout.strip()
     assert first.stdout == password + "\n" and len(password) >= 16 and "shown only once" in first.stderr
-    [(email, name, is_operator, method, encoded)] = cli.rows("select email, name, is_operator, login_method, password from accounts_user")
+    [(email, name, is_operator, method, encoded)] = cli.rows(
+        "select email, name, is_operator, login_method, password from accounts_user"
+    )
     assert (email, name, is_operator, method) == ("Ops@example.com", "Ops Team", 1, "password")  # domain lower-cased
     assert check_password(password, encoded) and password not in encoded
 
@@ -165,18 +175,28 @@ def test_api_key_create_for_an_account_and_role_and_for_the_operator(acme: Cli) 
     assert re.fullmatch(r"vst_[0-9a-f]{12}_[A-Za-z0-9_-]{40,}\n", result.stdout) and "only once" in result.stderr
     _, prefix, secret = key.split("_", 2)
     [(digest, slug, name, roles)] = acme.rows(
-        "select k.digest, a.slug, k.name, k.roles from api_apikey k join accounts_account a on a.id = k.account_id where k.prefix = ?", prefix
+        "select k.digest, a.slug, k.name, k.roles from api_apikey k join accounts_account a on a.id = k.account_id where k.prefix = ?",
+        prefix,
     )
-    assert (digest, slug, name, json.loads(roles)) == (hashlib.sha256(secret.encode()).hexdigest(), "acme", "terraform", ["sso-admin"])
+    assert (digest, slug, name, json.loads(roles)) == (
+        hashlib.sha256(secret.encode()).hexdigest(),
+        "acme",
+        "terraform",
+        ["sso-admin"],
+    )
 
     default_role = acme.ok("api-key", "create", "--account", "acme").stdout.strip().split("_")[1]
-    assert json.loads(acme.rows("select roles from api_apikey where prefix = ?", default_role)[0][0]) == ["administrator"]
+    assert json.loads(acme.rows("select roles from api_apikey where prefix = ?", default_role)[0][0]) == [
+        "administrator"
+    ]
 
     operator = acme.ok("api-key", "create", "--operator").stdout.strip().split("_")[1]
     assert acme.rows("select account_id from api_apikey where prefix = ?", operator) == [(None,)]
 
     assert "no account with slug 'nope'" in acme.fails("api-key", "create", "--account", "nope")
-    assert "--role applies to --account keys" in acme.fails("api-key", "create", "--operator", "--role", "sso-admin", code=2)
+    assert "--role applies to --account keys" in acme.fails(
+        "api-key", "create", "--operator", "--role", "sso-admin", code=2
+    )
     assert "one of the arguments --operator --account is required" in acme.fails("api-key", "create", code=2)
     assert acme.rows("select count(*) from api_apikey") == [(3,)]
 
@@ -186,26 +206,45 @@ def test_api_key_create_for_an_account_and_role_and_for_the_operator(acme: Cli) 
 
 def test_connection_saml_create_with_metadata_list_enable_disable(acme: Cli) -> None:
     assert acme.ok("connection", "list", "--account", "acme").stderr == "account 'acme' has no connections\n"
-    created = acme.ok("connection", "create-saml", "--account", "acme", "--name", "Okta", "--domain", "acme.com", "--metadata", str(OKTA))
+    created = acme.ok(
+        "connection",
+        "create-saml",
+        "--account",
+        "acme",
+        "--name",
+        "Okta",
+        "--domain",
+        "acme.com",
+        "--metadata",
+        str(OKTA),
+    )
     connection_id = created.stdout.strip()
     assert UUID.fullmatch(connection_id)
     # The SP values to paste into the IdP, on the public URL of a fresh install.
     assert f"ACS URL:       http://127.0.0.1:8000/sso/saml/{connection_id}/acs" in created.stderr
     assert f"Next: vestibule connection enable {connection_id}" in created.stderr
     [(protocol, enabled, saml)] = acme.rows("select protocol, enabled, saml_settings from connections_connection")
-    assert (protocol, enabled, json.loads(saml)["idp_entity_id"]) == ("saml", 0, "http://www.okta.com/exk9vestib0le4417239")
+    assert (protocol, enabled, json.loads(saml)["idp_entity_id"]) == (
+        "saml",
+        0,
+        "http://www.okta.com/exk9vestib0le4417239",
+    )
     assert acme.rows("select domain from connections_domainclaim") == [("acme.com",)]
 
     listed = acme.ok("connection", "list", "--account", "acme").stdout.splitlines()
     assert listed[0].split() == ["ID", "PROTOCOL", "ENABLED", "NAME", "DOMAINS"]
     assert listed[1].split() == [connection_id, "saml", "no", "Okta", "acme.com"]
 
-    assert acme.ok("connection", "enable", connection_id).stdout == f"connection {connection_id} (acme/Okta) is enabled\n"
+    assert (
+        acme.ok("connection", "enable", connection_id).stdout == f"connection {connection_id} (acme/Okta) is enabled\n"
+    )
     assert acme.rows("select enabled from connections_connection") == [(1,)]
     assert acme.ok("connection", "list", "--account", "acme").stdout.splitlines()[1].split()[2] == "yes"
     assert acme.ok("connection", "disable", connection_id).stdout.endswith("is disabled\n")
     assert acme.rows("select enabled from connections_connection") == [(0,)]
-    audited = acme.rows("select code, json_extract(detail, '$.via') from audit_auditevent where code like 'connection.%' order by id")
+    audited = acme.rows(
+        "select code, json_extract(detail, '$.via') from audit_auditevent where code like 'connection.%' order by id"
+    )
     assert audited == [("connection.created", "cli"), ("connection.updated", "cli"), ("connection.updated", "cli")]
 
 
@@ -215,7 +254,14 @@ def test_connection_saml_create_then_import_metadata_then_enable(acme: Cli) -> N
     assert f"Next: vestibule connection import-metadata {connection_id} FILE" in created.stderr
     assert "SAML settings are incomplete" in acme.fails("connection", "enable", connection_id)
     assert "choose one by entityID" in acme.fails("connection", "import-metadata", connection_id, str(AGGREGATE))
-    imported = acme.ok("connection", "import-metadata", connection_id, str(AGGREGATE), "--entity-id", "https://idp-b.federation.test/saml2/idp")
+    imported = acme.ok(
+        "connection",
+        "import-metadata",
+        connection_id,
+        str(AGGREGATE),
+        "--entity-id",
+        "https://idp-b.federation.test/saml2/idp",
+    )
     assert imported.stdout.startswith("imported IdP https://idp-b.federation.test/saml2/idp: SSO ")
     assert "1 signing certificate(s)" in imported.stdout
     acme.ok("connection", "enable", connection_id)
@@ -224,9 +270,14 @@ def test_connection_saml_create_then_import_metadata_then_enable(acme: Cli) -> N
 
 
 def test_connection_sp_keys_stage_promote_retire(acme: Cli) -> None:
-    connection_id = acme.ok("connection", "create-saml", "--account", "acme", "--name", "Okta", "--domain", "acme.net").stdout.strip()
+    connection_id = acme.ok(
+        "connection", "create-saml", "--account", "acme", "--name", "Okta", "--domain", "acme.net"
+    ).stdout.strip()
     shown = acme.ok("connection", "sp-keys", connection_id)
-    assert [line.split()[:2] for line in shown.stdout.splitlines()[1:]] == [["current", "signing"], ["current", "encryption"]]
+    assert [line.split()[:2] for line in shown.stdout.splitlines()[1:]] == [
+        ["current", "signing"],
+        ["current", "encryption"],
+    ]
     assert f"Next: to rotate: vestibule connection sp-keys {connection_id} --stage" in shown.stderr
     staged = acme.ok("connection", "sp-keys", connection_id, "--stage")
     assert [line.split()[0] for line in staged.stdout.splitlines()[1:]] == ["current", "current", "next", "next"]
@@ -234,8 +285,14 @@ def test_connection_sp_keys_stage_promote_retire(acme: Cli) -> None:
     promoted = json.loads(acme.ok("connection", "sp-keys", connection_id, "--promote", "--json").stdout)
     assert promoted["next"] is None and promoted["previous"]["encryption"]["sha256_fingerprint"]
     assert "previous" not in acme.ok("connection", "sp-keys", connection_id, "--retire").stdout
-    audited = acme.rows("select code, json_extract(detail, '$.via') from audit_auditevent where code like 'connection.sp_keys%' order by id")
-    assert audited == [("connection.sp_keys_staged", "cli"), ("connection.sp_keys_promoted", "cli"), ("connection.sp_keys_retired", "cli")]
+    audited = acme.rows(
+        "select code, json_extract(detail, '$.via') from audit_auditevent where code like 'connection.sp_keys%' order by id"
+    )
+    assert audited == [
+        ("connection.sp_keys_staged", "cli"),
+        ("connection.sp_keys_promoted", "cli"),
+        ("connection.sp_keys_retired", "cli"),
+    ]
 
 
 def test_connection_oidc_create_reads_the_secret_from_stdin_and_never_shows_or_stores_it_in_clear(acme: Cli) -> None:
@@ -249,7 +306,9 @@ def test_connection_oidc_create_reads_the_secret_from_stdin_and_never_shows_or_s
     assert UUID.fullmatch(connection_id)
     assert f"Redirect URI:  http://127.0.0.1:8000/sso/oidc/{connection_id}/callback" in created.stderr
     assert secret not in created.stdout + created.stderr
-    [(protocol, oidc, sealed)] = acme.rows("select protocol, oidc_settings, secrets_encrypted from connections_connection")
+    [(protocol, oidc, sealed)] = acme.rows(
+        "select protocol, oidc_settings, secrets_encrypted from connections_connection"
+    )
     assert protocol == "oidc" and json.loads(oidc)["client_id"] == "vestibule-app"
     assert sealed and secret not in str(sealed)
     assert secret.encode() not in (acme.data_dir / "vestibule.sqlite3").read_bytes()
@@ -287,18 +346,35 @@ def test_mapping_role_create_list_update_delete(acme: Cli) -> None:
     as_json = json.loads(acme.ok("mapping-role", "list", "--account", "acme", "--json").stdout)
     assert [(m["name"], m["grants"][0]["roles"]) for m in as_json] == [("Finance", ["analyst", "report-viewer"])]
 
-    acme.ok("mapping-role", "update", "--account", "acme", "--name", "Finance", "--rename", "Finance EMEA", "--grant", "account=analyst")
+    acme.ok(
+        "mapping-role",
+        "update",
+        "--account",
+        "acme",
+        "--name",
+        "Finance",
+        "--rename",
+        "Finance EMEA",
+        "--grant",
+        "account=analyst",
+    )
     rows = acme.rows(
         "select m.name, g.project_id, g.role from connections_mappingrole m"
         " join connections_mappingrolegrant g on g.mapping_role_id = m.id"
     )
     assert rows == [("Finance EMEA", None, "analyst")]  # one row per granted role; no project: the account scope
-    assert "unknown-role" in acme.fails("mapping-role", "create", "--account", "acme", "--name", "X", "--grant", "account=unknown-role")
+    assert "unknown-role" in acme.fails(
+        "mapping-role", "create", "--account", "acme", "--name", "X", "--grant", "account=unknown-role"
+    )
 
     assert acme.ok("mapping-role", "delete", "--account", "acme", "--name", "Finance EMEA").stdout == "Finance EMEA\n"
     assert acme.rows("select count(*) from connections_mappingrole") == [(0,)]
-    assert "has no mapping role named 'Finance EMEA'" in acme.fails("mapping-role", "delete", "--account", "acme", "--name", "Finance EMEA")
-    codes = [code for (code,) in acme.rows("select code from audit_auditevent where code like 'mapping_role.%' order by id")]
+    assert "has no mapping role named 'Finance EMEA'" in acme.fails(
+        "mapping-role", "delete", "--account", "acme", "--name", "Finance EMEA"
+    )
+    codes = [
+        code for (code,) in acme.rows("select code from audit_auditevent where code like 'mapping_role.%' order by id")
+    ]
     assert codes == ["mapping_role.created", "mapping_role.updated", "mapping_role.deleted"]
 
 

@@ -33,7 +33,14 @@ def run(capsys, *argv):
     return code, out, err
 
 
-FINANCE = ["--name", "Finance", "--grant", "account=analyst,report-viewer", "--grant", "project:production=report-manager"]
+FINANCE = [
+    "--name",
+    "Finance",
+    "--grant",
+    "account=analyst,report-viewer",
+    "--grant",
+    "project:production=report-manager",
+]
 
 
 def test_create_list_update_delete(acme, capsys):
@@ -50,7 +57,18 @@ def test_create_list_update_delete(acme, capsys):
     code, out, _ = run(capsys, "list", "--account", "acme", "--json")
     assert [m["name"] for m in json.loads(out)] == ["Finance"]
 
-    code, out, _ = run(capsys, "update", "--account", "acme", "--name", "Finance", "--rename", "Finance EMEA", "--grant", "account=analyst")
+    code, out, _ = run(
+        capsys,
+        "update",
+        "--account",
+        "acme",
+        "--name",
+        "Finance",
+        "--rename",
+        "Finance EMEA",
+        "--grant",
+        "account=analyst",
+    )
     assert code == 0
     mapping_role.refresh_from_db()
     assert (mapping_role.name, mapping_role.grants) == ("Finance EMEA", [{"scope": "account", "roles": ["analyst"]}])

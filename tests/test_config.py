@@ -67,14 +67,24 @@ def test_short_secret_key(tmp_path: Path, key: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://sso.example.com", "sso.example.com", "https://", "https://sso.example.com/?a=1", "https://sso.example.com/#x", ""]
+    "url",
+    [
+        "ftp://sso.example.com",
+        "sso.example.com",
+        "https://",
+        "https://sso.example.com/?a=1",
+        "https://sso.example.com/#x",
+        "",
+    ],
 )
 def test_bad_base_url(tmp_path: Path, url: str) -> None:
     assert "VESTIBULE_BASE_URL" in one_line_error(env(tmp_path, VESTIBULE_BASE_URL=url))
 
 
 def test_https_base_url_is_secure_and_trailing_slash_dropped(tmp_path: Path) -> None:
-    config = load_config(env(tmp_path, VESTIBULE_BASE_URL="https://sso.example.com/", VESTIBULE_ALLOWED_HOSTS="a.example, b.example ,"))
+    config = load_config(
+        env(tmp_path, VESTIBULE_BASE_URL="https://sso.example.com/", VESTIBULE_ALLOWED_HOSTS="a.example, b.example ,")
+    )
     assert config.base_url == "https://sso.example.com"
     assert config.secure
     assert config.allowed_hosts == ("sso.example.com", "a.example", "b.example")
@@ -87,12 +97,34 @@ def test_bad_booleans(tmp_path: Path, name: str, value: str) -> None:
     assert name in message and "boolean" in message
 
 
-@pytest.mark.parametrize("value, expected", [("1", True), ("TRUE", True), (" yes ", True), ("on", True), ("0", False), ("off", False), ("", False), ("No", False)])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("1", True),
+        ("TRUE", True),
+        (" yes ", True),
+        ("on", True),
+        ("0", False),
+        ("off", False),
+        ("", False),
+        ("No", False),
+    ],
+)
 def test_good_booleans(tmp_path: Path, value: str, expected: bool) -> None:
     assert load_config(env(tmp_path, VESTIBULE_DEBUG=value)).debug is expected
 
 
-@pytest.mark.parametrize("url", ["smtp://", "mailto:a@b.c", "http://mail.example.com", "smtp:///nohost", "smtp://mail.example.com:notaport", "smtp://mail.example.com:99999"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "smtp://",
+        "mailto:a@b.c",
+        "http://mail.example.com",
+        "smtp:///nohost",
+        "smtp://mail.example.com:notaport",
+        "smtp://mail.example.com:99999",
+    ],
+)
 def test_bad_email_url(tmp_path: Path, url: str) -> None:
     assert "VESTIBULE_EMAIL_URL" in one_line_error(env(tmp_path, VESTIBULE_EMAIL_URL=url))
 
@@ -100,7 +132,12 @@ def test_bad_email_url(tmp_path: Path, url: str) -> None:
 def test_smtp_urls(tmp_path: Path) -> None:
     smtps = load_config(env(tmp_path, VESTIBULE_EMAIL_URL="smtps://user%40corp:p%3Ass@mail.example.com")).email
     assert (smtps.backend, smtps.host, smtps.port, smtps.username, smtps.password, smtps.use_ssl) == (
-        "smtp", "mail.example.com", 465, "user@corp", "p:ss", True
+        "smtp",
+        "mail.example.com",
+        465,
+        "user@corp",
+        "p:ss",
+        True,
     )
     smtp = load_config(env(tmp_path, VESTIBULE_EMAIL_URL="smtp://mail.example.com:2525?tls=1")).email
     assert (smtp.port, smtp.use_tls, smtp.use_ssl) == (2525, True, False)
@@ -124,8 +161,13 @@ def test_other_bad_values_name_their_variable(tmp_path: Path, name: str, value: 
 
 @pytest.mark.parametrize(
     "text",
-    ["not json", "[]", '{"default_role": "a", "roles": ["a"]}', '{"default_role": "b", "roles": [{"name": "a"}]}',
-     '{"default_role": "n", "roles": [{"name": "b"}, {"name": "n", "requires_one_of": ["b"]}]}'],
+    [
+        "not json",
+        "[]",
+        '{"default_role": "a", "roles": ["a"]}',
+        '{"default_role": "b", "roles": [{"name": "a"}]}',
+        '{"default_role": "n", "roles": [{"name": "b"}, {"name": "n", "requires_one_of": ["b"]}]}',
+    ],
 )
 def test_broken_role_catalog_file_is_a_config_error(tmp_path: Path, text: str) -> None:
     catalog = tmp_path / "catalog.json"
@@ -135,7 +177,9 @@ def test_broken_role_catalog_file_is_a_config_error(tmp_path: Path, text: str) -
 
 def test_valid_role_catalog_file(tmp_path: Path) -> None:
     catalog = tmp_path / "catalog.json"
-    catalog.write_text(json.dumps({"default_role": "viewer", "roles": [{"name": "viewer"}, {"name": "boss", "implies": ["viewer"]}]}))
+    catalog.write_text(
+        json.dumps({"default_role": "viewer", "roles": [{"name": "viewer"}, {"name": "boss", "implies": ["viewer"]}]})
+    )
     assert load_config(env(tmp_path, VESTIBULE_ROLE_CATALOG=str(catalog))).role_catalog_path == catalog
 
 
@@ -174,6 +218,7 @@ def test_unwritable_data_dir_is_a_config_error(tmp_path: Path) -> None:
 
 # The command line --------------------------------------------------------------------------
 
+
 def _command_paths() -> list[list[str]]:
     """Every command and subcommand the parser knows, so new ones are covered too."""
     import argparse
@@ -206,7 +251,15 @@ def test_help_works_for_every_subcommand(argv: list[str], capsys: Any) -> None:
 
 
 def test_the_known_subcommands_are_all_there() -> None:
-    for path in (["serve"], ["demo"], ["migrate"], ["check"], ["api-key", "create"], ["account", "create"], ["operator", "create"]):
+    for path in (
+        ["serve"],
+        ["demo"],
+        ["migrate"],
+        ["check"],
+        ["api-key", "create"],
+        ["account", "create"],
+        ["operator", "create"],
+    ):
         assert path in SUBCOMMANDS
 
 
@@ -287,8 +340,12 @@ def test_operator_create_prints_only_the_password(migrated: tuple[Path, dict[str
     ],
     ids=["database", "secret", "base-url", "boolean", "email"],
 )
-@pytest.mark.parametrize("command", [["migrate"], ["api-key", "create", "--operator"], ["serve", "--port", "1"], ["check"]], ids=" ".join)
-def test_invalid_config_exits_2_with_one_line_and_no_traceback(tmp_path: Path, values: dict[str, str], command: list[str]) -> None:
+@pytest.mark.parametrize(
+    "command", [["migrate"], ["api-key", "create", "--operator"], ["serve", "--port", "1"], ["check"]], ids=" ".join
+)
+def test_invalid_config_exits_2_with_one_line_and_no_traceback(
+    tmp_path: Path, values: dict[str, str], command: list[str]
+) -> None:
     result = run_cli(clean_env(tmp_path, **values), *command)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert result.stdout == ""

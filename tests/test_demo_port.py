@@ -83,7 +83,9 @@ class Process:
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[tuple[Process, int]]:
     port = free_port()
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("VESTIBULE_") and k != "DJANGO_SETTINGS_MODULE"}
+    inherited = {
+        k: v for k, v in os.environ.items() if not k.startswith("VESTIBULE_") and k != "DJANGO_SETTINGS_MODULE"
+    }
     env = {**inherited, "VESTIBULE_DATA_DIR": str(tmp_path / "data")}
     process = Process([str(VESTIBULE), "demo", "--port", str(port), "--threads", "4"], env)
     try:

@@ -65,7 +65,10 @@ def path_of(url: str) -> str:
 
 
 def hidden_fields(page: str) -> dict[str, str]:
-    return {html.unescape(n): html.unescape(v) for n, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page)}
+    return {
+        html.unescape(n): html.unescape(v)
+        for n, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page)
+    }
 
 
 def tag(page: str, element: str, **attrs: str) -> str:
@@ -271,7 +274,9 @@ def test_invitation_into_an_sso_domain_explains_and_continues_to_the_identity_pr
     target = urlsplit(onward["Location"])
     assert target.path == f"/sso/start/{demo.pk}"
     assert parse_qs(target.query) == {"next": ["/"], "login_hint": ["carol@acme.test"]}
-    assert AuditEvent.objects.filter(code="invitation.accepted", subject_email="carol@acme.test", detail__via="sso").exists()
+    assert AuditEvent.objects.filter(
+        code="invitation.accepted", subject_email="carol@acme.test", detail__via="sso"
+    ).exists()
     assert Client().get(link).status_code == 410
 
     # The provider signs Carol in, a member of acme with the invited role.
@@ -285,7 +290,9 @@ def test_invitation_into_an_sso_domain_explains_and_continues_to_the_identity_pr
     assert [(a["slug"], "analyst" in a["roles"]) for a in me["accounts"]] == [("acme", True)]
 
 
-def test_invitation_into_a_domain_with_several_providers_lets_the_invitee_choose(demo: Connection, api: ApiClient) -> None:
+def test_invitation_into_a_domain_with_several_providers_lets_the_invitee_choose(
+    demo: Connection, api: ApiClient
+) -> None:
     contractors = second_test_idp_connection()
     link = invite(api, "dan@acme.test")
     browser = Client()

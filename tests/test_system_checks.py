@@ -28,7 +28,9 @@ def test_risky_saml_settings_of_enabled_connections_are_flagged() -> None:
     account = Account.objects.create(slug="acme", name="Acme")
     Connection.objects.create(account=account, protocol="saml", name="Legacy", enabled=True,
                               saml_settings={"allow_sha1": True, "allow_idp_initiated": True, "want_assertions_signed": False})  # fmt: skip
-    Connection.objects.create(account=account, protocol="saml", name="Off", enabled=False, saml_settings={"allow_sha1": True})
+    Connection.objects.create(
+        account=account, protocol="saml", name="Off", enabled=False, saml_settings={"allow_sha1": True}
+    )
     # W013 (assertions not signed themselves) is retired: a signed Response covering the assertion is the default.
     assert sorted(f.id for f in check_connections()) == ["vestibule.W010", "vestibule.W011"]
 
@@ -40,5 +42,7 @@ def test_a_default_saml_connection_has_no_findings() -> None:
     from vestibule.saml import default_settings
 
     account = Account.objects.create(slug="acme", name="Acme")
-    Connection.objects.create(account=account, protocol="saml", name="Okta", enabled=True, saml_settings=default_settings())
+    Connection.objects.create(
+        account=account, protocol="saml", name="Okta", enabled=True, saml_settings=default_settings()
+    )
     assert [f.id for f in check_connections()] == []

@@ -677,7 +677,9 @@ def test_membership_rows_match_api(api: Any, acme: dict[str, Any]) -> None:
         ("/accounts/acme/api-keys", {"name": "k\x00"}, "name"),
     ],
 )
-def test_nul_in_bodies_is_422_naming_the_field(api: Any, acme: dict[str, Any], path: str, body: Any, field: str) -> None:
+def test_nul_in_bodies_is_422_naming_the_field(
+    api: Any, acme: dict[str, Any], path: str, body: Any, field: str
+) -> None:
     assert_client_error(api.post(f"{V1}{path}", body), field=field, status=422)
 
 
@@ -714,7 +716,9 @@ def test_a_browser_session_acts_as_its_person_and_needs_the_csrf_token(make_user
     browser = Client(enforce_csrf_checks=True)
     token = csrf_token_from(browser.get("/login").content.decode())
     browser.post("/login", {"email": "op@example.com", "csrfmiddlewaretoken": token})
-    done = browser.post("/login", {"email": "op@example.com", "password": "operator passphrase 1234", "csrfmiddlewaretoken": token})
+    done = browser.post(
+        "/login", {"email": "op@example.com", "password": "operator passphrase 1234", "csrfmiddlewaretoken": token}
+    )
     assert done.status_code == 302
     assert browser.get("/api/v1/session").status_code == 200
     assert browser.get(f"{V1}/accounts").status_code == 200
@@ -723,6 +727,8 @@ def test_a_browser_session_acts_as_its_person_and_needs_the_csrf_token(make_user
     assert not Account.objects.filter(slug="x").exists()
     # Positive control: the same request with the session's CSRF token is the person acting.
     csrf = browser.cookies["csrftoken"].value
-    made = browser.post(f"{V1}/accounts", {"slug": "x", "name": "x"}, content_type="application/json", headers={"X-CSRFToken": csrf})
+    made = browser.post(
+        f"{V1}/accounts", {"slug": "x", "name": "x"}, content_type="application/json", headers={"X-CSRFToken": csrf}
+    )
     assert made.status_code == 201, made.content
     assert AuditEventActor.of("account.created") == "op@example.com"

@@ -164,7 +164,9 @@ def mutated(draw: st.DrawFn, valid: st.SearchStrategy[Any]) -> Any:
     if twist == "swap" and body:
         body[draw(st.sampled_from(sorted(body)))] = draw(hostile)
     elif twist == "extra":
-        body[draw(st.text(max_size=12) | st.sampled_from(["is_operator", "id", "__proto__", "password"]))] = draw(hostile)
+        body[draw(st.text(max_size=12) | st.sampled_from(["is_operator", "id", "__proto__", "password"]))] = draw(
+            hostile
+        )
     elif twist == "drop" and body:
         body.pop(draw(st.sampled_from(sorted(body))))
     else:

@@ -23,7 +23,9 @@ V1 = "/api/v1"
 
 def links(email: str) -> list[tuple[str, str]]:
     user = User.objects.get(email_key=email)
-    return sorted((c.name, e) for c, e in ((i.connection, i.external_id) for i in ExternalIdentity.objects.filter(user=user)))
+    return sorted(
+        (c.name, e) for c, e in ((i.connection, i.external_id) for i in ExternalIdentity.objects.filter(user=user))
+    )
 
 
 @pytest.fixture
@@ -43,8 +45,13 @@ def world(api: Any) -> dict[str, Any]:
         _, secret = ApiKey.issue(account=Account.objects.get(slug=slug), name=f"{slug} key", roles=list(roles))
         return api.as_key(secret)
 
-    ann = api.post(f"{V1}/accounts/acme/users", {"email": "ann@acme.example", "name": "Ann", "send_invitation": False}).json()
-    assert api.post(f"{V1}/accounts/globex/users", {"email": "ann@acme.example", "send_invitation": False}).status_code == 201
+    ann = api.post(
+        f"{V1}/accounts/acme/users", {"email": "ann@acme.example", "name": "Ann", "send_invitation": False}
+    ).json()
+    assert (
+        api.post(f"{V1}/accounts/globex/users", {"email": "ann@acme.example", "send_invitation": False}).status_code
+        == 201
+    )
     return {
         "ann": ann["id"],
         "acme_okta": connection("acme", "Acme Okta", ["acme.example"]),
@@ -57,7 +64,10 @@ def world(api: Any) -> dict[str, Any]:
 
 
 def patch_ids(client: Any, slug: str, user_id: int, connection: str, external_id: str | None) -> Any:
-    return client.patch(f"{V1}/accounts/{slug}/users/{user_id}", {"external_ids": [{"connection": connection, "external_id": external_id}]})
+    return client.patch(
+        f"{V1}/accounts/{slug}/users/{user_id}",
+        {"external_ids": [{"connection": connection, "external_id": external_id}]},
+    )
 
 
 def test_the_home_account_sets_edits_and_removes_an_external_id(world: dict[str, Any]) -> None:
@@ -113,7 +123,9 @@ def test_external_id_must_be_the_exact_subject(world: dict[str, Any], value: str
 def test_a_user_manager_cannot_repoint_an_administrators_sign_in(world: dict[str, Any], api: Any) -> None:
     """Moving an admin's external ID is taking over their sign-in: an administrator's act."""
     w = world
-    boss = api.post(f"{V1}/accounts/acme/users", {"email": "boss@acme.example", "roles": ["sso-admin"], "send_invitation": False}).json()
+    boss = api.post(
+        f"{V1}/accounts/acme/users", {"email": "boss@acme.example", "roles": ["sso-admin"], "send_invitation": False}
+    ).json()
     response = patch_ids(w["acme"], "acme", boss["id"], w["acme_okta"], "00u-mine")
     assert response.status_code == 403 and links("boss@acme.example") == []
     assert patch_ids(w["acme_admin"], "acme", boss["id"], w["acme_okta"], "00u-boss").status_code == 200
@@ -127,7 +139,14 @@ def test_set_when_the_user_is_added(world: dict[str, Any]) -> None:
     assert created.status_code == 201, created.content
     assert created.json()["external_ids"] == [{"connection": w["acme_okta"], "external_id": "bob@acme.example"}]
     # A connection listed twice is refused, and the add with it.
-    twice = {**body, "email": "cid@acme.example", "external_ids": [{"connection": w["acme_okta"], "external_id": "a"}, {"connection": w["acme_okta"], "external_id": "b"}]}
+    twice = {
+        **body,
+        "email": "cid@acme.example",
+        "external_ids": [
+            {"connection": w["acme_okta"], "external_id": "a"},
+            {"connection": w["acme_okta"], "external_id": "b"},
+        ],
+    }
     assert w["acme"].post(f"{V1}/accounts/acme/users", twice).status_code == 422
     assert not User.objects.filter(email_key="cid@acme.example").exists()
 

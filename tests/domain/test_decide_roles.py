@@ -24,16 +24,24 @@ MAPPING = ClaimMapping()
 ROLES_CLAIM = ClaimMapping.from_dict({"role_source": "roles_claim", "roles": "gr4vy_roles"})
 DROP = ClaimMapping.from_dict({"role_source": "roles_claim", "roles": "gr4vy_roles", "requirement_policy": "drop"})
 
-FINANCE = MappingRoleGrants("Finance", frozenset({"analyst", "report-viewer"}), {"production": frozenset({"report-manager"})})
-OPERATIONS = MappingRoleGrants("Operations", frozenset({"customer-support"}), {"sandbox": frozenset({"system-support"})})
+FINANCE = MappingRoleGrants(
+    "Finance", frozenset({"analyst", "report-viewer"}), {"production": frozenset({"report-manager"})}
+)
+OPERATIONS = MappingRoleGrants(
+    "Operations", frozenset({"customer-support"}), {"sandbox": frozenset({"system-support"})}
+)
 
 
-def decide(mapping: ClaimMapping, catalog: RoleCatalog = DEFAULT_CATALOG, mapping_roles=(), **claims: Any) -> RoleDecision:
+def decide(
+    mapping: ClaimMapping, catalog: RoleCatalog = DEFAULT_CATALOG, mapping_roles=(), **claims: Any
+) -> RoleDecision:
     identity = extract_identity({"email": "a@acme.com", "name": "A", **claims}, "a@acme.com", mapping)
     return decide_roles(identity, mapping, catalog, mapping_roles)
 
 
-def refusal(mapping: ClaimMapping, catalog: RoleCatalog = DEFAULT_CATALOG, mapping_roles=(), **claims: Any) -> LoginFailure:
+def refusal(
+    mapping: ClaimMapping, catalog: RoleCatalog = DEFAULT_CATALOG, mapping_roles=(), **claims: Any
+) -> LoginFailure:
     with pytest.raises(LoginFailure) as exc:
         decide(mapping, catalog, mapping_roles, **claims)
     assert exc.value.step == "roles"
@@ -51,7 +59,10 @@ def test_role_mapping_selects_mapping_role():
 
 
 def test_role_mapping_as_one_string():
-    assert decide(MAPPING, mapping_roles=[FINANCE], role_mapping="Finance").account_roles == {"analyst", "report-viewer"}
+    assert decide(MAPPING, mapping_roles=[FINANCE], role_mapping="Finance").account_roles == {
+        "analyst",
+        "report-viewer",
+    }
 
 
 def test_several_role_mapping_values_give_the_union():
@@ -80,7 +91,11 @@ def test_no_mapping_roles_at_all_is_unmatched():
 def test_mapping_role_granting_a_removed_role_is_refused():
     stale = MappingRoleGrants("Finance", frozenset({"analyst", "retired-role"}), {})
     failure = refusal(MAPPING, mapping_roles=[stale], role_mapping="Finance")
-    assert failure.code == "sso.role_mapping_unmatched" and failure.fix_in == "vestibule" and failure.received == "retired-role"
+    assert (
+        failure.code == "sso.role_mapping_unmatched"
+        and failure.fix_in == "vestibule"
+        and failure.received == "retired-role"
+    )
 
 
 def test_project_requirement_is_met_by_account_roles():
@@ -133,7 +148,11 @@ def test_only_unknown_values_are_refused():
 
 def test_role_values_translate_before_the_rules():
     mapping = ClaimMapping.from_dict(
-        {"role_source": "roles_claim", "roles": "groups", "role_values": {"Acme Analysts": "analyst", "Acme PII": "pii-viewer"}}
+        {
+            "role_source": "roles_claim",
+            "roles": "groups",
+            "role_values": {"Acme Analysts": "analyst", "Acme PII": "pii-viewer"},
+        }
     )
     assert decide(mapping, groups=["Acme Analysts", "Acme PII", "Everyone"]).account_roles == {"analyst", "pii-viewer"}
     assert refusal(mapping, groups=["Acme PII"]).code == "sso.roles_requirement_not_met"
@@ -141,13 +160,18 @@ def test_role_values_translate_before_the_rules():
 
 def test_nested_roles_claim_path():
     mapping = ClaimMapping.from_dict({"role_source": "roles_claim", "roles": "realm_access.roles"})
-    assert decide(mapping, realm_access={"roles": ["customer-support", "pii-viewer"]}).account_roles == {"customer-support", "pii-viewer"}
+    assert decide(mapping, realm_access={"roles": ["customer-support", "pii-viewer"]}).account_roles == {
+        "customer-support",
+        "pii-viewer",
+    }
 
 
 # Properties: claim order and repetition never matter ------------------------------
 
 
-def outcome(mapping: ClaimMapping, catalog: RoleCatalog, mapping_roles: list[MappingRoleGrants], claim: str, values: list[str]) -> Any:
+def outcome(
+    mapping: ClaimMapping, catalog: RoleCatalog, mapping_roles: list[MappingRoleGrants], claim: str, values: list[str]
+) -> Any:
     try:
         decision = decide(mapping, catalog, mapping_roles, **{claim: values})
     except LoginFailure as failure:
@@ -181,7 +205,9 @@ def test_decide_roles_ignores_order_of_role_mapping_values(data, policy):
     pool = [m.name for m in mapping_roles] + ["unknown", "also-unknown"]
     values = data.draw(st.lists(st.sampled_from(pool), max_size=6))
     again = shuffled_with_duplicates(data.draw, values)
-    assert outcome(mapping, catalog, mapping_roles, "role_mapping", again) == outcome(mapping, catalog, mapping_roles, "role_mapping", values)
+    assert outcome(mapping, catalog, mapping_roles, "role_mapping", again) == outcome(
+        mapping, catalog, mapping_roles, "role_mapping", values
+    )
 
 
 @PROPS
@@ -206,8 +232,16 @@ def test_drop_policy_decisions_always_satisfy_the_catalog(data):
     names = sorted(catalog.roles)
     mapping_roles = data.draw(mapping_role_sets(catalog))
     for mapping, claim, pool in (
-        (ClaimMapping.from_dict({"role_source": "roles_claim", "roles": "roles", "requirement_policy": "drop"}), "roles", names),
-        (ClaimMapping.from_dict({"requirement_policy": "drop"}), "role_mapping", [m.name for m in mapping_roles] or ["x"]),
+        (
+            ClaimMapping.from_dict({"role_source": "roles_claim", "roles": "roles", "requirement_policy": "drop"}),
+            "roles",
+            names,
+        ),
+        (
+            ClaimMapping.from_dict({"requirement_policy": "drop"}),
+            "role_mapping",
+            [m.name for m in mapping_roles] or ["x"],
+        ),
     ):
         values = data.draw(st.lists(st.sampled_from(pool), max_size=6))
         try:

@@ -30,12 +30,18 @@ def refused(claims: dict[str, Any], mapping: ClaimMapping = DEFAULT_MAPPING) -> 
     return exc.value
 
 
-@pytest.mark.parametrize("flag", [False, "false", "False", "FALSE", "0", 0, " false ", ["false"], ("false",), [True, False]])
+@pytest.mark.parametrize(
+    "flag", [False, "false", "False", "FALSE", "0", 0, " false ", ["false"], ("false",), [True, False]]
+)
 def test_unverified_email_of_the_victim_is_refused(flag: Any) -> None:
     failure = refused({**VICTIM, "email_verified": flag})
     assert (failure.code, failure.step, failure.fix_in) == ("sso.email_unverified", "claims", "identity_provider")
     assert "not verified" in failure.message and "then sign in again" in failure.message
-    assert failure.expected is not None and "email_verified" in failure.expected and "trust_unverified_email" in failure.expected
+    assert (
+        failure.expected is not None
+        and "email_verified" in failure.expected
+        and "trust_unverified_email" in failure.expected
+    )
     assert failure.received == f"email_verified={flag!r}"
 
 
@@ -59,7 +65,9 @@ def test_the_flag_claim_name_is_configurable_and_may_be_nested() -> None:
     failure = refused({**VICTIM, "profile": {"mail_confirmed": "0"}}, mapping)
     assert failure.code == "sso.email_unverified" and failure.received == "profile.mail_confirmed='0'"
     # The default name is no longer consulted once another one is configured.
-    assert extract_identity({**VICTIM, "email_verified": False, "profile": {"mail_confirmed": True}}, "s", mapping).email
+    assert extract_identity(
+        {**VICTIM, "email_verified": False, "profile": {"mail_confirmed": True}}, "s", mapping
+    ).email
 
 
 def test_missing_email_is_reported_before_the_flag() -> None:
@@ -106,11 +114,22 @@ def test_reason_code_is_in_the_table() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8), st.lists(st.one_of(st.booleans(), st.text(max_size=5)), max_size=3)))
+@given(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.text(max_size=8),
+        st.lists(st.one_of(st.booleans(), st.text(max_size=5)), max_size=3),
+    )
+)
 def test_refused_exactly_when_the_flag_says_no(flag: Any) -> None:
     claims = {**VICTIM, "email_verified": flag}
     items = flag if isinstance(flag, list) else [flag]
-    no = any(i is False or (type(i) is int and i == 0) or (isinstance(i, str) and i.strip().lower() in ("false", "0")) for i in items)
+    no = any(
+        i is False or (type(i) is int and i == 0) or (isinstance(i, str) and i.strip().lower() in ("false", "0"))
+        for i in items
+    )
     assert says_no(flag) is no
     if no:
         assert refused(claims).code == "sso.email_unverified"

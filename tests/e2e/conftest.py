@@ -32,7 +32,9 @@ class Api:
 
     def _call(self, method: str, path: str, body: Any = None, expect: int | None = None) -> Any:
         fn = getattr(self.client, method)
-        response = fn(f"/api/v1{path}", body, content_type="application/json") if body is not None else fn(f"/api/v1{path}")
+        response = (
+            fn(f"/api/v1{path}", body, content_type="application/json") if body is not None else fn(f"/api/v1{path}")
+        )
         if expect is not None:
             assert response.status_code == expect, (response.status_code, response.content[:2000])
         return response
@@ -81,7 +83,9 @@ def sso_driver(request: pytest.FixtureRequest) -> Iterator[Any]:
 def make_connection(api: Api, sso_driver: Any) -> Callable[..., dict[str, Any]]:
     """Create and enable a connection of the driver's protocol; extra fields go in the payload."""
 
-    def make(account: str = "acme", domains: tuple[str, ...] = ("acme.com",), *, enabled: bool = True, **fields: Any) -> dict[str, Any]:
+    def make(
+        account: str = "acme", domains: tuple[str, ...] = ("acme.com",), *, enabled: bool = True, **fields: Any
+    ) -> dict[str, Any]:
         payload = {"protocol": sso_driver.protocol, "name": f"{sso_driver.protocol} IdP", "domains": list(domains)}
         payload.update(sso_driver.connection_settings())
         payload.update(fields)

@@ -24,11 +24,24 @@ def oidc(request: pytest.FixtureRequest) -> OidcDriver:
 def oidc_connection(api: Api, make_account: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
     """Create (account if needed and) an enabled OIDC connection for ``driver``; extra fields go in the payload."""
 
-    def make(driver: OidcDriver, account: str = "acme", domains: tuple[str, ...] = ("acme.com",), *, oidc: dict[str, Any] | None = None, enabled: bool = True, **fields: Any) -> dict[str, Any]:
+    def make(
+        driver: OidcDriver,
+        account: str = "acme",
+        domains: tuple[str, ...] = ("acme.com",),
+        *,
+        oidc: dict[str, Any] | None = None,
+        enabled: bool = True,
+        **fields: Any,
+    ) -> dict[str, Any]:
         if api.client.get(f"/api/v1/accounts/{account}").status_code == 404:
             make_account(account)
-        payload: dict[str, Any] = {"protocol": "oidc", "name": f"OP {driver.client_id}", "domains": list(domains),
-                                   "auto_provision": True, "provisioned_users_can_login": True}
+        payload: dict[str, Any] = {
+            "protocol": "oidc",
+            "name": f"OP {driver.client_id}",
+            "domains": list(domains),
+            "auto_provision": True,
+            "provisioned_users_can_login": True,
+        }
         payload.update(driver.connection_settings(**(oidc or {})))
         payload.update(fields)
         connection = api.post(f"/accounts/{account}/connections", payload).json()
@@ -54,7 +67,9 @@ def last_event(code_prefix: str) -> AuditEvent:
     return event
 
 
-def password_user(api: Api, account: str, email: str, roles: list[str], password: str = "correct horse battery staple") -> User:
+def password_user(
+    api: Api, account: str, email: str, roles: list[str], password: str = "correct horse battery staple"
+) -> User:
     api.post(f"/accounts/{account}/users", {"email": email, "name": "Admin", "roles": roles, "send_invitation": False})
     user = User.objects.get(email=email)
     user.set_password(password)

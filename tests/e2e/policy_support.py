@@ -81,9 +81,24 @@ def signed_out(browser: Client) -> bool:
     return browser.get("/api/v1/session").status_code == 401
 
 
-def invite(api: Any, account: str, email: str, *, roles: list[str] | None = None, name: str = "", password: str | None = PASSWORD, **fields: Any) -> dict[str, Any]:
+def invite(
+    api: Any,
+    account: str,
+    email: str,
+    *,
+    roles: list[str] | None = None,
+    name: str = "",
+    password: str | None = PASSWORD,
+    **fields: Any,
+) -> dict[str, Any]:
     """A member created by an admin, optionally with a password set (as after accepting the invitation)."""
-    body = {"email": email, "name": name or email.split("@")[0].title(), "roles": roles or [], "send_invitation": False, **fields}
+    body = {
+        "email": email,
+        "name": name or email.split("@")[0].title(),
+        "roles": roles or [],
+        "send_invitation": False,
+        **fields,
+    }
     user = api.post(f"/accounts/{account}/users", body).json()
     if password is not None:
         row = User.objects.get(pk=user["id"])

@@ -21,7 +21,10 @@ def authorized(api, make_account, make_connection, sso_driver):
     api.patch(f"/connections/{connection['id']}", {"sso_authorization": True})
     browser = Client()
     me = assert_signed_in(
-        sso_driver.login(browser, connection, subject="sam@acme.com", claims=claims("sam@acme.com", "Sam", role_mapping="staff")), browser
+        sso_driver.login(
+            browser, connection, subject="sam@acme.com", claims=claims("sam@acme.com", "Sam", role_mapping="staff")
+        ),
+        browser,
     )
     return {"connection": connection, "sso_user": me, "password_user": password_user}
 
@@ -45,7 +48,10 @@ def test_sso_user_details_and_roles_are_not_editable(api, authorized):
 
 def test_password_user_details_stay_editable(api, authorized):
     user_id = authorized["password_user"]["id"]
-    assert api.patch(f"/accounts/acme/users/{user_id}", {"name": "Renamed Contractor"}).json()["name"] == "Renamed Contractor"
+    assert (
+        api.patch(f"/accounts/acme/users/{user_id}", {"name": "Renamed Contractor"}).json()["name"]
+        == "Renamed Contractor"
+    )
 
 
 def test_deleting_users_is_allowed(api, authorized):
@@ -86,9 +92,13 @@ def _projects(browser: Client) -> set[str]:
 
 def test_linked_projects_grant_access_and_removal_takes_it_away_at_once(api, make_account, make_connection, sso_driver):
     make_account("acme")
-    connection = make_connection("acme", ("acme.com",), auto_provision=True, provisioned_users_can_login=True, linked_projects=["production"])
+    connection = make_connection(
+        "acme", ("acme.com",), auto_provision=True, provisioned_users_can_login=True, linked_projects=["production"]
+    )
     browser = Client()
-    assert_signed_in(sso_driver.login(browser, connection, subject="ann@acme.com", claims=claims("ann@acme.com")), browser)
+    assert_signed_in(
+        sso_driver.login(browser, connection, subject="ann@acme.com", claims=claims("ann@acme.com")), browser
+    )
     assert _projects(browser) == {"production"}
 
     api.patch(f"/connections/{connection['id']}", {"linked_projects": ["sandbox"]})
@@ -104,6 +114,8 @@ def test_manual_project_access_survives_link_changes(api, make_account, make_con
     connection = make_connection("acme", ("acme.com",), linked_projects=["production"])
     ann = invite(api, "acme", "ann@acme.com", projects=[{"slug": "production", "roles": []}])
     browser = Client()
-    assert_signed_in(sso_driver.login(browser, connection, subject="ann@acme.com", claims=claims("ann@acme.com")), browser)
+    assert_signed_in(
+        sso_driver.login(browser, connection, subject="ann@acme.com", claims=claims("ann@acme.com")), browser
+    )
     api.patch(f"/connections/{connection['id']}", {"linked_projects": []})
     assert {p["slug"] for p in api.get(f"/accounts/acme/users/{ann['id']}")["projects"]} == {"production"}

@@ -28,7 +28,11 @@ __all__ = ["oidc", "oidc_connection"]
 
 pytestmark = pytest.mark.django_db
 
-CROSS_SITE = {"Referer": "https://attacker.example/page", "Origin": "https://attacker.example", "Sec-Fetch-Site": "cross-site"}
+CROSS_SITE = {
+    "Referer": "https://attacker.example/page",
+    "Origin": "https://attacker.example",
+    "Sec-Fetch-Site": "cross-site",
+}
 
 
 @pytest.fixture
@@ -46,12 +50,16 @@ def tenant_of(connection: dict) -> str:
 
 def connect(oidc, browser: Client, connection: dict, tenant: str, *, confirm_rebind: bool = False):
     redirect = start_connect(browser, connection, confirm_rebind=confirm_rebind)
-    callback = oidc.authorize(redirect, connection, subject=f"it-{tenant}", claims=claims_of(f"it@{tenant}.example", tid=tenant))
+    callback = oidc.authorize(
+        redirect, connection, subject=f"it-{tenant}", claims=claims_of(f"it@{tenant}.example", tid=tenant)
+    )
     return browser.get(callback)
 
 
 def signs_in(oidc, connection: dict, tenant: str) -> bool:
-    response = oidc.login(Client(), connection, subject=f"u-{tenant}", claims=claims_of(f"user-{tenant}@acme.com", tid=tenant))
+    response = oidc.login(
+        Client(), connection, subject=f"u-{tenant}", claims=claims_of(f"user-{tenant}@acme.com", tid=tenant)
+    )
     return response.status_code == 302
 
 
@@ -119,7 +127,9 @@ def test_confirmed_rebinding_moves_the_binding(oidc, oidc_connection, admin_brow
     redirect = start_connect(admin_browser, connection, confirm_rebind=True)
     pending = PendingLogin.objects.get(connection_id=connection["id"], consumed_at__isnull=True)
     assert pending.data["confirm_rebind"] is True and pending.data["replaces_tenant"] == "tenant-a"
-    callback = oidc.authorize(redirect, connection, subject="it-b", claims=claims_of("it@tenant-b.example", tid="tenant-b"))
+    callback = oidc.authorize(
+        redirect, connection, subject="it-b", claims=claims_of("it@tenant-b.example", tid="tenant-b")
+    )
     moved = admin_browser.get(callback)
     assert moved.status_code == 200 and b"It replaces tenant-a" in moved.content, moved.content.decode()[:800]
     assert tenant_of(connection) == "tenant-b"
@@ -144,7 +154,9 @@ def test_rebind_confirmation_does_not_carry_over_to_a_binding_changed_meanwhile(
     Connection.objects.filter(pk=connection["id"]).update(external_tenant_id="tenant-a")
     redirect = start_connect(admin_browser, connection, confirm_rebind=True)
     Connection.objects.filter(pk=connection["id"]).update(external_tenant_id="tenant-c")
-    callback = oidc.authorize(redirect, connection, subject="it-b", claims=claims_of("it@tenant-b.example", tid="tenant-b"))
+    callback = oidc.authorize(
+        redirect, connection, subject="it-b", claims=claims_of("it@tenant-b.example", tid="tenant-b")
+    )
     refused = admin_browser.get(callback)
     assert refused.status_code == 403 and b"sso.connect_rebind_unconfirmed" in refused.content
     assert tenant_of(connection) == "tenant-c"

@@ -35,7 +35,21 @@ def run(capsys: Any, *argv: str) -> tuple[int, str, str]:
 
 
 def test_create_with_metadata_enable_list_disable(acme: Account, capsys: Any) -> None:
-    code, out, err = run(capsys, "connection", "create-saml", "--account", "acme", "--name", "Okta", "--domain", "acme.com", "--domain", "acme.org", "--metadata", OKTA)
+    code, out, err = run(
+        capsys,
+        "connection",
+        "create-saml",
+        "--account",
+        "acme",
+        "--name",
+        "Okta",
+        "--domain",
+        "acme.com",
+        "--domain",
+        "acme.org",
+        "--metadata",
+        OKTA,
+    )
     assert code == 0, err
     connection_id = out.strip()
     connection = Connection.objects.get(pk=connection_id)
@@ -53,7 +67,9 @@ def test_create_with_metadata_enable_list_disable(acme: Account, capsys: Any) ->
 
 
 def test_create_without_metadata_then_import(acme: Account, capsys: Any) -> None:
-    code, out, err = run(capsys, "connection", "create-saml", "--account", "acme", "--name", "Fed", "--domain", "acme.com")
+    code, out, err = run(
+        capsys, "connection", "create-saml", "--account", "acme", "--name", "Fed", "--domain", "acme.com"
+    )
     assert code == 0 and "import-metadata" in err
     connection_id = out.strip()
     # Incomplete settings: enabling is refused with the reason, in one line.
@@ -61,7 +77,15 @@ def test_create_without_metadata_then_import(acme: Account, capsys: Any) -> None
     assert code == 1 and err.count("\n") == 1 and "SAML settings are incomplete" in err
     code, _, err = run(capsys, "connection", "import-metadata", connection_id, AGGREGATE)
     assert code == 1 and "choose one by entityID" in err and err.count("\n") == 1
-    code, out, err = run(capsys, "connection", "import-metadata", connection_id, AGGREGATE, "--entity-id", "https://idp-b.federation.test/saml2/idp")
+    code, out, err = run(
+        capsys,
+        "connection",
+        "import-metadata",
+        connection_id,
+        AGGREGATE,
+        "--entity-id",
+        "https://idp-b.federation.test/saml2/idp",
+    )
     assert code == 0, err
     assert "https://idp-b.federation.test/saml2/idp" in out and "1 signing certificate" in out
     assert run(capsys, "connection", "enable", connection_id)[0] == 0
@@ -73,8 +97,25 @@ def test_create_without_metadata_then_import(acme: Account, capsys: Any) -> None
         (["connection", "list", "--account", "nope"], "no account with slug 'nope'"),
         (["connection", "enable", "not-a-uuid"], "is not a connection ID"),
         (["connection", "enable", "00000000-0000-0000-0000-000000000000"], "no connection"),
-        (["connection", "create-saml", "--account", "acme", "--name", "X", "--domain", "not a domain"], "is not a domain"),
-        (["connection", "create-saml", "--account", "acme", "--name", "X", "--domain", "acme.com", "--metadata", "/nonexistent.xml"], "cannot read /nonexistent.xml"),
+        (
+            ["connection", "create-saml", "--account", "acme", "--name", "X", "--domain", "not a domain"],
+            "is not a domain",
+        ),
+        (
+            [
+                "connection",
+                "create-saml",
+                "--account",
+                "acme",
+                "--name",
+                "X",
+                "--domain",
+                "acme.com",
+                "--metadata",
+                "/nonexistent.xml",
+            ],
+            "cannot read /nonexistent.xml",
+        ),
         (["connection", "import-metadata", "00000000-0000-0000-0000-000000000000", OKTA], "no connection"),
     ],
     ids=["unknown-account", "bad-id", "unknown-id", "bad-domain", "missing-file", "import-unknown"],
@@ -95,13 +136,29 @@ def test_domain_of_another_account_is_refused_and_nothing_is_created(acme: Accou
 def test_bad_metadata_rolls_the_creation_back(acme: Account, capsys: Any, tmp_path: Any) -> None:
     bad = tmp_path / "bad.xml"
     bad.write_text('<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>')
-    code, _, err = run(capsys, "connection", "create-saml", "--account", "acme", "--name", "X", "--domain", "acme.com", "--metadata", str(bad))
+    code, _, err = run(
+        capsys,
+        "connection",
+        "create-saml",
+        "--account",
+        "acme",
+        "--name",
+        "X",
+        "--domain",
+        "acme.com",
+        "--metadata",
+        str(bad),
+    )
     assert code == 1 and "DOCTYPE" in err
     assert not Connection.objects.exists()
 
 
 def test_help_texts(capsys: Any) -> None:
-    for argv in (["connection", "--help"], ["connection", "create-saml", "--help"], ["connection", "import-metadata", "--help"]):
+    for argv in (
+        ["connection", "--help"],
+        ["connection", "create-saml", "--help"],
+        ["connection", "import-metadata", "--help"],
+    ):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         assert exit_info.value.code == 0
@@ -109,7 +166,9 @@ def test_help_texts(capsys: Any) -> None:
     assert "create-saml" in out and "--domain D" in out and "starts disabled" in out and "--entity-id" in out
 
 
-def test_create_oidc_reads_the_secret_from_a_file_never_the_command_line(acme: Account, capsys: Any, tmp_path: Any) -> None:
+def test_create_oidc_reads_the_secret_from_a_file_never_the_command_line(
+    acme: Account, capsys: Any, tmp_path: Any
+) -> None:
     secret_file = tmp_path / "secret"
     secret_file.write_text("cli-distinctive-secret-8d1f\n")
     code, out, err = run(
@@ -121,7 +180,9 @@ def test_create_oidc_reads_the_secret_from_a_file_never_the_command_line(acme: A
     connection = Connection.objects.get(pk=out.strip())
     assert connection.protocol == "oidc" and not connection.enabled
     assert connection.oidc_settings["token_endpoint_auth_method"] == "client_secret_post"
-    assert connection.oidc_settings["scopes"] == ["openid", "groups"] and connection.oidc_settings["use_userinfo"] is True
+    assert (
+        connection.oidc_settings["scopes"] == ["openid", "groups"] and connection.oidc_settings["use_userinfo"] is True
+    )
     assert f"/sso/oidc/{connection.pk}/callback" in err
     assert "cli-distinctive-secret-8d1f" not in out + err + str(connection.oidc_settings) + connection.secrets_encrypted
     from vestibule.signin.adapters import client_config

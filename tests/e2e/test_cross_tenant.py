@@ -38,7 +38,16 @@ from vestibule.connections.models import Connection, ConnectionDomain, DomainCla
 from vestibule.signin.pipeline import VerifiedSubject, run_pipeline
 from vestibule.signin.trace import TraceRecorder
 
-SNAPSHOT_MODELS = (User, Membership, ProjectAccess, RoleGrant, ExternalIdentity, DomainClaim, DomainShare, ConnectionDomain)
+SNAPSHOT_MODELS = (
+    User,
+    Membership,
+    ProjectAccess,
+    RoleGrant,
+    ExternalIdentity,
+    DomainClaim,
+    DomainShare,
+    ConnectionDomain,
+)
 
 
 def snapshot() -> dict[str, list[tuple[Any, ...]]]:
@@ -51,7 +60,9 @@ def two_tenants(api, make_account, make_connection):
     """alpha (alpha.com, auto-provisioning IdP) and beta (beta.com, with member bob@beta.com)."""
     make_account("alpha")
     make_account("beta")
-    alpha = make_connection("alpha", ("alpha.com",), auto_provision=True, provisioned_users_can_login=True, linked_projects=["production"])
+    alpha = make_connection(
+        "alpha", ("alpha.com",), auto_provision=True, provisioned_users_can_login=True, linked_projects=["production"]
+    )
     beta = make_connection("beta", ("beta.com",))
     bob = invite(api, "beta", "bob@beta.com", roles=["analyst"])
     return {"alpha": alpha, "beta": beta, "bob": bob}
@@ -65,7 +76,9 @@ def test_rejects_idp_asserting_another_accounts_domain(api, two_tenants, sso_dri
     """alpha's IdP says "this is bob@beta.com": refused, and not one row anywhere changes."""
     before = snapshot()
     browser = Client()
-    response = sso_driver.login(browser, two_tenants["alpha"], subject="bob@beta.com", claims=claims("bob@beta.com", "Bob"))
+    response = sso_driver.login(
+        browser, two_tenants["alpha"], subject="bob@beta.com", claims=claims("bob@beta.com", "Bob")
+    )
     event = assert_refused(response, "sso.email_domain_not_owned", api, "alpha", status=403)
     assert event["connection"] == two_tenants["alpha"]["id"]
     assert browser.get("/api/v1/session").status_code == 401
@@ -77,7 +90,9 @@ def test_rejects_idp_asserting_another_accounts_domain(api, two_tenants, sso_dri
 def test_rejects_linked_subject_renamed_into_another_accounts_domain(api, two_tenants, sso_driver):
     """The email-change path (same subject, new address) must not become a way into beta's user."""
     browser = Client()
-    assert_signed_in(sso_driver.login(browser, two_tenants["alpha"], subject="s-carol", claims=claims("carol@alpha.com")), browser)
+    assert_signed_in(
+        sso_driver.login(browser, two_tenants["alpha"], subject="s-carol", claims=claims("carol@alpha.com")), browser
+    )
     before = snapshot()
     response = sso_driver.login(Client(), two_tenants["alpha"], subject="s-carol", claims=claims("bob@beta.com"))
     assert_refused(response, "sso.email_domain_not_owned", api, "alpha")
@@ -94,7 +109,12 @@ def test_rejects_idp_asserting_an_unclaimed_domain(api, two_tenants, sso_driver)
 
 @pytest.mark.django_db
 def test_account_cannot_serve_a_domain_it_neither_owns_nor_shares(api, two_tenants, sso_driver):
-    body = {"protocol": sso_driver.protocol, "name": "grab", "domains": ["beta.com"], **sso_driver.connection_settings()}
+    body = {
+        "protocol": sso_driver.protocol,
+        "name": "grab",
+        "domains": ["beta.com"],
+        **sso_driver.connection_settings(),
+    }
     response = api.post("/accounts/alpha/connections", body, expect=409)
     assert response.json()["field"] == "domains"
     # Not even with alpha's own key, and not by claiming it: 409, beta keeps it.
@@ -110,10 +130,14 @@ def test_shared_domain_is_served_until_the_share_is_revoked(api, make_account, m
     make_account("acme-sandbox")
     make_connection("acme", ("acme.com",), name="Production IdP")
     api.post("/accounts/acme/domains/acme.com/shares", {"account": "acme-sandbox"})
-    sandbox = make_connection("acme-sandbox", ("acme.com",), name="Sandbox IdP", auto_provision=True, provisioned_users_can_login=True)
+    sandbox = make_connection(
+        "acme-sandbox", ("acme.com",), name="Sandbox IdP", auto_provision=True, provisioned_users_can_login=True
+    )
 
     browser = Client()
-    me = assert_signed_in(sso_driver.login(browser, sandbox, subject="alice@acme.com", claims=claims("alice@acme.com")), browser)
+    me = assert_signed_in(
+        sso_driver.login(browser, sandbox, subject="alice@acme.com", claims=claims("alice@acme.com")), browser
+    )
     assert [a["slug"] for a in me["accounts"]] == ["acme-sandbox"]  # the sandbox IdP reaches the sandbox only
     assert b"Multiple SSO providers" in login_step(Client(), "alice@acme.com").content
 
@@ -132,7 +156,9 @@ def test_shared_domain_is_served_until_the_share_is_revoked(api, make_account, m
 
 def _require_postgres() -> None:
     if db_connection.vendor != "postgresql":
-        pytest.skip("needs concurrent transactions with row locks: run with VESTIBULE_TEST_DATABASE_URL=postgres://... (CI does)")
+        pytest.skip(
+            "needs concurrent transactions with row locks: run with VESTIBULE_TEST_DATABASE_URL=postgres://... (CI does)"
+        )
 
 
 def _in_thread(fn: Callable[[], Any], results: list[Any]) -> threading.Thread:
@@ -176,10 +202,14 @@ def test_domain_claim_race_has_exactly_one_winner(api, make_account):
         barrier = threading.Barrier(2)
         results: list[Any] = []
 
-        def claim(slug: str, domain: str = domain, barrier: threading.Barrier = barrier) -> tuple[str, int, dict[str, Any]]:
+        def claim(
+            slug: str, domain: str = domain, barrier: threading.Barrier = barrier
+        ) -> tuple[str, int, dict[str, Any]]:
             client = Client(headers={"Authorization": key})
             barrier.wait()
-            response = client.post(f"/api/v1/accounts/{slug}/domains", {"domain": domain}, content_type="application/json")
+            response = client.post(
+                f"/api/v1/accounts/{slug}/domains", {"domain": domain}, content_type="application/json"
+            )
             return slug, response.status_code, response.json()
 
         threads = [_in_thread(lambda s=s: claim(s), results) for s in ("alpha", "beta")]
@@ -247,7 +277,9 @@ def test_concurrent_first_logins_create_one_user(api, make_account, make_connect
     """Two first logins of the same new person, the second blocked on the first's uncommitted user row."""
     _require_postgres()
     make_account("acme")
-    created = make_connection("acme", ("acme.com",), auto_provision=True, provisioned_users_can_login=True, linked_projects=["production"])
+    created = make_connection(
+        "acme", ("acme.com",), auto_provision=True, provisioned_users_can_login=True, linked_projects=["production"]
+    )
     connection = Connection.objects.select_related("account").get(pk=created["id"])
     verified = VerifiedSubject(subject="00u-new", claims={"email": ["new@acme.com"], "name": ["New Person"]})
     holding, release = threading.Event(), threading.Event()
@@ -297,7 +329,9 @@ def test_concurrent_first_logins_through_the_callback_are_clean(api, make_accoun
             browser = Client()
             barrier.wait()
             response = sso_driver.login(browser, connection, subject=email, claims=claims(email))
-            assert response.status_code == 302, re.findall(rb"sso\.[a-z_.]+|saml\.[a-z_.]+|oidc\.[a-z_.]+", response.content)
+            assert response.status_code == 302, re.findall(
+                rb"sso\.[a-z_.]+|saml\.[a-z_.]+|oidc\.[a-z_.]+", response.content
+            )
             return browser.get("/api/v1/session").json()["id"]
 
         threads = [_in_thread(login, results) for _ in range(2)]

@@ -77,7 +77,8 @@ def identity_of(pk: int) -> dict[str, Any]:
 
 def links(user_pk: int) -> list[tuple[str, str]]:
     return sorted(
-        (str(c), e) for c, e in ExternalIdentity.objects.filter(user_id=user_pk).values_list("connection_id", "external_id")
+        (str(c), e)
+        for c, e in ExternalIdentity.objects.filter(user_id=user_pk).values_list("connection_id", "external_id")
     )
 
 
@@ -87,11 +88,15 @@ def account_slugs(me: dict[str, Any]) -> list[str]:
 
 def key_of(api: Api, account: str, *roles: str) -> Api:
     """A key of ``account`` holding ``roles``, issued through the API by the operator."""
-    created = api.post(f"/accounts/{account}/api-keys", {"name": f"{account} admin", "roles": list(roles) or ["administrator"]}).json()
+    created = api.post(
+        f"/accounts/{account}/api-keys", {"name": f"{account} admin", "roles": list(roles) or ["administrator"]}
+    ).json()
     return Api(created["key"])
 
 
-def create_connection(tenant: Api, account: str, driver: Any, domains: tuple[str, ...], **fields: Any) -> dict[str, Any]:
+def create_connection(
+    tenant: Api, account: str, driver: Any, domains: tuple[str, ...], **fields: Any
+) -> dict[str, Any]:
     """The account's own sso-admin creates and enables a connection of the driver's protocol."""
     payload = {"protocol": driver.protocol, "name": f"{account} {driver.protocol} IdP", "domains": list(domains)}
     payload.update(driver.connection_settings())
@@ -133,21 +138,41 @@ def partner_share(api: Api, make_account: Callable[..., Any], sso_driver: Any) -
     jane = add_person(acme, "acme", "jane@acme.test", ["analyst"])
     share(acme, "acme", partner, "partner", "acme.test")
     partner_connection = create_connection(
-        partner, "partner", sso_driver, ("acme.test", "partner.test"), name="Partner IdP", auto_provision=True, provisioned_users_can_login=True
+        partner,
+        "partner",
+        sso_driver,
+        ("acme.test", "partner.test"),
+        name="Partner IdP",
+        auto_provision=True,
+        provisioned_users_can_login=True,
     )
-    return {"acme": acme, "partner": partner, "owner_connection": owner_connection, "partner_connection": partner_connection, "jane": jane}
+    return {
+        "acme": acme,
+        "partner": partner,
+        "owner_connection": owner_connection,
+        "partner_connection": partner_connection,
+        "jane": jane,
+    }
 
 
-def test_revoked_share_ends_the_former_partners_hold_on_the_owners_people(api: Api, partner_share: dict[str, Any], sso_driver: Any) -> None:
+def test_revoked_share_ends_the_former_partners_hold_on_the_owners_people(
+    api: Api, partner_share: dict[str, Any], sso_driver: Any
+) -> None:
     s = partner_share
     owner_conn, partner_conn, jane = s["owner_connection"], s["partner_connection"], s["jane"]
     # jane signs in through her own organization's IdP (which makes her SSO-only, as home connections do).
     owner_browser = Client()
-    assert_signed_in(sso_driver.login(owner_browser, owner_conn, subject="a-jane", claims=claims("jane@acme.test", "Jane")), owner_browser, "jane@acme.test")
+    assert_signed_in(
+        sso_driver.login(owner_browser, owner_conn, subject="a-jane", claims=claims("jane@acme.test", "Jane")),
+        owner_browser,
+        "jane@acme.test",
+    )
     # Positive control: while the share lasts, the partner's IdP signs jane into the partner's account.
     partner_browser = Client()
     me = assert_signed_in(
-        sso_driver.login(partner_browser, partner_conn, subject="p-jane", claims=claims("jane@acme.test", "Jane")), partner_browser, "jane@acme.test"
+        sso_driver.login(partner_browser, partner_conn, subject="p-jane", claims=claims("jane@acme.test", "Jane")),
+        partner_browser,
+        "jane@acme.test",
     )
     assert "partner" in account_slugs(me)
     assert (partner_conn["id"], "p-jane") in links(jane)
@@ -176,15 +201,23 @@ def test_revoked_share_ends_the_former_partners_hold_on_the_owners_people(api: A
 
     # Positive control: the owner's own connection still signs jane in.
     again = Client()
-    me = assert_signed_in(sso_driver.login(again, owner_conn, subject="a-jane", claims=claims("jane@acme.test", "Jane")), again, "jane@acme.test")
+    me = assert_signed_in(
+        sso_driver.login(again, owner_conn, subject="a-jane", claims=claims("jane@acme.test", "Jane")),
+        again,
+        "jane@acme.test",
+    )
     assert "acme" in account_slugs(me)
 
 
-def test_partner_cannot_rename_the_owners_person_into_its_own_domain(api: Api, partner_share: dict[str, Any], sso_driver: Any) -> None:
+def test_partner_cannot_rename_the_owners_person_into_its_own_domain(
+    api: Api, partner_share: dict[str, Any], sso_driver: Any
+) -> None:
     s = partner_share
     owner_conn, partner_conn, jane = s["owner_connection"], s["partner_connection"], s["jane"]
     browser = Client()
-    assert_signed_in(sso_driver.login(browser, partner_conn, subject="p-jane", claims=claims("jane@acme.test", "Jane")), browser)
+    assert_signed_in(
+        sso_driver.login(browser, partner_conn, subject="p-jane", claims=claims("jane@acme.test", "Jane")), browser
+    )
     before = identity_of(jane)
 
     # While the share lasts: the partner's IdP says subject p-jane is now jane@partner.test.
@@ -205,7 +238,11 @@ def test_partner_cannot_rename_the_owners_person_into_its_own_domain(api: Api, p
 
     # Positive control: jane's own IdP still finds her under her address.
     own = Client()
-    assert_signed_in(sso_driver.login(own, owner_conn, subject="a-jane", claims=claims("jane@acme.test", "Jane")), own, "jane@acme.test")
+    assert_signed_in(
+        sso_driver.login(own, owner_conn, subject="a-jane", claims=claims("jane@acme.test", "Jane")),
+        own,
+        "jane@acme.test",
+    )
 
 
 # Sandbox and production (seeds 000, 004) -----------------------------------------------------------
@@ -223,20 +260,41 @@ def sandbox(api: Api, make_account: Callable[..., Any], sso_driver: Any) -> dict
     make_account("acme-sandbox", projects=("sandbox",))
     api.post("/accounts/acme/domains", {"domain": "acme.test"})
     acme, sandbox_key = key_of(api, "acme"), key_of(api, "acme-sandbox")
-    production = create_connection(acme, "acme", sso_driver, ("acme.test",), name="Production IdP", linked_projects=["production"])
+    production = create_connection(
+        acme, "acme", sso_driver, ("acme.test",), name="Production IdP", linked_projects=["production"]
+    )
     admin = add_person(acme, "acme", "admin@acme.test", ["administrator"])
     # Before the share: the sandbox cannot serve acme.test at all.
-    body = {"protocol": sso_driver.protocol, "name": "Sandbox IdP", "domains": ["acme.test"], **sso_driver.connection_settings()}
+    body = {
+        "protocol": sso_driver.protocol,
+        "name": "Sandbox IdP",
+        "domains": ["acme.test"],
+        **sso_driver.connection_settings(),
+    }
     assert sandbox_key.post("/accounts/acme-sandbox/connections", body, expect=409).json()["field"] == "domains"
     share(acme, "acme", sandbox_key, "acme-sandbox", "acme.test")
     sandbox_connection = create_connection(
-        sandbox_key, "acme-sandbox", sso_driver, ("acme.test",), name="Sandbox IdP",
-        auto_provision=True, provisioned_users_can_login=True, linked_projects=["sandbox"],
+        sandbox_key,
+        "acme-sandbox",
+        sso_driver,
+        ("acme.test",),
+        name="Sandbox IdP",
+        auto_provision=True,
+        provisioned_users_can_login=True,
+        linked_projects=["sandbox"],
     )
-    return {"acme": acme, "sandbox": sandbox_key, "production": production, "sandbox_connection": sandbox_connection, "admin": admin}
+    return {
+        "acme": acme,
+        "sandbox": sandbox_key,
+        "production": production,
+        "sandbox_connection": sandbox_connection,
+        "admin": admin,
+    }
 
 
-def test_sandbox_share_does_not_convert_productions_break_glass_admin(api: Api, sandbox: dict[str, Any], sso_driver: Any) -> None:
+def test_sandbox_share_does_not_convert_productions_break_glass_admin(
+    api: Api, sandbox: dict[str, Any], sso_driver: Any
+) -> None:
     admin = sandbox["admin"]
     bob = add_person(sandbox["acme"], "acme", "bob@acme.test", ["analyst"])
     before = identity_of(admin)
@@ -249,8 +307,11 @@ def test_sandbox_share_does_not_convert_productions_break_glass_admin(api: Api, 
     # The sandbox's sign-in link, bypassing /login: access to the sandbox, and nothing else changes.
     browser = Client()
     me = assert_signed_in(
-        sso_driver.login(browser, sandbox["sandbox_connection"], subject="admin@acme.test", claims=claims("admin@acme.test", "Admin")),
-        browser, "admin@acme.test",
+        sso_driver.login(
+            browser, sandbox["sandbox_connection"], subject="admin@acme.test", claims=claims("admin@acme.test", "Admin")
+        ),
+        browser,
+        "admin@acme.test",
     )
     assert "acme-sandbox" in account_slugs(me) and me["login_method"] == "password"
     assert identity_of(admin) == before  # login method, password hash, password age, TOTP
@@ -259,7 +320,12 @@ def test_sandbox_share_does_not_convert_productions_break_glass_admin(api: Api, 
 
     # Positive control: production's own connection converts an ordinary acme person.
     bob_browser = Client()
-    assert_signed_in(sso_driver.login(bob_browser, sandbox["production"], subject="bob@acme.test", claims=claims("bob@acme.test", "Bob")), bob_browser)
+    assert_signed_in(
+        sso_driver.login(
+            bob_browser, sandbox["production"], subject="bob@acme.test", claims=claims("bob@acme.test", "Bob")
+        ),
+        bob_browser,
+    )
     converted = User.objects.get(pk=bob)
     assert converted.login_method == "sso" and not converted.has_usable_password()
     assert audit(api, "acme", "sso.user_upgraded")[0]["subject_email"] == "bob@acme.test"
@@ -276,14 +342,19 @@ def test_sandbox_and_production_scenario(api: Api, sandbox: dict[str, Any], sso_
 
     def sso(connection: dict[str, Any], email: str, subject: str | None = None) -> tuple[Client, dict[str, Any]]:
         browser = Client()
-        response = sso_driver.login(browser, connection, subject=subject or email, claims=claims(email, email.split("@")[0].title()))
+        response = sso_driver.login(
+            browser, connection, subject=subject or email, claims=claims(email, email.split("@")[0].title())
+        )
         return browser, assert_signed_in(response, browser, email)
 
     # jane through the sandbox IdP: she joins acme-sandbox (auto-provisioned); still a password user at home.
     # The sandbox's provider speaks for the sandbox only: that session sees acme-sandbox, not production.
     sandbox_browser, me = sso(sandbox_connection, "jane@acme.test")
     assert set(account_slugs(me)) == {"acme-sandbox"}
-    assert sorted(Membership.objects.filter(user_id=jane).values_list("account__slug", flat=True)) == ["acme", "acme-sandbox"]
+    assert sorted(Membership.objects.filter(user_id=jane).values_list("account__slug", flat=True)) == [
+        "acme",
+        "acme-sandbox",
+    ]
     assert [p["slug"] for a in me["accounts"] if a["slug"] == "acme-sandbox" for p in a["projects"]] == ["sandbox"]
     assert identity_of(jane) == jane_before
     assert b"Multiple SSO providers" in login_step(Client(), "jane@acme.test").content
@@ -293,14 +364,21 @@ def test_sandbox_and_production_scenario(api: Api, sandbox: dict[str, Any], sso_
     assert "acme" in account_slugs(me)
     assert [p["slug"] for a in me["accounts"] if a["slug"] == "acme" for p in a["projects"]] == ["production"]
     converted = User.objects.get(pk=jane)
-    assert converted.login_method == "sso" and not converted.has_usable_password() and converted.password_changed_at is None
+    assert (
+        converted.login_method == "sso"
+        and not converted.has_usable_password()
+        and converted.password_changed_at is None
+    )
     assert password_login(Client(), "jane@acme.test").status_code != 302
 
     # Both IdPs keep signing her in, each with access to its own account.
     _, me = sso(sandbox_connection, "jane@acme.test")
     assert "acme-sandbox" in account_slugs(me)
     assert sorted(str(c) for c, _ in links(jane)) == sorted([production["id"], sandbox_connection["id"]])
-    assert sorted(Membership.objects.filter(user_id=jane).values_list("account__slug", flat=True)) == ["acme", "acme-sandbox"]
+    assert sorted(Membership.objects.filter(user_id=jane).values_list("account__slug", flat=True)) == [
+        "acme",
+        "acme-sandbox",
+    ]
 
     # The break-glass administrator stays a password login through both IdPs.
     routed = login_step(Client(), "admin@acme.test")
@@ -315,7 +393,9 @@ def test_sandbox_and_production_scenario(api: Api, sandbox: dict[str, Any], sso_
     # acme ends the share: the sandbox IdP no longer signs jane in, and her sandbox session ends.
     acme.delete("/accounts/acme/domains/acme.test/shares/acme-sandbox")
     assert signed_out(sandbox_browser)
-    refused = sso_driver.login(Client(), sandbox_connection, subject="jane@acme.test", claims=claims("jane@acme.test", "Jane"))
+    refused = sso_driver.login(
+        Client(), sandbox_connection, subject="jane@acme.test", claims=claims("jane@acme.test", "Jane")
+    )
     assert_refused(refused, "sso.email_domain_not_owned", api, "acme-sandbox", status=403)
     assert [str(c) for c, _ in links(jane)] == [production["id"]]
     # Production is unaffected: jane through production, the administrator with the password.
@@ -327,7 +407,9 @@ def test_sandbox_and_production_scenario(api: Api, sandbox: dict[str, Any], sso_
 # Beyond the review's list -----------------------------------------------------------------------
 
 
-def test_operators_home_idp_cannot_mint_an_operator_session(api: Api, make_account: Callable[..., Any], sso_driver: Any) -> None:
+def test_operators_home_idp_cannot_mint_an_operator_session(
+    api: Api, make_account: Callable[..., Any], sso_driver: Any
+) -> None:
     """The operator whose email domain an account owns (as ``vestibule demo`` seeds ``admin@acme.test``).
 
     acme's IdP is acme's to run, not the deployment's: a login it asserts for
@@ -344,7 +426,9 @@ def test_operators_home_idp_cannot_mint_an_operator_session(api: Api, make_accou
 
     browser = Client()
     sso_driver.login(browser, connection, subject="root@acme.test", claims=claims("root@acme.test", "Root"))
-    minted = browser.post("/api/v1/accounts", {"slug": "minted", "name": "Minted by acme's IdP"}, content_type="application/json")
+    minted = browser.post(
+        "/api/v1/accounts", {"slug": "minted", "name": "Minted by acme's IdP"}, content_type="application/json"
+    )
     assert minted.status_code != 201, minted.content
     assert not Account.objects.filter(slug="minted").exists()
     assert identity_of(root) == before
@@ -352,11 +436,15 @@ def test_operators_home_idp_cannot_mint_an_operator_session(api: Api, make_accou
     # Positive control: the operator, signed in with their own password, has the operator's powers.
     own = Client()
     assert password_login(own, "root@acme.test").status_code == 302
-    made = own.post("/api/v1/accounts", {"slug": "made", "name": "Made by the operator"}, content_type="application/json")
+    made = own.post(
+        "/api/v1/accounts", {"slug": "made", "name": "Made by the operator"}, content_type="application/json"
+    )
     assert made.status_code == 201, made.content
 
 
-def test_sandbox_idp_session_cannot_act_as_productions_administrator(api: Api, sandbox: dict[str, Any], sso_driver: Any) -> None:
+def test_sandbox_idp_session_cannot_act_as_productions_administrator(
+    api: Api, sandbox: dict[str, Any], sso_driver: Any
+) -> None:
     """A shared domain's connection "only lets the person into that account" (signin.pipeline).
 
     The sandbox's IdP may sign production's administrator into the sandbox;
@@ -367,10 +455,14 @@ def test_sandbox_idp_session_cannot_act_as_productions_administrator(api: Api, s
 
     keys_before = ApiKey.objects.count()
     browser = Client()
-    response = sso_driver.login(browser, sandbox["sandbox_connection"], subject="admin@acme.test", claims=claims("admin@acme.test", "Admin"))
+    response = sso_driver.login(
+        browser, sandbox["sandbox_connection"], subject="admin@acme.test", claims=claims("admin@acme.test", "Admin")
+    )
     me = assert_signed_in(response, browser, "admin@acme.test")
     assert "acme-sandbox" in account_slugs(me)
-    minted = browser.post("/api/v1/accounts/acme/api-keys", {"name": "from the sandbox IdP"}, content_type="application/json")
+    minted = browser.post(
+        "/api/v1/accounts/acme/api-keys", {"name": "from the sandbox IdP"}, content_type="application/json"
+    )
     assert minted.status_code in (401, 403, 404), minted.content
     assert ApiKey.objects.count() == keys_before
     # Positive control: the administrator's own password sign-in acts in production.
@@ -393,11 +485,15 @@ def test_invitation_is_accepted_by_a_login_through_the_inviting_accounts_own_pro
     assert_refused(refused, "sso.provisioning_disabled", api, "acme-sandbox", status=403)
     assert not Membership.objects.filter(user_id=jane, account__slug="acme-sandbox").exists()
 
-    invited = sandbox_key.post("/accounts/acme-sandbox/users", {"email": "jane@acme.test", "roles": ["report-viewer", "analyst"]}, expect=202)
+    invited = sandbox_key.post(
+        "/accounts/acme-sandbox/users", {"email": "jane@acme.test", "roles": ["report-viewer", "analyst"]}, expect=202
+    )
     assert invited.json()["status"] == "invited"
     browser = Client()
     me = assert_signed_in(
-        sso_driver.login(browser, connection, subject="jane@acme.test", claims=claims("jane@acme.test", "Jane")), browser, "jane@acme.test"
+        sso_driver.login(browser, connection, subject="jane@acme.test", claims=claims("jane@acme.test", "Jane")),
+        browser,
+        "jane@acme.test",
     )
     assert account_slugs(me) == ["acme-sandbox"]
     roles = next(a["roles"] for a in me["accounts"] if a["slug"] == "acme-sandbox")
@@ -408,21 +504,29 @@ def test_invitation_is_accepted_by_a_login_through_the_inviting_accounts_own_pro
 
 
 @pytest.mark.parametrize("sso_driver", ["oidc"], indirect=True)  # connect organization is an OIDC flow
-def test_sandbox_idp_session_cannot_connect_productions_organization(api: Api, sandbox: dict[str, Any], sso_driver: Any) -> None:
+def test_sandbox_idp_session_cannot_connect_productions_organization(
+    api: Api, sandbox: dict[str, Any], sso_driver: Any
+) -> None:
     """'Connect organization' binds production's connection: an sso-admin signed in through the sandbox's provider may not start it."""
     from vestibule.connections.models import Connection, PendingLogin
 
     admin, production = sandbox["admin"], sandbox["production"]
     browser = Client()
     assert_signed_in(
-        sso_driver.login(browser, sandbox["sandbox_connection"], subject="admin@acme.test", claims=claims("admin@acme.test", "Admin")),
-        browser, "admin@acme.test",
+        sso_driver.login(
+            browser, sandbox["sandbox_connection"], subject="admin@acme.test", claims=claims("admin@acme.test", "Admin")
+        ),
+        browser,
+        "admin@acme.test",
     )
     before = Connection.objects.filter(pk=production["id"]).values("external_tenant_id", "tenant_verified_at").get()
     assert browser.get(f"/sso/oidc/{production['id']}/connect").status_code == 403
     assert browser.post(f"/sso/oidc/{production['id']}/connect", {}).status_code == 403
     assert not PendingLogin.objects.filter(purpose=PendingLogin.Purpose.CONNECT_ORGANIZATION).exists()
-    assert Connection.objects.filter(pk=production["id"]).values("external_tenant_id", "tenant_verified_at").get() == before
+    assert (
+        Connection.objects.filter(pk=production["id"]).values("external_tenant_id", "tenant_verified_at").get()
+        == before
+    )
     # Positive control: the same administrator signed in with their password sees the confirmation page.
     own = Client()
     assert password_login(own, "admin@acme.test").status_code == 302
@@ -430,7 +534,9 @@ def test_sandbox_idp_session_cannot_connect_productions_organization(api: Api, s
     assert User.objects.get(pk=admin).login_method == "password"
 
 
-def test_sandbox_idp_cannot_catch_people_production_keeps_on_passwords(api: Api, sandbox: dict[str, Any], sso_driver: Any) -> None:
+def test_sandbox_idp_cannot_catch_people_production_keeps_on_passwords(
+    api: Api, sandbox: dict[str, Any], sso_driver: Any
+) -> None:
     """The owner's ignored emails hold for every provider serving its domain, a sandbox's included."""
     acme, production = sandbox["acme"], sandbox["production"]
     carl = add_person(acme, "acme", "carl@acme.test", ["analyst"])
@@ -440,7 +546,9 @@ def test_sandbox_idp_cannot_catch_people_production_keeps_on_passwords(api: Api,
     assert password_login(Client(), "carl@acme.test").status_code == 302
     assert User.objects.get(pk=carl).login_method == "password"
     # The sandbox's own ignored list removes only the sandbox's provider.
-    sandbox["sandbox"].patch(f"/connections/{sandbox['sandbox_connection']['id']}", {"ignored_emails": ["dana@acme.test"]})
+    sandbox["sandbox"].patch(
+        f"/connections/{sandbox['sandbox_connection']['id']}", {"ignored_emails": ["dana@acme.test"]}
+    )
     add_person(acme, "acme", "dana@acme.test", ["analyst"])
     only_production = login_step(Client(), "dana@acme.test")
     assert only_production.status_code == 302 and production["id"] in only_production["Location"]

@@ -34,8 +34,20 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("scopes_without_openid", {"scopes": ["email"]}, "oidc.scopes"),
     ("auth_method_none", {"token_endpoint_auth_method": "none"}, "oidc.token_endpoint_auth_method"),
     ("secret_number", {"client_secret": 12345}, "oidc.client_secret"),
-    ("private_key_missing", {"token_endpoint_auth_method": "private_key_jwt", "private_key_id": "k"}, "oidc.private_key"),
-    ("private_key_garbage", {"token_endpoint_auth_method": "private_key_jwt", "private_key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----", "private_key_id": "k"}, "oidc.private_key"),
+    (
+        "private_key_missing",
+        {"token_endpoint_auth_method": "private_key_jwt", "private_key_id": "k"},
+        "oidc.private_key",
+    ),
+    (
+        "private_key_garbage",
+        {
+            "token_endpoint_auth_method": "private_key_jwt",
+            "private_key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+            "private_key_id": "k",
+        },
+        "oidc.private_key",
+    ),
     ("skew_too_large", {"clock_skew_seconds": 3600}, "oidc.clock_skew_seconds"),
     ("tenant_kind_unknown", {"tenant_binding": {"kind": "ldap"}}, "oidc.tenant_binding.kind"),
     ("tenant_claim_missing", {"tenant_binding": {"kind": "claim"}}, "oidc.tenant_binding.claim"),

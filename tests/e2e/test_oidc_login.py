@@ -51,7 +51,9 @@ def test_sso_driver_login_follows_next(sso_driver, make_account, make_connection
     make_account("acme")
     connection = make_connection("acme", auto_provision=True, provisioned_users_can_login=True)
     browser = Client()
-    response = sso_driver.login(browser, connection, subject="bob@acme.com", claims=claims_of("bob@acme.com"), next="/account/totp")
+    response = sso_driver.login(
+        browser, connection, subject="bob@acme.com", claims=claims_of("bob@acme.com"), next="/account/totp"
+    )
     assert response.status_code == 302 and response["Location"] == "/account/totp", response.content.decode()[:500]
     assert session(browser)["email"] == "bob@acme.com"
 
@@ -69,7 +71,9 @@ def test_authorization_request_uses_pkce_s256_state_and_nonce(oidc, oidc_connect
     assert params["code_challenge"] == digest
     assert params["nonce"] == pending.data["nonce"]
     _, again = start(Client(), connection)
-    assert {again["state"], again["nonce"], again["code_challenge"]}.isdisjoint({params["state"], params["nonce"], params["code_challenge"]})
+    assert {again["state"], again["nonce"], again["code_challenge"]}.isdisjoint(
+        {params["state"], params["nonce"], params["code_challenge"]}
+    )
 
 
 def test_rejects_replayed_callback(oidc, oidc_connection):
@@ -169,7 +173,9 @@ def test_discovery_is_cached_with_bounded_lifetime(oidc, oidc_connection, monkey
 @pytest.mark.parametrize("use_userinfo", [True, False])
 def test_userinfo_merge(oidc, oidc_connection, use_userinfo):
     """Roles only the UserInfo endpoint returns reach the pipeline only with use_userinfo."""
-    connection = oidc_connection(oidc, oidc={"use_userinfo": use_userinfo}, claims={"role_source": "roles_claim", "roles": "groups"})
+    connection = oidc_connection(
+        oidc, oidc={"use_userinfo": use_userinfo}, claims={"role_source": "roles_claim", "roles": "groups"}
+    )
     browser = Client()
     response = oidc.login(
         browser, connection, subject="u-ui", claims=claims_of("gina@acme.com", "Gina"),
@@ -187,9 +193,15 @@ def test_userinfo_merge(oidc, oidc_connection, use_userinfo):
 
 
 def test_nested_roles_claim(oidc, oidc_connection):
-    connection = oidc_connection(oidc, claims={"role_source": "roles_claim", "roles": "realm_access.roles", "name": "profile.display_name"})
+    connection = oidc_connection(
+        oidc, claims={"role_source": "roles_claim", "roles": "realm_access.roles", "name": "profile.display_name"}
+    )
     browser = Client()
-    claims = {"email": "hal@acme.com", "profile": {"display_name": "Hal N."}, "realm_access": {"roles": ["customer-support", "report-viewer"]}}
+    claims = {
+        "email": "hal@acme.com",
+        "profile": {"display_name": "Hal N."},
+        "realm_access": {"roles": ["customer-support", "report-viewer"]},
+    }
     response = oidc.login(browser, connection, subject="u-nested", claims=claims)
     assert response.status_code == 302, response.content.decode()
     me = session(browser)
@@ -199,13 +211,20 @@ def test_nested_roles_claim(oidc, oidc_connection):
 
 def test_nested_role_mapping_with_sso_authorization(api, oidc, oidc_connection, make_account):
     make_account("acme")
-    api.post("/accounts/acme/mapping-roles", {"name": "Finance", "grants": [{"scope": "account", "roles": ["analyst", "report-manager"]}]})
+    api.post(
+        "/accounts/acme/mapping-roles",
+        {"name": "Finance", "grants": [{"scope": "account", "roles": ["analyst", "report-manager"]}]},
+    )
     connection = oidc_connection(oidc, claims={"role_mapping": "org.department"}, sso_authorization=True)
     browser = Client()
-    response = oidc.login(browser, connection, subject="u-fin", claims=claims_of("ivy@acme.com", org={"department": "Finance"}))
+    response = oidc.login(
+        browser, connection, subject="u-fin", claims=claims_of("ivy@acme.com", org={"department": "Finance"})
+    )
     assert response.status_code == 302, response.content.decode()
     assert {"analyst", "report-manager"} <= set(session(browser)["accounts"][0]["roles"])
-    refused = oidc.login(Client(), connection, subject="u-ops", claims=claims_of("jay@acme.com", org={"department": "Ops"}))
+    refused = oidc.login(
+        Client(), connection, subject="u-ops", claims=claims_of("jay@acme.com", org={"department": "Ops"})
+    )
     assert refused.status_code == 403 and b"sso.role_mapping_unmatched" in refused.content
 
 
@@ -221,10 +240,15 @@ def test_unverified_email_cannot_take_over_the_victims_user(api, oidc, oidc_conn
     make_account("acme")
     victim = password_user(api, "acme", "victim@acme.com", ["analyst"])
     connection = oidc_connection(oidc)
-    assert connection["claims"]["email_verified"] == "email_verified" and connection["claims"]["trust_unverified_email"] is False
+    assert (
+        connection["claims"]["email_verified"] == "email_verified"
+        and connection["claims"]["trust_unverified_email"] is False
+    )
 
     attacker = Client()
-    refused = oidc.login(attacker, connection, subject="u-attacker", claims=claims_of("victim@acme.com", "Mallory", email_verified=False))
+    refused = oidc.login(
+        attacker, connection, subject="u-attacker", claims=claims_of("victim@acme.com", "Mallory", email_verified=False)
+    )
     assert refused.status_code == 403 and b"sso.email_unverified" in refused.content
     assert b"not verified" in refused.content
     assert session(attacker) is None
@@ -236,14 +260,20 @@ def test_unverified_email_cannot_take_over_the_victims_user(api, oidc, oidc_conn
     # The admin's trace says what was received and what would be accepted.
     event = last_event("sso.email_unverified")
     step = LoginTrace.objects.get(pk=event.trace_id).steps[-1]
-    assert step["step"] == "claims" and step["received"] == "email_verified=False" and "trust_unverified_email" in step["expected"]
+    assert (
+        step["step"] == "claims"
+        and step["received"] == "email_verified=False"
+        and "trust_unverified_email" in step["expected"]
+    )
 
 
 def test_unverified_email_cannot_provision_a_user_under_that_address(oidc, oidc_connection):
     connection = oidc_connection(oidc)
     browser = Client()
     # Some providers send the flag as a string.
-    refused = oidc.login(browser, connection, subject="u-squatter", claims=claims_of("ceo@acme.com", email_verified="false"))
+    refused = oidc.login(
+        browser, connection, subject="u-squatter", claims=claims_of("ceo@acme.com", email_verified="false")
+    )
     assert refused.status_code == 403 and b"sso.email_unverified" in refused.content
     assert session(browser) is None
     assert not User.objects.filter(email="ceo@acme.com").exists()
@@ -253,14 +283,18 @@ def test_unverified_email_cannot_provision_a_user_under_that_address(oidc, oidc_
 def test_verified_email_signs_in_positive_control(oidc, oidc_connection):
     connection = oidc_connection(oidc)
     browser = Client()
-    response = oidc.login(browser, connection, subject="u-alice", claims=claims_of("alice@acme.com", email_verified=True))
+    response = oidc.login(
+        browser, connection, subject="u-alice", claims=claims_of("alice@acme.com", email_verified=True)
+    )
     assert response.status_code == 302, response.content.decode()[:800]
     assert session(browser)["email"] == "alice@acme.com"
 
 
 def test_connection_trusting_unverified_emails_signs_in_positive_control(api, oidc, oidc_connection):
     connection = oidc_connection(oidc)
-    updated = api.patch(f"/connections/{connection['id']}", {"claims": {**connection["claims"], "trust_unverified_email": True}}).json()
+    updated = api.patch(
+        f"/connections/{connection['id']}", {"claims": {**connection["claims"], "trust_unverified_email": True}}
+    ).json()
     assert updated["claims"]["trust_unverified_email"] is True
     browser = Client()
     response = oidc.login(browser, connection, subject="u-bob", claims=claims_of("bob@acme.com", email_verified=False))
@@ -276,6 +310,8 @@ def test_claim_settings_are_validated_by_the_api(api, oidc, oidc_connection):
     renamed = api.patch(f"/connections/{connection['id']}", {"claims": {"email_verified": "mail_ok"}}).json()
     assert renamed["claims"]["email_verified"] == "mail_ok"
     browser = Client()
-    refused = oidc.login(browser, connection, subject="u-carol", claims=claims_of("carol@acme.com", mail_ok="0", email_verified=True))
+    refused = oidc.login(
+        browser, connection, subject="u-carol", claims=claims_of("carol@acme.com", mail_ok="0", email_verified=True)
+    )
     assert refused.status_code == 403 and b"sso.email_unverified" in refused.content
     assert not User.objects.filter(email="carol@acme.com").exists()

@@ -65,8 +65,13 @@ def test_oidc_credentials_never_leak(request, api, oidc_connection, caplog):
         bad = [
             {"issuer": "ftp://op.example", "client_id": "x", "client_secret": canary},
             {"issuer": basic.issuer, "client_id": "x", "client_secret": canary, "surprise": canary},
-            {"issuer": basic.issuer, "client_id": "x", "token_endpoint_auth_method": "private_key_jwt",
-             "private_key": f"-----BEGIN PRIVATE KEY-----\n{canary}\n-----END PRIVATE KEY-----", "private_key_id": "k"},
+            {
+                "issuer": basic.issuer,
+                "client_id": "x",
+                "token_endpoint_auth_method": "private_key_jwt",
+                "private_key": f"-----BEGIN PRIVATE KEY-----\n{canary}\n-----END PRIVATE KEY-----",
+                "private_key_id": "k",
+            },
         ]
         for i, oidc in enumerate(bad):
             payload = {"protocol": "oidc", "name": "bad", "domains": [f"bad{i}.acme.com"], "oidc": oidc}
@@ -75,7 +80,9 @@ def test_oidc_credentials_never_leak(request, api, oidc_connection, caplog):
             keep(api.patch(f"/connections/{c['id']}", {"name": "renamed", "oidc": {"use_userinfo": True}}))
             keep(api._call("get", f"/connections/{c['id']}", expect=200))
             browser = Client()
-            r = keep(driver.login(browser, c, subject=f"u-{driver.client_id}", claims=claims_of(f"user@{c['domains'][0]}")))
+            r = keep(
+                driver.login(browser, c, subject=f"u-{driver.client_id}", claims=claims_of(f"user@{c['domains'][0]}"))
+            )
             assert r.status_code == 302, r.content.decode()
             keep(browser.get("/api/v1/session"))
         # Error path: a rotated-away secret is refused by the provider with invalid_client.
@@ -111,5 +118,8 @@ def test_oidc_credentials_never_leak(request, api, oidc_connection, caplog):
             assert secret not in text, f"a credential leaked into {where}"
     # Positive controls: the credentials are stored (sealed) and the canaries are what was sent.
     assert read_secrets(Connection.objects.get(pk=connections[0]["id"]))["client_secret"] == wrong
-    assert read_secrets(Connection.objects.get(pk=connections[2]["id"]))["private_key"] == jwt.client_key.as_pem(private=True).decode()
+    assert (
+        read_secrets(Connection.objects.get(pk=connections[2]["id"]))["private_key"]
+        == jwt.client_key.as_pem(private=True).decode()
+    )
     assert "invalid_client" in haystacks["api and pages"] + haystacks["tables"]

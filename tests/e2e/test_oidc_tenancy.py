@@ -56,7 +56,11 @@ def test_rejects_login_from_another_tenant(api, oidc, oidc_connection, binding):
     assert ok.status_code == 302, ok.content.decode()
     browser = Client()
     refused = oidc.login(browser, connection, subject="u-b", claims=claims_of("bob@acme.com", tid="tenant-b"))
-    assert refused.status_code == 403 and b"sso.tenant_mismatch" in refused.content and b"oidc.tenant_mismatch" in refused.content
+    assert (
+        refused.status_code == 403
+        and b"sso.tenant_mismatch" in refused.content
+        and b"oidc.tenant_mismatch" in refused.content
+    )
     assert session(browser) is None
     event = last_event("sso.tenant_mismatch")
     assert event.detail["detail_code"] == "oidc.tenant_mismatch" and event.outcome == "failure"
@@ -72,7 +76,11 @@ def test_connect_organization_binds_the_tenant(api, oidc, oidc_connection, make_
     connection = oidc_connection(oidc, oidc={"tenant_binding": UNBOUND})
     # Unbound: nobody can sign in yet.
     refused = oidc.login(Client(), connection, subject="u-a", claims=claims_of("alice@acme.com", tid="tenant-a"))
-    assert refused.status_code == 403 and b"sso.tenant_mismatch" in refused.content and b"oidc.tenant_mismatch" in refused.content
+    assert (
+        refused.status_code == 403
+        and b"sso.tenant_mismatch" in refused.content
+        and b"oidc.tenant_mismatch" in refused.content
+    )
 
     browser = Client()
     password_login(browser, "admin@acme.com")
@@ -80,7 +88,9 @@ def test_connect_organization_binds_the_tenant(api, oidc, oidc_connection, make_
     pending = PendingLogin.objects.get(key=parse_qs(urlsplit(redirect["Location"]).query)["state"][0])
     assert pending.purpose == "connect" and pending.initiated_by_id == admin.pk
     # At the provider, any member of the external organization may complete this step (seed 003).
-    callback = oidc.authorize(redirect, connection, subject="it-person", claims=claims_of("it@acme.com", tid="tenant-a"))
+    callback = oidc.authorize(
+        redirect, connection, subject="it-person", claims=claims_of("it@acme.com", tid="tenant-a")
+    )
     done = browser.get(callback)
     assert done.status_code == 200 and b"tenant-a" in done.content, done.content.decode()[:800]
     # Connecting does not sign the admin in as the provider's user.
@@ -91,7 +101,10 @@ def test_connect_organization_binds_the_tenant(api, oidc, oidc_connection, make_
     event = last_event("connection.organization_connected")
     assert event.actor_user_id == admin.pk and event.detail["tenant"] == "tenant-a"
 
-    assert oidc.login(Client(), connection, subject="u-a", claims=claims_of("alice@acme.com", tid="tenant-a")).status_code == 302
+    assert (
+        oidc.login(Client(), connection, subject="u-a", claims=claims_of("alice@acme.com", tid="tenant-a")).status_code
+        == 302
+    )
     other = oidc.login(Client(), connection, subject="u-b", claims=claims_of("bob@acme.com", tid="tenant-b"))
     assert other.status_code == 403 and b"oidc.tenant_mismatch" in other.content
 
@@ -120,7 +133,9 @@ def test_connect_organization_refused_when_admin_loses_the_role_midway(api, oidc
     password_login(browser, "admin@acme.com")
     redirect = start_connect(browser, connection)
     api.put(f"/accounts/acme/users/{admin.pk}/roles", {"roles": ["analyst"]})
-    callback = oidc.authorize(redirect, connection, subject="it-person", claims=claims_of("it@acme.com", tid="tenant-a"))
+    callback = oidc.authorize(
+        redirect, connection, subject="it-person", claims=claims_of("it@acme.com", tid="tenant-a")
+    )
     response = browser.get(callback)
     assert response.status_code == 403 and b"sso.connect_not_allowed" in response.content
     assert api.get(f"/connections/{connection['id']}")["external_tenant_id"] is None
@@ -139,7 +154,9 @@ def test_setup_url_is_admin_consent_for_entra_style_binding(api, oidc, oidc_conn
 
     browser = Client()
     password_login(browser, "admin@acme.com")
-    callback = oidc.authorize(start_connect(browser, connection), connection, subject="it", claims=claims_of("it@acme.com", tid="tenant-a"))
+    callback = oidc.authorize(
+        start_connect(browser, connection), connection, subject="it", claims=claims_of("it@acme.com", tid="tenant-a")
+    )
     assert browser.get(callback).status_code == 200
     bound = urlsplit(api.get(f"/connections/{connection['id']}/oidc/setup-url")["setup_url"])
     assert bound.path == "/tenant-a/v2.0/adminconsent"
@@ -153,9 +170,14 @@ def test_setup_url_is_null_for_providers_without_admin_consent(api, oidc, oidc_c
 
 def test_one_external_organization_linked_to_several_projects(api, oidc, oidc_connection):
     """Seed 003: users of the bound organization get every linked project of the account."""
-    connection = oidc_connection(oidc, oidc={"tenant_binding": {**UNBOUND, "tenant_id": "tenant-a"}}, linked_projects=["production", "sandbox"])
+    connection = oidc_connection(
+        oidc, oidc={"tenant_binding": {**UNBOUND, "tenant_id": "tenant-a"}}, linked_projects=["production", "sandbox"]
+    )
     browser = Client()
-    assert oidc.login(browser, connection, subject="u-a", claims=claims_of("alice@acme.com", tid="tenant-a")).status_code == 302
+    assert (
+        oidc.login(browser, connection, subject="u-a", claims=claims_of("alice@acme.com", tid="tenant-a")).status_code
+        == 302
+    )
     projects = {p["slug"] for p in session(browser)["accounts"][0]["projects"]}
     assert projects == {"production", "sandbox"}
     api.patch(f"/connections/{connection['id']}", {"linked_projects": ["production"]})
@@ -169,14 +191,19 @@ def test_connect_organization_works_before_the_connection_is_enabled(api, oidc, 
     connection = oidc_connection(oidc, oidc={"tenant_binding": UNBOUND}, enabled=False)
     browser = Client()
     password_login(browser, "admin@acme.com")
-    callback = oidc.authorize(start_connect(browser, connection), connection, subject="it", claims=claims_of("it@acme.com", tid="tenant-a"))
+    callback = oidc.authorize(
+        start_connect(browser, connection), connection, subject="it", claims=claims_of("it@acme.com", tid="tenant-a")
+    )
     assert browser.get(callback).status_code == 200
     assert api.get(f"/connections/{connection['id']}")["external_tenant_id"] == "tenant-a"
     # Logins still wait for the connection to be enabled.
     disabled = Client().get(f"/sso/start/{connection['id']}")
     assert disabled.status_code == 403 and b"sso.connection_disabled" in disabled.content
     api.patch(f"/connections/{connection['id']}", {"enabled": True})
-    assert oidc.login(Client(), connection, subject="u-a", claims=claims_of("alice@acme.com", tid="tenant-a")).status_code == 302
+    assert (
+        oidc.login(Client(), connection, subject="u-a", claims=claims_of("alice@acme.com", tid="tenant-a")).status_code
+        == 302
+    )
 
 
 def test_tenant_learned_for_an_entra_template_issuer_binds_later_logins(api, make_account):
@@ -188,7 +215,12 @@ def test_tenant_learned_for_an_entra_template_issuer_binds_later_logins(api, mak
 
     make_account("acme")
     issuer = "https://login.microsoftonline.com/organizations/v2.0"
-    payload = {"protocol": "oidc", "name": "Entra", "domains": ["acme.com"], "oidc": {"issuer": issuer, "client_id": "app", "client_secret": "s"}}
+    payload = {
+        "protocol": "oidc",
+        "name": "Entra",
+        "domains": ["acme.com"],
+        "oidc": {"issuer": issuer, "client_id": "app", "client_secret": "s"},
+    }
     created = api.post("/accounts/acme/connections", payload).json()
     connection = Connection.objects.get(pk=created["id"])
     connection.external_tenant_id = "72f988bf-86f1-41af-91ab-2d7cd011db47"  # as "connect organization" records it
@@ -197,7 +229,10 @@ def test_tenant_learned_for_an_entra_template_issuer_binds_later_logins(api, mak
     assert config.tenant_binding == TenantBinding(kind="entra", tenant_id=connection.external_tenant_id)
     template = "https://login.microsoftonline.com/{tenantid}/v2.0"
     metadata = ProviderMetadata(template, f"{issuer}/authorize", f"{issuer}/token", f"{issuer}/keys")
-    assert validate_tenant({"tid": connection.external_tenant_id}, config=config, metadata=metadata) == connection.external_tenant_id
+    assert (
+        validate_tenant({"tid": connection.external_tenant_id}, config=config, metadata=metadata)
+        == connection.external_tenant_id
+    )
     with pytest.raises(TenantMismatch):
         validate_tenant({"tid": "00000000-0000-0000-0000-000000000000"}, config=config, metadata=metadata)
 
@@ -208,7 +243,10 @@ def test_unbinding_the_organization_refuses_everyone_until_connected_again(api, 
     from vestibule.connections.models import Connection
 
     Connection.objects.filter(pk=connection["id"]).update(external_tenant_id="tenant-a")
-    assert oidc.login(Client(), connection, subject="u-a", claims=claims_of("alice@acme.com", tid="tenant-a")).status_code == 302
+    assert (
+        oidc.login(Client(), connection, subject="u-a", claims=claims_of("alice@acme.com", tid="tenant-a")).status_code
+        == 302
+    )
     typed = api.patch(f"/connections/{connection['id']}", {"external_tenant_id": "tenant-b"}, expect=422)
     assert typed.json()["field"] == "external_tenant_id"
     cleared = api.patch(f"/connections/{connection['id']}", {"external_tenant_id": None}).json()

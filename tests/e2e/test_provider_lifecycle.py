@@ -41,7 +41,9 @@ def test_disabling_a_connection_stops_new_logins(api, make_account, make_connect
     make_account("acme")
     connection = make_connection("acme", ("acme.com",), auto_provision=True, provisioned_users_can_login=True)
     browser = Client()
-    assert_signed_in(sso_driver.login(browser, connection, subject="alice@acme.com", claims=claims("alice@acme.com")), browser)
+    assert_signed_in(
+        sso_driver.login(browser, connection, subject="alice@acme.com", claims=claims("alice@acme.com")), browser
+    )
     api.patch(f"/connections/{connection['id']}", {"enabled": False})
     response = sso_driver.login(Client(), connection, subject="alice@acme.com", claims=claims("alice@acme.com"))
     assert_refused(response, "sso.connection_disabled", api, "acme", status=403)
@@ -58,11 +60,13 @@ def test_unknown_user_without_auto_provision_is_refused(api, make_account, make_
 
 
 def test_provisioned_user_waits_for_approval_then_signs_in(api, make_account, make_connection, sso_driver):
-    """"Allow Login" off (the default): the new user is created pending and sees a clear waiting page."""
+    """ "Allow Login" off (the default): the new user is created pending and sees a clear waiting page."""
     make_account("acme")
     connection = make_connection("acme", ("acme.com",), auto_provision=True)
     browser = Client()
-    response = sso_driver.login(browser, connection, subject="new@acme.com", claims=claims("new@acme.com", "New Person"))
+    response = sso_driver.login(
+        browser, connection, subject="new@acme.com", claims=claims("new@acme.com", "New Person")
+    )
     assert_refused(response, "sso.pending_approval", api, "acme", status=403)
     assert "waiting for approval" in response.content.decode().lower()
     assert browser.get("/api/v1/session").status_code == 401
@@ -75,7 +79,11 @@ def test_provisioned_user_waits_for_approval_then_signs_in(api, make_account, ma
 
     api.patch(f"/accounts/acme/users/{user['id']}", {"approval": "approved"})
     browser = Client()
-    me = assert_signed_in(sso_driver.login(browser, connection, subject="new@acme.com", claims=claims("new@acme.com")), browser, "new@acme.com")
+    me = assert_signed_in(
+        sso_driver.login(browser, connection, subject="new@acme.com", claims=claims("new@acme.com")),
+        browser,
+        "new@acme.com",
+    )
     assert [a["slug"] for a in me["accounts"]] == ["acme"]
     assert _users(api)["new@acme.com"]["approval"] == "approved"
 
@@ -84,7 +92,9 @@ def test_provisioned_users_can_login_signs_in_at_once(api, make_account, make_co
     make_account("acme")
     connection = make_connection("acme", ("acme.com",), auto_provision=True, provisioned_users_can_login=True)
     browser = Client()
-    me = assert_signed_in(sso_driver.login(browser, connection, subject="new@acme.com", claims=claims("new@acme.com")), browser)
+    me = assert_signed_in(
+        sso_driver.login(browser, connection, subject="new@acme.com", claims=claims("new@acme.com")), browser
+    )
     assert me["login_method"] == "sso" and me["accounts"][0]["slug"] == "acme"
 
 
@@ -96,7 +106,9 @@ def test_disabling_auto_provision_removes_nobody(api, make_account, make_connect
     api.patch(f"/connections/{connection['id']}", {"auto_provision": False})
     assert {"a@acme.com", "b@acme.com"} <= set(_users(api))
     browser = Client()
-    assert_signed_in(sso_driver.login(browser, connection, subject="a@acme.com", claims=claims("a@acme.com")), browser, "a@acme.com")
+    assert_signed_in(
+        sso_driver.login(browser, connection, subject="a@acme.com", claims=claims("a@acme.com")), browser, "a@acme.com"
+    )
     response = sso_driver.login(Client(), connection, subject="c@acme.com", claims=claims("c@acme.com"))
     assert_refused(response, "sso.provisioning_disabled", api, "acme")
 
@@ -113,11 +125,17 @@ def test_domains_are_read_only_after_creation(api, make_account, make_connection
 def test_ignored_email_outside_the_domains_is_a_422_naming_it(api, make_account, make_connection):
     make_account("acme")
     connection = make_connection("acme", ("acme.com",))
-    response = api.patch(f"/connections/{connection['id']}", {"ignored_emails": ["ok@acme.com", "x@other.com"]}, expect=422)
+    response = api.patch(
+        f"/connections/{connection['id']}", {"ignored_emails": ["ok@acme.com", "x@other.com"]}, expect=422
+    )
     assert response.json()["field"] == "ignored_emails[1]" and "x@other.com" in response.json()["detail"]
     assert api.get(f"/connections/{connection['id']}")["ignored_emails"] == []
     # The same rule at creation.
-    response = api.post("/accounts/acme/connections", {"protocol": "saml", "name": "x", "domains": ["acme.com"], "ignored_emails": ["bad@evil.com"]}, expect=422)
+    response = api.post(
+        "/accounts/acme/connections",
+        {"protocol": "saml", "name": "x", "domains": ["acme.com"], "ignored_emails": ["bad@evil.com"]},
+        expect=422,
+    )
     assert response.json()["field"] == "ignored_emails[0]"
     # Positive control.
     ok = api.patch(f"/connections/{connection['id']}", {"ignored_emails": ["OK@acme.com"]}).json()
@@ -156,7 +174,9 @@ def test_missing_required_claim_is_refused(api, make_account, make_connection, s
     ],
     ids=["leading-space", "trailing-space", "nfd", "double-at", "zero-width"],
 )
-def test_non_canonical_asserted_email_is_refused_never_cleaned(api, make_account, make_connection, sso_driver, asserted):
+def test_non_canonical_asserted_email_is_refused_never_cleaned(
+    api, make_account, make_connection, sso_driver, asserted
+):
     make_account("acme")
     connection = make_connection("acme", ("acme.com",), auto_provision=True, provisioned_users_can_login=True)
     invite(api, "acme", "bob@acme.com")
@@ -173,7 +193,9 @@ def test_uppercase_asserted_domain_is_the_same_user(api, make_account, make_conn
     connection = make_connection("acme", ("acme.com",))
     bob = invite(api, "acme", "bob@acme.com")
     browser = Client()
-    me = assert_signed_in(sso_driver.login(browser, connection, subject="bob-1", claims=claims("bob@ACME.COM")), browser)
+    me = assert_signed_in(
+        sso_driver.login(browser, connection, subject="bob-1", claims=claims("bob@ACME.COM")), browser
+    )
     assert me["id"] == bob["id"]
 
 
@@ -193,6 +215,8 @@ def test_next_target_is_validated_on_sso_logins(api, make_account, make_connecti
     make_account("acme")
     connection = make_connection("acme", ("acme.com",), auto_provision=True, provisioned_users_can_login=True)
     browser = Client()
-    response = sso_driver.login(browser, connection, subject="alice@acme.com", claims=claims("alice@acme.com"), next=target)
+    response = sso_driver.login(
+        browser, connection, subject="alice@acme.com", claims=claims("alice@acme.com"), next=target
+    )
     assert_signed_in(response, browser)
     assert response["Location"] == landing

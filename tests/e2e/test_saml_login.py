@@ -115,12 +115,18 @@ def test_multi_valued_claims_become_roles(connect: Any, saml: SamlDriver) -> Non
     ("idp_settings", "options", "signed"),
     [
         ({}, {"sign_assertion": True, "sign_response": False}, "assertion"),
-        ({"want_assertions_signed": False, "want_response_signed": True}, {"sign_assertion": False, "sign_response": True}, "response"),
+        (
+            {"want_assertions_signed": False, "want_response_signed": True},
+            {"sign_assertion": False, "sign_response": True},
+            "response",
+        ),
         ({"want_response_signed": True}, {"sign_assertion": True, "sign_response": True}, "response,assertion"),
     ],
     ids=["assertion-signed", "response-signed", "both-signed"],
 )
-def test_signing_variants(connect: Any, saml: SamlDriver, api: Any, idp_settings: dict[str, Any], options: dict[str, Any], signed: str) -> None:
+def test_signing_variants(
+    connect: Any, saml: SamlDriver, api: Any, idp_settings: dict[str, Any], options: dict[str, Any], signed: str
+) -> None:
     connection = connect(saml_settings=idp_settings)
     browser = Client()
     assert saml.login(browser, connection, subject="alice@acme.com", claims=ALICE, **options).status_code == 302
@@ -131,7 +137,9 @@ def test_signing_variants(connect: Any, saml: SamlDriver, api: Any, idp_settings
 def test_unsigned_assertion_refused_when_assertions_must_be_signed(connect: Any, saml: SamlDriver) -> None:
     """Response-only signing is refused once the connection opts in to signed assertions (want_assertions_signed)."""
     connection = connect(saml_settings={"want_assertions_signed": True})
-    response = saml.login(Client(), connection, subject="alice@acme.com", claims=ALICE, sign_assertion=False, sign_response=True)
+    response = saml.login(
+        Client(), connection, subject="alice@acme.com", claims=ALICE, sign_assertion=False, sign_response=True
+    )
     refused(response, "sso.assertion_invalid", "saml.unsigned")
 
 
@@ -139,7 +147,12 @@ def test_response_only_signature_is_accepted_by_default(connect: Any, saml: Saml
     """Keycloak's default (documents signed, assertions not) signs in without any setting."""
     connection = connect()
     browser = Client()
-    assert saml.login(browser, connection, subject="alice@acme.com", claims=ALICE, sign_assertion=False, sign_response=True).status_code == 302
+    assert (
+        saml.login(
+            browser, connection, subject="alice@acme.com", claims=ALICE, sign_assertion=False, sign_response=True
+        ).status_code
+        == 302
+    )
     assert session(browser)["email"] == "alice@acme.com"
 
 
@@ -154,7 +167,11 @@ def test_encrypted_assertion_to_the_published_certificate(connect: Any, saml: Sa
 
 def test_plain_assertion_refused_when_encryption_is_required(connect: Any, saml: SamlDriver) -> None:
     connection = connect(saml_settings={"want_assertions_encrypted": True})
-    refused(saml.login(Client(), connection, subject="alice@acme.com", claims=ALICE), "sso.assertion_invalid", "saml.unencrypted")
+    refused(
+        saml.login(Client(), connection, subject="alice@acme.com", claims=ALICE),
+        "sso.assertion_invalid",
+        "saml.unencrypted",
+    )
 
 
 def test_certificate_rollover_two_certificates_in_settings(connect: Any) -> None:
@@ -182,10 +199,16 @@ def test_idp_initiated_refused_by_default(connect: Any, saml: SamlDriver, api: A
     response = saml.idp_initiated(Client(), connection, subject="alice@acme.com", claims=ALICE)
     refused(response, "sso.assertion_invalid", "saml.unsolicited_response")
     events = api.get("/accounts/acme/audit-events?code=sso.assertion_invalid")
-    assert events and events[0]["outcome"] == "failure" and events[0]["detail"]["detail_code"] == "saml.unsolicited_response"
+    assert (
+        events
+        and events[0]["outcome"] == "failure"
+        and events[0]["detail"]["detail_code"] == "saml.unsolicited_response"
+    )
 
 
-def test_idp_initiated_accepted_when_enabled_and_still_replay_protected(connect: Any, saml: SamlDriver, api: Any) -> None:
+def test_idp_initiated_accepted_when_enabled_and_still_replay_protected(
+    connect: Any, saml: SamlDriver, api: Any
+) -> None:
     connection = connect(saml_settings={"allow_idp_initiated": True})
     browser = Client()
     assert saml.idp_initiated(browser, connection, subject="alice@acme.com", claims=ALICE).status_code == 302
@@ -259,7 +282,9 @@ def test_audience_mismatch_trace_shows_expected_and_received(connect: Any, saml:
 
 def test_traces_and_audit_never_hold_the_response_or_key_material(connect: Any, saml: SamlDriver, api: Any) -> None:
     connection = connect(saml_settings={"want_assertions_encrypted": True})
-    saml.login(Client(), connection, subject="alice@acme.com", claims=ALICE, sp_entity_id="https://wrong.example.test/sp")
+    saml.login(
+        Client(), connection, subject="alice@acme.com", claims=ALICE, sp_entity_id="https://wrong.example.test/sp"
+    )
     saml.login(Client(), connection, subject="alice@acme.com", claims=ALICE, encrypt=True)
     posted = saml.last_response or ""
     saml.post(Client(), connection, posted, None)  # Refused: spent / unsolicited.
@@ -286,14 +311,18 @@ def test_disabled_connection_refused_with_reason_code(connect: Any, saml: SamlDr
 
 def test_email_outside_the_connection_domains_refused(connect: Any, saml: SamlDriver, api: Any) -> None:
     connection = connect()
-    response = saml.login(Client(), connection, subject="eve@evil.example", claims={"email": "eve@evil.example", "name": "Eve"})
+    response = saml.login(
+        Client(), connection, subject="eve@evil.example", claims={"email": "eve@evil.example", "name": "Eve"}
+    )
     refused(response, "sso.email_domain_not_owned")
     assert last_trace(api)["failed_step"] == "domain"
 
 
 def test_missing_email_claim_refused(connect: Any, saml: SamlDriver) -> None:
     connection = connect()
-    refused(saml.login(Client(), connection, subject="alice@acme.com", claims={"name": "Alice"}), "sso.claim_missing.email")
+    refused(
+        saml.login(Client(), connection, subject="alice@acme.com", claims={"name": "Alice"}), "sso.claim_missing.email"
+    )
 
 
 def test_empty_and_garbage_acs_posts_are_4xx(connect: Any) -> None:

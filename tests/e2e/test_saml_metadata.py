@@ -35,7 +35,9 @@ def connection(api: Any, make_account: Callable[..., Any]) -> dict[str, Any]:
 
 def put_metadata(api: Any, connection: dict[str, Any], body: bytes, *, query: str = "", expect: int = 200) -> Any:
     response = api.client.put(
-        f"/api/v1/connections/{connection['id']}/saml/idp-metadata{query}", body, content_type="application/samlmetadata+xml"
+        f"/api/v1/connections/{connection['id']}/saml/idp-metadata{query}",
+        body,
+        content_type="application/samlmetadata+xml",
     )
     assert response.status_code == expect, (response.status_code, response.content[:1000])
     return response.json()
@@ -114,21 +116,38 @@ def test_import_vendor_metadata_returns_and_stores_settings(
 
 def test_import_keeps_the_connections_own_policy(api: Any, connection: dict[str, Any]) -> None:
     put_metadata(api, connection, (METADATA / "okta.xml").read_bytes())
-    api.patch(f"/connections/{connection['id']}", {"saml": {**api.get(f"/connections/{connection['id']}")["saml"], "want_assertions_encrypted": True}})
+    api.patch(
+        f"/connections/{connection['id']}",
+        {"saml": {**api.get(f"/connections/{connection['id']}")["saml"], "want_assertions_encrypted": True}},
+    )
     settings = put_metadata(api, connection, (METADATA / "google.xml").read_bytes())
-    assert settings["want_assertions_encrypted"] is True and settings["idp_entity_id"].startswith("https://accounts.google.com/")
+    assert settings["want_assertions_encrypted"] is True and settings["idp_entity_id"].startswith(
+        "https://accounts.google.com/"
+    )
 
 
 def test_import_as_json_body(api: Any, connection: dict[str, Any]) -> None:
-    body = {"metadata": (METADATA / "entities_descriptor.xml").read_text(), "entity_id": "https://idp-a.federation.test/idp/shibboleth"}
+    body = {
+        "metadata": (METADATA / "entities_descriptor.xml").read_text(),
+        "entity_id": "https://idp-a.federation.test/idp/shibboleth",
+    }
     settings = api.put(f"/connections/{connection['id']}/saml/idp-metadata", body).json()
-    assert settings["idp_entity_id"] == "https://idp-a.federation.test/idp/shibboleth" and settings["sso_binding"] == "post"
+    assert (
+        settings["idp_entity_id"] == "https://idp-a.federation.test/idp/shibboleth"
+        and settings["sso_binding"] == "post"
+    )
 
 
 def test_aggregate_without_entity_id_asks_to_choose(api: Any, connection: dict[str, Any]) -> None:
     error = put_metadata(api, connection, (METADATA / "entities_descriptor.xml").read_bytes(), expect=422)
     assert error["field"] == "metadata" and "choose one by entityID" in error["detail"]
-    error = put_metadata(api, connection, (METADATA / "entities_descriptor.xml").read_bytes(), query="?entity_id=https://nope.test/", expect=422)
+    error = put_metadata(
+        api,
+        connection,
+        (METADATA / "entities_descriptor.xml").read_bytes(),
+        query="?entity_id=https://nope.test/",
+        expect=422,
+    )
     assert "https://idp-a.federation.test/idp/shibboleth" in error["detail"] or "entityID" in error["detail"]
 
 
@@ -164,7 +183,12 @@ def test_empty_body_is_422(api: Any, connection: dict[str, Any]) -> None:
 
 def test_post_binding_start_renders_a_form_with_the_request(api: Any, connection: dict[str, Any]) -> None:
     """An IdP that only takes HTTP-POST gets an auto-submitting form carrying SAMLRequest and RelayState."""
-    put_metadata(api, connection, (METADATA / "entities_descriptor.xml").read_bytes(), query="?entity_id=https://idp-a.federation.test/idp/shibboleth")
+    put_metadata(
+        api,
+        connection,
+        (METADATA / "entities_descriptor.xml").read_bytes(),
+        query="?entity_id=https://idp-a.federation.test/idp/shibboleth",
+    )
     api.patch(f"/connections/{connection['id']}", {"enabled": True})
     page = Client().get(connection["sign_in_url"].removeprefix("http://localhost"))
     assert page.status_code == 200

@@ -25,7 +25,10 @@ IDP = IdentityProvider(
 def test_sp_initiated_login_creates_session():
     _, key = ApiKey.issue()
     api = Client(headers={"Authorization": f"Bearer {key}"})
-    assert api.post("/api/v1/accounts", {"slug": "acme", "name": "Acme"}, content_type="application/json").status_code == 201
+    assert (
+        api.post("/api/v1/accounts", {"slug": "acme", "name": "Acme"}, content_type="application/json").status_code
+        == 201
+    )
     r = api.post(
         "/api/v1/accounts/acme/connections",
         {
@@ -34,7 +37,11 @@ def test_sp_initiated_login_creates_session():
             "domains": ["acme.com"],
             "auto_provision": True,
             "provisioned_users_can_login": True,
-            "saml": {"idp_entity_id": IDP.entity_id, "sso_url": IDP.sso_url, "certificates": [IDP.signing.certificate_pem]},
+            "saml": {
+                "idp_entity_id": IDP.entity_id,
+                "sso_url": IDP.sso_url,
+                "certificates": [IDP.signing.certificate_pem],
+            },
         },
         content_type="application/json",
     )

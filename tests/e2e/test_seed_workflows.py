@@ -79,14 +79,18 @@ def routes_to(connection: dict[str, Any], email: str) -> bool:
 # Seed 000: back to password, and it stays --------------------------------------------------------
 
 
-def test_switch_back_to_password_is_honoured_by_routing_and_not_undone_by_sso_logins(api, make_account, make_connection, sso_driver):
+def test_switch_back_to_password_is_honoured_by_routing_and_not_undone_by_sso_logins(
+    api, make_account, make_connection, sso_driver
+):
     make_account("acme")
     connection = make_connection("acme", ("acme.com",))
     managers = key_of(api, "acme", "user-manager")
     bob = invite(api, "acme", "bob@acme.com", roles=["analyst"])
     invite(api, "acme", "ann@acme.com", roles=["analyst"])
     browser = Client()
-    assert_signed_in(sso_driver.login(browser, connection, subject="bob@acme.com", claims=claims("bob@acme.com", "Bob")), browser)
+    assert_signed_in(
+        sso_driver.login(browser, connection, subject="bob@acme.com", claims=claims("bob@acme.com", "Bob")), browser
+    )
     assert user(api, bob["id"])["login_method"] == "sso" and routes_to(connection, "bob@acme.com")
     mail.outbox.clear()
 
@@ -104,15 +108,25 @@ def test_switch_back_to_password_is_honoured_by_routing_and_not_undone_by_sso_lo
     assert routes_to_password("bob@acme.com") and routes_to_password(" BOB@acme.com ")
     assert routes_to(connection, "ann@acme.com")
     password_browser = Client()
-    assert assert_signed_in(password_login(password_browser, "bob@acme.com", new), password_browser, "bob@acme.com")["login_method"] == "password"
+    assert (
+        assert_signed_in(password_login(password_browser, "bob@acme.com", new), password_browser, "bob@acme.com")[
+            "login_method"
+        ]
+        == "password"
+    )
 
     # An SSO login (the sign-in link) still lets him in, but no longer upgrades him (seed 004).
     sso_browser = Client()
-    me = assert_signed_in(sso_driver.login(sso_browser, connection, subject="bob@acme.com", claims=claims("bob@acme.com", "Bob")), sso_browser)
+    me = assert_signed_in(
+        sso_driver.login(sso_browser, connection, subject="bob@acme.com", claims=claims("bob@acme.com", "Bob")),
+        sso_browser,
+    )
     assert me["login_method"] == "password"
     row = User.objects.get(pk=bob["id"])
     assert row.login_method == "password" and row.check_password(new)
-    assert [e["subject_email"] for e in audit(api, "acme", "sso.user_upgraded")] == ["bob@acme.com"]  # the first login only
+    assert [e["subject_email"] for e in audit(api, "acme", "sso.user_upgraded")] == [
+        "bob@acme.com"
+    ]  # the first login only
     assert routes_to_password("bob@acme.com")
     assert password_login(Client(), "bob@acme.com", new).status_code == 302
 
@@ -123,7 +137,9 @@ def test_switch_back_to_password_is_honoured_by_routing_and_not_undone_by_sso_lo
     assert password_login(Client(), "bob@acme.com", new).status_code == 401
 
 
-def test_choosing_password_for_a_password_user_keeps_them_off_the_automatic_upgrade(api, make_account, make_connection, sso_driver):
+def test_choosing_password_for_a_password_user_keeps_them_off_the_automatic_upgrade(
+    api, make_account, make_connection, sso_driver
+):
     """An explicit "password" for someone already on it records the choice; nothing is purged, nothing sent."""
     make_account("acme")
     connection = make_connection("acme", ("acme.com",))
@@ -135,7 +151,12 @@ def test_choosing_password_for_a_password_user_keeps_them_off_the_automatic_upgr
     assert out["password_pinned"] is True and mail.outbox == []
     assert routes_to_password("carol@acme.com")
     browser = Client()
-    assert assert_signed_in(sso_driver.login(browser, connection, subject="carol@acme.com", claims=claims("carol@acme.com")), browser)["login_method"] == "password"
+    assert (
+        assert_signed_in(
+            sso_driver.login(browser, connection, subject="carol@acme.com", claims=claims("carol@acme.com")), browser
+        )["login_method"]
+        == "password"
+    )
     password_browser = Client()
     assert_signed_in(password_login(password_browser, "carol@acme.com", PASSWORD), password_browser, "carol@acme.com")
     assert not audit(api, "acme", "sso.user_upgraded")
@@ -148,12 +169,18 @@ def test_only_the_home_account_pins_password_sign_in(api, make_account, make_con
     connection = make_connection("acme", ("acme.com",))
     api.post("/accounts/acme/domains/acme.com/shares", {"account": "acme-sandbox"})
     bob = invite(api, "acme", "bob@acme.com", roles=["analyst"])
-    api.post("/accounts/acme-sandbox/users", {"email": "bob@acme.com", "send_invitation": False}, expect=201)  # the operator adds directly
+    api.post(
+        "/accounts/acme-sandbox/users", {"email": "bob@acme.com", "send_invitation": False}, expect=201
+    )  # the operator adds directly
     sandbox = key_of(api, "acme-sandbox", "administrator")
     browser = Client()
-    assert_signed_in(sso_driver.login(browser, connection, subject="bob@acme.com", claims=claims("bob@acme.com")), browser)
+    assert_signed_in(
+        sso_driver.login(browser, connection, subject="bob@acme.com", claims=claims("bob@acme.com")), browser
+    )
 
-    refused = sandbox.patch(f"/accounts/acme-sandbox/users/{bob['id']}", {"login_method": "password"}, expect=403).json()
+    refused = sandbox.patch(
+        f"/accounts/acme-sandbox/users/{bob['id']}", {"login_method": "password"}, expect=403
+    ).json()
     assert refused["field"] == "login_method"
     assert user(api, bob["id"])["login_method"] == "sso" and routes_to(connection, "bob@acme.com")
 
@@ -174,56 +201,105 @@ def test_external_user_id_set_at_creation_decides_who_signs_in(api, make_account
 
     # The IdP's subject for bob signs him in; another subject asserting his address does not.
     intruder = Client()
-    assert_refused(sso_driver.login(intruder, connection, subject="00u-someone", claims=claims("bob@acme.com")), "sso.external_id_conflict", api, "acme")
+    assert_refused(
+        sso_driver.login(intruder, connection, subject="00u-someone", claims=claims("bob@acme.com")),
+        "sso.external_id_conflict",
+        api,
+        "acme",
+    )
     browser = Client()
-    me = assert_signed_in(sso_driver.login(browser, connection, subject="00u-bob-azure", claims=claims("bob@acme.com", "Bob")), browser)
+    me = assert_signed_in(
+        sso_driver.login(browser, connection, subject="00u-bob-azure", claims=claims("bob@acme.com", "Bob")), browser
+    )
     assert me["id"] == bob["id"]
 
 
-def test_admin_updates_the_external_user_id_to_match_the_third_party_system(api, make_account, make_connection, sso_driver):
+def test_admin_updates_the_external_user_id_to_match_the_third_party_system(
+    api, make_account, make_connection, sso_driver
+):
     """Seed 000: the IdP's ID for bob changed (a directory migration): the admin edits it, bob signs in as bob."""
     make_account("acme")
     connection = make_connection("acme", ("acme.com",))
     acme = key_of(api, "acme", "user-manager")
     bob = invite(api, "acme", "bob@acme.com", roles=["analyst"])
     first = Client()
-    assert_signed_in(sso_driver.login(first, connection, subject="old-bob", claims=claims("bob@acme.com", "Bob")), first)
+    assert_signed_in(
+        sso_driver.login(first, connection, subject="old-bob", claims=claims("bob@acme.com", "Bob")), first
+    )
 
-    out = acme.patch(f"/accounts/acme/users/{bob['id']}", {"external_ids": [{"connection": connection["id"], "external_id": "new-bob"}]}).json()
+    out = acme.patch(
+        f"/accounts/acme/users/{bob['id']}",
+        {"external_ids": [{"connection": connection["id"], "external_id": "new-bob"}]},
+    ).json()
     assert out["external_ids"] == [{"connection": connection["id"], "external_id": "new-bob"}]
     event = audit(api, "acme", "user.external_id_changed")[0]
-    assert event["subject_email"] == "bob@acme.com" and event["detail"]["previous"] == "old-bob" and event["detail"]["external_id"] == "new-bob"
+    assert (
+        event["subject_email"] == "bob@acme.com"
+        and event["detail"]["previous"] == "old-bob"
+        and event["detail"]["external_id"] == "new-bob"
+    )
 
     browser = Client()
-    assert assert_signed_in(sso_driver.login(browser, connection, subject="new-bob", claims=claims("bob@acme.com", "Bob")), browser)["id"] == bob["id"]
+    assert (
+        assert_signed_in(
+            sso_driver.login(browser, connection, subject="new-bob", claims=claims("bob@acme.com", "Bob")), browser
+        )["id"]
+        == bob["id"]
+    )
     stale = Client()
-    assert_refused(sso_driver.login(stale, connection, subject="old-bob", claims=claims("bob@acme.com", "Bob")), "sso.external_id_conflict", api, "acme")
+    assert_refused(
+        sso_driver.login(stale, connection, subject="old-bob", claims=claims("bob@acme.com", "Bob")),
+        "sso.external_id_conflict",
+        api,
+        "acme",
+    )
 
 
 def test_external_user_id_of_another_person_is_a_409_naming_it(api, make_account, make_connection, sso_driver):
     make_account("acme")
     connection = make_connection("acme", ("acme.com",), auto_provision=True, provisioned_users_can_login=True)
     browser = Client()
-    assert_signed_in(sso_driver.login(browser, connection, subject="00u-alice", claims=claims("alice@acme.com", "Alice")), browser)
+    assert_signed_in(
+        sso_driver.login(browser, connection, subject="00u-alice", claims=claims("alice@acme.com", "Alice")), browser
+    )
     bob = invite(api, "acme", "bob@acme.com", roles=["analyst"])
 
-    response = api.patch(f"/accounts/acme/users/{bob['id']}", {"name": "Robert", "external_ids": [{"connection": connection["id"], "external_id": "00u-alice"}]}, expect=409)
+    response = api.patch(
+        f"/accounts/acme/users/{bob['id']}",
+        {"name": "Robert", "external_ids": [{"connection": connection["id"], "external_id": "00u-alice"}]},
+        expect=409,
+    )
     body = response.json()
     assert body["field"] == "external_ids[0].external_id"
     assert "00u-alice" in body["detail"] and "alice@acme.com" in body["detail"]
     # Nothing of the request was applied, and alice still signs in as alice.
     assert user(api, bob["id"])["external_ids"] == [] and user(api, bob["id"])["name"] == "Bob"
     again = Client()
-    assert assert_signed_in(sso_driver.login(again, connection, subject="00u-alice", claims=claims("alice@acme.com", "Alice")), again)["email"] == "alice@acme.com"
+    assert (
+        assert_signed_in(
+            sso_driver.login(again, connection, subject="00u-alice", claims=claims("alice@acme.com", "Alice")), again
+        )["email"]
+        == "alice@acme.com"
+    )
     # The same at creation: the whole add is refused.
-    api.post("/accounts/acme/users", {"email": "carl@acme.com", "send_invitation": False, "external_ids": [{"connection": connection["id"], "external_id": "00u-alice"}]}, expect=409)
+    api.post(
+        "/accounts/acme/users",
+        {
+            "email": "carl@acme.com",
+            "send_invitation": False,
+            "external_ids": [{"connection": connection["id"], "external_id": "00u-alice"}],
+        },
+        expect=409,
+    )
     assert "carl@acme.com" not in {u["email"] for u in api.get("/accounts/acme/users")}
 
 
 # Seed 001: "Allow Login" ------------------------------------------------------------------------
 
 
-def test_people_waiting_for_approval_are_queued_and_the_user_managers_told(api, make_account, make_connection, sso_driver):
+def test_people_waiting_for_approval_are_queued_and_the_user_managers_told(
+    api, make_account, make_connection, sso_driver
+):
     make_account("acme")
     connection = make_connection("acme", ("acme.com",), auto_provision=True)
     invite(api, "acme", "hr@acme.com", roles=["user-manager"])
@@ -231,31 +307,47 @@ def test_people_waiting_for_approval_are_queued_and_the_user_managers_told(api, 
     invite(api, "acme", "worker@acme.com", roles=["analyst"])
     mail.outbox.clear()
 
-    response = sso_driver.login(Client(), connection, subject="new@acme.com", claims=claims("new@acme.com", "New Person"))
+    response = sso_driver.login(
+        Client(), connection, subject="new@acme.com", claims=claims("new@acme.com", "New Person")
+    )
     assert_refused(response, "sso.pending_approval", api, "acme", status=403)
 
     queue = api.get("/accounts/acme/users?approval=pending")
     assert [(u["email"], u["approval"]) for u in queue] == [("new@acme.com", "pending")]
-    assert {u["email"] for u in api.get("/accounts/acme/users?approval=approved")} == {"hr@acme.com", "boss@acme.com", "worker@acme.com"}
+    assert {u["email"] for u in api.get("/accounts/acme/users?approval=approved")} == {
+        "hr@acme.com",
+        "boss@acme.com",
+        "worker@acme.com",
+    }
     assert sorted(m.to[0] for m in mail.outbox) == ["boss@acme.com", "hr@acme.com"]
     notice = mail.outbox[0]
     assert "new@acme.com" in notice.subject and "Acme" in notice.subject
-    assert "New Person" in notice.body and "approval=pending" in notice.body and f"/users/{queue[0]['id']}" in notice.body
+    assert (
+        "New Person" in notice.body and "approval=pending" in notice.body and f"/users/{queue[0]['id']}" in notice.body
+    )
     assert audit(api, "acme", "user.approval_requested")[0]["detail"]["notified"] == 2
 
     # Waiting again tells nobody again.
     mail.outbox.clear()
-    assert sso_driver.login(Client(), connection, subject="new@acme.com", claims=claims("new@acme.com")).status_code == 403
+    assert (
+        sso_driver.login(Client(), connection, subject="new@acme.com", claims=claims("new@acme.com")).status_code == 403
+    )
     assert mail.outbox == []
 
     api.patch(f"/accounts/acme/users/{queue[0]['id']}", {"approval": "approved"})
     assert api.get("/accounts/acme/users?approval=pending") == []
     browser = Client()
-    assert_signed_in(sso_driver.login(browser, connection, subject="new@acme.com", claims=claims("new@acme.com")), browser, "new@acme.com")
+    assert_signed_in(
+        sso_driver.login(browser, connection, subject="new@acme.com", claims=claims("new@acme.com")),
+        browser,
+        "new@acme.com",
+    )
     assert api.get("/accounts/acme/users?approval=whatever", expect=422)
 
 
-def test_a_failing_mail_server_does_not_fail_the_waiting_persons_login(api, make_account, make_connection, sso_driver, monkeypatch):
+def test_a_failing_mail_server_does_not_fail_the_waiting_persons_login(
+    api, make_account, make_connection, sso_driver, monkeypatch
+):
     import smtplib
 
     from vestibule.people import members
@@ -278,7 +370,13 @@ def test_allow_login_needs_auto_provisioning(api, make_account, make_connection,
     make_account("acme")
     refused = api.post(
         "/accounts/acme/connections",
-        {"protocol": sso_driver.protocol, "name": "x", "domains": ["acme.com"], "provisioned_users_can_login": True, **sso_driver.connection_settings()},
+        {
+            "protocol": sso_driver.protocol,
+            "name": "x",
+            "domains": ["acme.com"],
+            "provisioned_users_can_login": True,
+            **sso_driver.connection_settings(),
+        },
         expect=409,
     ).json()
     assert refused["field"] == "provisioned_users_can_login" and "auto_provision" in refused["detail"]
@@ -304,11 +402,17 @@ def test_allow_login_needs_auto_provisioning(api, make_account, make_connection,
 # Seed 002: roles from before SSO authorization ---------------------------------------------------
 
 
-def test_default_role_granted_while_authorization_was_off_is_not_locked_when_it_is_switched_on(api, make_account, make_connection, sso_driver):
+def test_default_role_granted_while_authorization_was_off_is_not_locked_when_it_is_switched_on(
+    api, make_account, make_connection, sso_driver
+):
     make_account("acme")
-    connection = make_connection("acme", ("acme.com",), auto_provision=True, provisioned_users_can_login=True, claims=ROLES_CLAIM)
+    connection = make_connection(
+        "acme", ("acme.com",), auto_provision=True, provisioned_users_can_login=True, claims=ROLES_CLAIM
+    )
     browser = Client()
-    me = assert_signed_in(sso_driver.login(browser, connection, subject="dan@acme.com", claims=claims("dan@acme.com", "Dan")), browser)
+    me = assert_signed_in(
+        sso_driver.login(browser, connection, subject="dan@acme.com", claims=claims("dan@acme.com", "Dan")), browser
+    )
     assert me["accounts"][0]["roles"] == ["analyst"]  # no roles claim: the catalog default
     dan = next(u for u in api.get("/accounts/acme/users") if u["email"] == "dan@acme.com")
 
@@ -319,24 +423,49 @@ def test_default_role_granted_while_authorization_was_off_is_not_locked_when_it_
 
     # The next login under authorization decides every role, and from then on they are the provider's.
     again = Client()
-    me = assert_signed_in(sso_driver.login(again, connection, subject="dan@acme.com", claims=claims("dan@acme.com", "Dan", gr4vy_roles=["system-manager"])), again)
+    me = assert_signed_in(
+        sso_driver.login(
+            again,
+            connection,
+            subject="dan@acme.com",
+            claims=claims("dan@acme.com", "Dan", gr4vy_roles=["system-manager"]),
+        ),
+        again,
+    )
     assert me["accounts"][0]["roles"] == ["system-manager"]
     assert user(api, dan["id"])["roles_managed_by"] == connection["id"]
-    assert "managed by the identity provider" in api.put(f"/accounts/acme/users/{dan['id']}/roles", {"roles": ["analyst"]}, expect=409).json()["detail"]
+    assert (
+        "managed by the identity provider"
+        in api.put(f"/accounts/acme/users/{dan['id']}/roles", {"roles": ["analyst"]}, expect=409).json()["detail"]
+    )
 
 
-def test_default_role_of_a_mapping_roles_connection_stays_editable_after_switching_on(api, make_account, make_connection, sso_driver):
+def test_default_role_of_a_mapping_roles_connection_stays_editable_after_switching_on(
+    api, make_account, make_connection, sso_driver
+):
     make_account("acme")
-    api.post("/accounts/acme/mapping-roles", {"name": "Finance", "grants": [{"scope": "account", "roles": ["analyst", "report-viewer"]}]})
+    api.post(
+        "/accounts/acme/mapping-roles",
+        {"name": "Finance", "grants": [{"scope": "account", "roles": ["analyst", "report-viewer"]}]},
+    )
     connection = make_connection("acme", ("acme.com",), auto_provision=True, provisioned_users_can_login=True)
     browser = Client()
-    assert assert_signed_in(sso_driver.login(browser, connection, subject="eve@acme.com", claims=claims("eve@acme.com")), browser)["accounts"][0]["roles"] == ["analyst"]
+    assert assert_signed_in(
+        sso_driver.login(browser, connection, subject="eve@acme.com", claims=claims("eve@acme.com")), browser
+    )["accounts"][0]["roles"] == ["analyst"]
     eve = next(u for u in api.get("/accounts/acme/users") if u["email"] == "eve@acme.com")
 
     api.patch(f"/connections/{connection['id']}", {"sso_authorization": True})
-    assert api.put(f"/accounts/acme/users/{eve['id']}/roles", {"roles": ["customer-support"]}).json()["roles"] == ["customer-support"]
+    assert api.put(f"/accounts/acme/users/{eve['id']}/roles", {"roles": ["customer-support"]}).json()["roles"] == [
+        "customer-support"
+    ]
     again = Client()
-    me = assert_signed_in(sso_driver.login(again, connection, subject="eve@acme.com", claims=claims("eve@acme.com", role_mapping="Finance")), again)
+    me = assert_signed_in(
+        sso_driver.login(
+            again, connection, subject="eve@acme.com", claims=claims("eve@acme.com", role_mapping="Finance")
+        ),
+        again,
+    )
     assert me["accounts"][0]["roles"] == ["analyst", "report-viewer"]
     api.put(f"/accounts/acme/users/{eve['id']}/roles", {"roles": ["analyst"]}, expect=409)
 
@@ -352,7 +481,14 @@ def saml_driver() -> Any:
 
 
 def saml_connection(api: Api, driver: Any, **fields: Any) -> dict[str, Any]:
-    body = {"protocol": "saml", "name": "Okta", "domains": ["acme.com"], "auto_provision": True, "provisioned_users_can_login": True, **fields}
+    body = {
+        "protocol": "saml",
+        "name": "Okta",
+        "domains": ["acme.com"],
+        "auto_provision": True,
+        "provisioned_users_can_login": True,
+        **fields,
+    }
     return api.post("/accounts/acme/connections", body).json()
 
 
@@ -390,7 +526,9 @@ def test_generate_saml_settings_from_metadata_for_review(api, make_account, saml
     blank = api.get(url)["saml"]
     metadata = (FIXTURES / "metadata" / "okta.xml").read_bytes()
 
-    preview = api.client.put(f"/api/v1{url}/saml/idp-metadata?dry_run=true", metadata, content_type="application/samlmetadata+xml")
+    preview = api.client.put(
+        f"/api/v1{url}/saml/idp-metadata?dry_run=true", metadata, content_type="application/samlmetadata+xml"
+    )
     assert preview.status_code == 200
     generated = preview.json()
     assert generated["idp_entity_id"] == "http://www.okta.com/exk9vestib0le4417239" and generated["certificates"]
@@ -423,7 +561,14 @@ def test_node_saml_settings_are_imported_and_sign_in(api, make_account, saml_dri
     }
     created = api.post(
         "/accounts/acme/connections",
-        {"protocol": "saml", "name": "Imported", "domains": ["acme.com"], "auto_provision": True, "provisioned_users_can_login": True, "saml": node_saml},
+        {
+            "protocol": "saml",
+            "name": "Imported",
+            "domains": ["acme.com"],
+            "auto_provision": True,
+            "provisioned_users_can_login": True,
+            "saml": node_saml,
+        },
     ).json()
     saml = created["saml"]
     assert saml["idp_entity_id"] == peer.IDP_ENTITY and saml["sso_url"] == peer.IDP_SSO
@@ -435,13 +580,25 @@ def test_node_saml_settings_are_imported_and_sign_in(api, make_account, saml_dri
     assert signs_in(saml_driver, created, "imported@acme.com")
 
     # A partial node-saml document (a certificate rollover) merges like Vestibule's own keys.
-    rolled = api.patch(f"/connections/{created['id']}", {"saml": {"idpCert": [peer.certificate(), peer.certificate("pysaml2_idp_next")]}}).json()
+    rolled = api.patch(
+        f"/connections/{created['id']}",
+        {"saml": {"idpCert": [peer.certificate(), peer.certificate("pysaml2_idp_next")]}},
+    ).json()
     assert len(rolled["saml"]["certificates"]) == 2 and rolled["saml"]["clock_skew_seconds"] == 5
     # Errors name the key the admin wrote.
-    error = api.patch(f"/connections/{created['id']}", {"saml": {"entryPoint": "http://idp.example.test/"}}, expect=422).json()
+    error = api.patch(
+        f"/connections/{created['id']}", {"saml": {"entryPoint": "http://idp.example.test/"}}, expect=422
+    ).json()
     assert error["field"] == "saml.entryPoint"
     missing = api.post(
-        "/accounts/acme/connections", {"protocol": "saml", "name": "No IdP issuer", "domains": ["acme.com"], "saml": {**node_saml, "idpIssuer": None}}, expect=422
+        "/accounts/acme/connections",
+        {
+            "protocol": "saml",
+            "name": "No IdP issuer",
+            "domains": ["acme.com"],
+            "saml": {**node_saml, "idpIssuer": None},
+        },
+        expect=422,
     ).json()
     assert missing["field"] == "saml.idpIssuer" and "service provider's own entity ID" in missing["detail"]
 
@@ -458,4 +615,3 @@ def test_patching_domains_says_they_are_fixed_and_what_to_do(api, make_account, 
     # Sending back what the connection has is no change, not an error.
     assert api.patch(url, {"domains": ["ACME.com"], "name": "Renamed"}).json()["name"] == "Renamed"
     assert "create a new connection" in api.patch(url, {"protocol": "x"}, expect=422).json()["detail"]
-

@@ -237,7 +237,11 @@ def test_sso_managed_roles_cannot_be_edited(acme, sso, sso_driver):
     mapping_roles(acme, FINANCE)
     Login(sso_driver, sso(), "alice@acme.com").ok(role_mapping="Finance")
     user = user_by_email(acme, "alice@acme.com")
-    for body in ({"roles": ["administrator"]}, {"roles": ["analyst"], "project": "production"}, {"roles": ["analyst"], "project": "sandbox"}):
+    for body in (
+        {"roles": ["administrator"]},
+        {"roles": ["analyst"], "project": "production"},
+        {"roles": ["analyst"], "project": "sandbox"},
+    ):
         response = acme.put(f"/accounts/acme/users/{user['id']}/roles", body, expect=409)
         detail = response.json()["detail"]
         assert "managed by the identity provider" in detail and "mapping roles" in detail
@@ -260,7 +264,9 @@ def test_turning_sso_authorization_off_keeps_roles_and_makes_them_editable(acme,
     # Editable again: the PUT replaces the scope's roles, the old SSO grant included.
     out = acme.put(f"/accounts/acme/users/{user['id']}/roles", {"roles": ["customer-support"]}).json()
     assert out["roles"] == ["customer-support"]
-    out = acme.put(f"/accounts/acme/users/{user['id']}/roles", {"roles": ["system-manager"], "project": "production"}).json()
+    out = acme.put(
+        f"/accounts/acme/users/{user['id']}/roles", {"roles": ["system-manager"], "project": "production"}
+    ).json()
     assert {p["slug"]: p["roles"] for p in out["projects"]} == {"production": ["customer-support", "system-manager"]}
     assert account_of(alice.ok())["roles"] == ["customer-support"]
 
@@ -273,7 +279,10 @@ def test_mapping_role_rename_and_change_apply_at_next_login(acme, sso, sso_drive
     alice.ok(role_mapping="Finance")
     carol.ok(role_mapping="Finance")
 
-    acme.patch(f"/accounts/acme/mapping-roles/{finance['id']}", {"grants": [{"scope": "account", "roles": ["analyst", "pii-viewer"]}]})
+    acme.patch(
+        f"/accounts/acme/mapping-roles/{finance['id']}",
+        {"grants": [{"scope": "account", "roles": ["analyst", "pii-viewer"]}]},
+    )
     # Not yet: roles change at login.
     assert user_by_email(acme, "carol@acme.com")["roles"] == ["analyst", "report-viewer"]
     for person in (alice, carol):
@@ -328,7 +337,9 @@ def test_multi_valued_roles_claim_with_requirement_met(acme, sso, sso_driver):
 
 def test_rejects_dependent_role_without_partner_by_default(acme, sso, sso_driver):
     """``pii-viewer`` alone (it needs analyst or customer-support): refused, and nobody is provisioned."""
-    Login(sso_driver, sso(claims=ROLES_CLAIM), "pii@acme.com").refused("sso.roles_requirement_not_met", gr4vy_roles=["pii-viewer"])
+    Login(sso_driver, sso(claims=ROLES_CLAIM), "pii@acme.com").refused(
+        "sso.roles_requirement_not_met", gr4vy_roles=["pii-viewer"]
+    )
     assert acme.get("/accounts/acme/users") == []
     [event] = events(acme, "sso.roles_requirement_not_met")
     trace = acme.get(f"/accounts/acme/login-traces/{event['trace']}")
@@ -349,7 +360,9 @@ def test_drop_policy_drops_dependent_role_and_audits_it(acme, sso, sso_driver):
 
 
 def test_rejects_roles_claim_with_only_unknown_values(acme, sso, sso_driver):
-    Login(sso_driver, sso(claims=ROLES_CLAIM), "x@acme.com").refused("sso.roles_unmatched", gr4vy_roles=["root", "wheel"])
+    Login(sso_driver, sso(claims=ROLES_CLAIM), "x@acme.com").refused(
+        "sso.roles_unmatched", gr4vy_roles=["root", "wheel"]
+    )
 
 
 def test_role_values_translate_idp_groups(acme, sso, sso_driver):
@@ -387,7 +400,10 @@ def test_roles_claim_managed_roles_are_not_editable(acme, sso, sso_driver):
 
 def test_turning_on_warns_when_an_sso_admin_would_be_locked_out(acme, sso, sso_driver):
     """The admin's own last login carried no matching role_mapping: enabling authorization warns them."""
-    acme.post("/accounts/acme/users", {"email": "admin@acme.com", "name": "Admin", "roles": ["sso-admin", "analyst"], "send_invitation": False})
+    acme.post(
+        "/accounts/acme/users",
+        {"email": "admin@acme.com", "name": "Admin", "roles": ["sso-admin", "analyst"], "send_invitation": False},
+    )
     mapping_roles(acme, FINANCE)
     connection = sso(sso_authorization=False, ignored_emails=[])
     admin = Login(sso_driver, connection, "admin@acme.com")
@@ -400,7 +416,10 @@ def test_turning_on_warns_when_an_sso_admin_would_be_locked_out(acme, sso, sso_d
 
 def test_turning_on_does_not_warn_when_the_admin_is_covered(acme, sso, sso_driver):
     """Positive control: the admin's last role_mapping matches a mapping role that keeps sso-admin."""
-    acme.post("/accounts/acme/users", {"email": "admin@acme.com", "name": "Admin", "roles": ["sso-admin", "analyst"], "send_invitation": False})
+    acme.post(
+        "/accounts/acme/users",
+        {"email": "admin@acme.com", "name": "Admin", "roles": ["sso-admin", "analyst"], "send_invitation": False},
+    )
     mapping_roles(acme, FINANCE, {"name": "IT", "grants": [{"scope": "account", "roles": ["sso-admin", "analyst"]}]})
     connection = sso(sso_authorization=False, ignored_emails=[])
     Login(sso_driver, connection, "admin@acme.com").ok(role_mapping="IT")
@@ -409,7 +428,10 @@ def test_turning_on_does_not_warn_when_the_admin_is_covered(acme, sso, sso_drive
 
 def test_turning_on_warns_when_the_matching_mapping_role_drops_sso_admin(acme, sso, sso_driver):
     """Matching is not enough: a mapping role without sso-admin would strip the admin of it at the next login."""
-    acme.post("/accounts/acme/users", {"email": "admin@acme.com", "name": "Admin", "roles": ["sso-admin", "analyst"], "send_invitation": False})
+    acme.post(
+        "/accounts/acme/users",
+        {"email": "admin@acme.com", "name": "Admin", "roles": ["sso-admin", "analyst"], "send_invitation": False},
+    )
     mapping_roles(acme, FINANCE)
     connection = sso(sso_authorization=False, ignored_emails=[])
     Login(sso_driver, connection, "admin@acme.com").ok(role_mapping="Finance")
@@ -429,4 +451,6 @@ def test_account_key_of_another_account_cannot_touch_authorization(acme, sso, ss
     globex.get("/accounts/acme/mapping-roles", expect=404)
     # Positive control: the account's own key acts as its administrator.
     own.post("/accounts/acme/mapping-roles", FINANCE)
-    assert own.patch(f"/connections/{connection['id']}", {"sso_authorization": True}).json()["sso_authorization"] is True
+    assert (
+        own.patch(f"/connections/{connection['id']}", {"sso_authorization": True}).json()["sso_authorization"] is True
+    )

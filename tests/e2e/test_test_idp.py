@@ -55,7 +55,10 @@ def path(url: str) -> str:
 
 
 def hidden_fields(page: str) -> dict[str, str]:
-    return {html.unescape(n): html.unescape(v) for n, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page)}
+    return {
+        html.unescape(n): html.unescape(v)
+        for n, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page)
+    }
 
 
 def form_action(page: str, form_id: str) -> str:
@@ -68,7 +71,7 @@ def post_to_acs(browser: Client, page: Any) -> Any:
     """What the auto-submitting page does in a browser."""
     assert page.status_code == 200, page.content[:800]
     text = page.content.decode()
-    assert "<button type=\"submit\">" in text  # The no-JavaScript fallback.
+    assert '<button type="submit">' in text  # The no-JavaScript fallback.
     return browser.post(path(form_action(text, "saml-post")), hidden_fields(text))
 
 
@@ -140,14 +143,21 @@ def test_idp_initiated_page_signs_in(demo: list[str]) -> None:
     page = browser.get("/test-idp/login")
     assert page.status_code == 200 and DEMO_CONNECTION_NAME in page.content.decode()
     connection = demo_connection()
-    issued = browser.post("/test-idp/login", {"connection": str(connection.pk), "email": "carol@acme.test", "name": "Carol"})
+    issued = browser.post(
+        "/test-idp/login", {"connection": str(connection.pk), "email": "carol@acme.test", "name": "Carol"}
+    )
     assert post_to_acs(browser, issued).status_code == 302
     assert browser.get("/api/v1/session").json()["email"] == "carol@acme.test"
 
 
 def test_encrypted_and_signed_request_settings_are_honoured(demo: list[str], api: Any) -> None:
     connection = demo_connection()
-    saml = {**connection.saml_settings, "want_assertions_encrypted": True, "want_response_signed": True, "sign_authn_requests": True}
+    saml = {
+        **connection.saml_settings,
+        "want_assertions_encrypted": True,
+        "want_response_signed": True,
+        "sign_authn_requests": True,
+    }
     api.patch(f"/connections/{connection.pk}", {"saml": saml})
     browser = Client()
     assert sign_in_via_test_idp(browser, "dave@acme.test").status_code == 302
@@ -163,20 +173,28 @@ def test_refuses_to_post_to_an_acs_url_that_is_not_the_connections(demo: list[st
     """No open relay: a request naming a foreign AssertionConsumerServiceURL gets no signed response."""
     connection = demo_connection()
     real = adapters.service_provider(connection)
-    forged = ServiceProvider(entity_id=real.entity_id, acs_url="https://evil.example/acs", metadata_url=real.metadata_url)
+    forged = ServiceProvider(
+        entity_id=real.entity_id, acs_url="https://evil.example/acs", metadata_url=real.metadata_url
+    )
     response = Client().get("/test-idp/sso?" + _request_query(forged, connection))
     assert response.status_code == 403 and b"AssertionConsumerServiceURL" in response.content
 
 
 def test_refuses_service_providers_outside_this_deployment(demo: list[str]) -> None:
     connection = demo_connection()
-    outsider = ServiceProvider(entity_id="https://other.example/sp", acs_url="https://other.example/acs", metadata_url="https://other.example/sp")
+    outsider = ServiceProvider(
+        entity_id="https://other.example/sp",
+        acs_url="https://other.example/acs",
+        metadata_url="https://other.example/sp",
+    )
     assert Client().get("/test-idp/sso?" + _request_query(outsider, connection)).status_code == 403
 
 
 def test_refuses_connections_that_do_not_trust_it(demo: list[str], api: Any) -> None:
     account = Account.objects.get(slug="acme")
-    other = api.post(f"/accounts/{account.slug}/connections", {"protocol": "saml", "name": "Okta", "domains": ["acme.test"]}).json()
+    other = api.post(
+        f"/accounts/{account.slug}/connections", {"protocol": "saml", "name": "Okta", "domains": ["acme.test"]}
+    ).json()
     page = Client().post("/test-idp/login", {"connection": other["id"], "email": "x@acme.test", "name": "X"})
     assert page.status_code == 403 and b"does not trust" in page.content
 

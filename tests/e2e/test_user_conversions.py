@@ -58,7 +58,11 @@ def test_first_sso_login_upgrades_a_password_user_and_purges_secrets(api, make_a
     assert password_login(Client(), "bob@acme.com").status_code == 302
 
     browser = Client()
-    me = assert_signed_in(sso_driver.login(browser, connection, subject="bob@acme.com", claims=claims("bob@acme.com")), browser, "bob@acme.com")
+    me = assert_signed_in(
+        sso_driver.login(browser, connection, subject="bob@acme.com", claims=claims("bob@acme.com")),
+        browser,
+        "bob@acme.com",
+    )
     assert me["login_method"] == "sso" and me["totp_enabled"] is False
     after = User.objects.get(pk=bob["id"])
     assert not after.has_usable_password() and not after.has_totp
@@ -76,7 +80,9 @@ def test_break_glass_sso_admin_keeps_password_login(api, make_account, make_conn
     connection = make_connection("acme", ("acme.com",), ignored_emails=[])
     root = invite(api, "acme", "root@acme.com", roles=["sso-admin"])
     browser = Client()
-    me = assert_signed_in(sso_driver.login(browser, connection, subject="root@acme.com", claims=claims("root@acme.com")), browser)
+    me = assert_signed_in(
+        sso_driver.login(browser, connection, subject="root@acme.com", claims=claims("root@acme.com")), browser
+    )
     assert me["login_method"] == "password"
     assert _user(api, root["id"])["login_method"] == "password"
     assert not audit(api, "acme", "sso.user_upgraded")
@@ -89,7 +95,12 @@ def test_sso_admin_through_administrator_is_break_glass_too(api, make_account, m
     connection = make_connection("acme", ("acme.com",), ignored_emails=[])
     invite(api, "acme", "boss@acme.com", roles=["administrator"])
     browser = Client()
-    assert assert_signed_in(sso_driver.login(browser, connection, subject="boss@acme.com", claims=claims("boss@acme.com")), browser)["login_method"] == "password"
+    assert (
+        assert_signed_in(
+            sso_driver.login(browser, connection, subject="boss@acme.com", claims=claims("boss@acme.com")), browser
+        )["login_method"]
+        == "password"
+    )
 
 
 def test_user_manager_is_not_break_glass(api, make_account, make_connection, sso_driver):
@@ -98,7 +109,12 @@ def test_user_manager_is_not_break_glass(api, make_account, make_connection, sso
     connection = make_connection("acme", ("acme.com",))
     invite(api, "acme", "hr@acme.com", roles=["user-manager"])
     browser = Client()
-    assert assert_signed_in(sso_driver.login(browser, connection, subject="hr@acme.com", claims=claims("hr@acme.com")), browser)["login_method"] == "sso"
+    assert (
+        assert_signed_in(
+            sso_driver.login(browser, connection, subject="hr@acme.com", claims=claims("hr@acme.com")), browser
+        )["login_method"]
+        == "sso"
+    )
     assert password_login(Client(), "hr@acme.com").status_code == 401
 
 
@@ -107,9 +123,14 @@ def test_changed_email_with_the_same_subject_is_the_same_user(api, make_account,
     make_account("acme")
     connection = make_connection("acme", ("acme.com",), auto_provision=True, provisioned_users_can_login=True)
     first = Client()
-    me1 = assert_signed_in(sso_driver.login(first, connection, subject="00u-alice", claims=claims("alice@acme.com", "Alice")), first)
+    me1 = assert_signed_in(
+        sso_driver.login(first, connection, subject="00u-alice", claims=claims("alice@acme.com", "Alice")), first
+    )
     second = Client()
-    me2 = assert_signed_in(sso_driver.login(second, connection, subject="00u-alice", claims=claims("alice.smith@acme.com", "Alice Smith")), second)
+    me2 = assert_signed_in(
+        sso_driver.login(second, connection, subject="00u-alice", claims=claims("alice.smith@acme.com", "Alice Smith")),
+        second,
+    )
     assert me2["id"] == me1["id"] and me2["email"] == "alice.smith@acme.com" and me2["name"] == "Alice Smith"
     assert audit(api, "acme", "sso.email_changed")[0]["detail"]["previous"] == "alice@acme.com"
     assert [u["email"] for u in api.get("/accounts/acme/users")] == ["alice.smith@acme.com"]
@@ -121,7 +142,9 @@ def test_email_links_a_user_only_while_unlinked_at_that_connection(api, make_acc
     connection = make_connection("acme", ("acme.com",), name="Okta")
     bob = invite(api, "acme", "bob@acme.com")
     browser = Client()
-    assert_signed_in(sso_driver.login(browser, connection, subject="00u-bob", claims=claims("bob@acme.com")), browser, "bob@acme.com")
+    assert_signed_in(
+        sso_driver.login(browser, connection, subject="00u-bob", claims=claims("bob@acme.com")), browser, "bob@acme.com"
+    )
     assert _user(api, bob["id"])["external_ids"] == [{"connection": connection["id"], "external_id": "00u-bob"}]
 
     intruder = Client()
@@ -133,7 +156,9 @@ def test_email_links_a_user_only_while_unlinked_at_that_connection(api, make_acc
     # Another connection of the account has no link for bob yet: email links him there.
     other = make_connection("acme", ("acme.com",), name="Entra")
     browser = Client()
-    assert_signed_in(sso_driver.login(browser, other, subject="entra-bob", claims=claims("bob@acme.com")), browser, "bob@acme.com")
+    assert_signed_in(
+        sso_driver.login(browser, other, subject="entra-bob", claims=claims("bob@acme.com")), browser, "bob@acme.com"
+    )
     assert {i["external_id"] for i in _user(api, bob["id"])["external_ids"]} == {"00u-bob", "entra-bob"}
 
 
@@ -148,7 +173,10 @@ def test_admin_switch_to_sso_purges_the_password_and_outstanding_reset_links(api
     assert password_login(Client(), "bob@acme.com").status_code == 401
     # The link minted before the switch no longer works, neither to show the form nor to set a password.
     assert Client().get(link).status_code == 410
-    assert Client().post(link, {"password1": "a brand new secret 77", "password2": "a brand new secret 77"}).status_code == 410
+    assert (
+        Client().post(link, {"password1": "a brand new secret 77", "password2": "a brand new secret 77"}).status_code
+        == 410
+    )
     assert password_login(Client(), "bob@acme.com", "a brand new secret 77").status_code == 401
     # No self-service reset for SSO users: same answer, nothing sent.
     response = Client().post("/password/reset", {"email": "bob@acme.com"})
@@ -157,14 +185,18 @@ def test_admin_switch_to_sso_purges_the_password_and_outstanding_reset_links(api
     assert not User.objects.get(pk=bob["id"]).has_usable_password()
 
 
-def test_admin_switch_back_to_password_sends_a_reset_and_restores_nothing(api, make_account, make_connection, sso_driver):
+def test_admin_switch_back_to_password_sends_a_reset_and_restores_nothing(
+    api, make_account, make_connection, sso_driver
+):
     """Seed 000: back to password needs a new password from an emailed link; no old secret works."""
     make_account("acme")
     connection = make_connection("acme", ("acme.com",))
     bob = invite(api, "acme", "bob@acme.com")
     _enroll_totp(bob["id"])
     browser = Client()
-    assert_signed_in(sso_driver.login(browser, connection, subject="bob@acme.com", claims=claims("bob@acme.com")), browser)
+    assert_signed_in(
+        sso_driver.login(browser, connection, subject="bob@acme.com", claims=claims("bob@acme.com")), browser
+    )
     mail.outbox.clear()
 
     api.patch(f"/accounts/acme/users/{bob['id']}", {"login_method": "password"})
@@ -187,7 +219,9 @@ def test_sso_users_cannot_manage_their_own_password_or_second_factor(api, make_a
     make_account("acme")
     connection = make_connection("acme", ("acme.com",), auto_provision=True, provisioned_users_can_login=True)
     browser = Client()
-    assert_signed_in(sso_driver.login(browser, connection, subject="eve@acme.com", claims=claims("eve@acme.com", "Eve")), browser)
+    assert_signed_in(
+        sso_driver.login(browser, connection, subject="eve@acme.com", claims=claims("eve@acme.com", "Eve")), browser
+    )
     mail.outbox.clear()
     assert browser.post("/password/reset", {"email": "eve@acme.com"}).status_code == 200
     assert mail.outbox == []
@@ -195,5 +229,7 @@ def test_sso_users_cannot_manage_their_own_password_or_second_factor(api, make_a
     assert browser.get("/password/expired").status_code == 302  # nothing to change there
     # The name follows the provider at every login.
     again = Client()
-    me = assert_signed_in(sso_driver.login(again, connection, subject="eve@acme.com", claims=claims("eve@acme.com", "Eve Renamed")), again)
+    me = assert_signed_in(
+        sso_driver.login(again, connection, subject="eve@acme.com", claims=claims("eve@acme.com", "Eve Renamed")), again
+    )
     assert me["name"] == "Eve Renamed"

@@ -75,12 +75,31 @@ class InteropProvider:
 def _clients(rp_jwt_key: Key) -> list[dict[str, Any]]:
     common = {"redirect_uris": [REDIRECT_URI], "grant_types": ["authorization_code"], "response_types": ["code"]}
     return [
-        {"client_id": "rp-basic", "client_secret": SECRET_BASIC, "token_endpoint_auth_method": "client_secret_basic", **common},
-        {"client_id": "rp-post", "client_secret": SECRET_POST, "token_endpoint_auth_method": "client_secret_post", **common},
-        {"client_id": "rp-jwt", "token_endpoint_auth_method": "private_key_jwt",
-         "jwks": {"keys": [rp_jwt_key.as_dict(private=False)]}, **common},
-        {"client_id": "rp-es256", "client_secret": SECRET_BASIC, "token_endpoint_auth_method": "client_secret_basic",
-         "id_token_signed_response_alg": "ES256", **common},
+        {
+            "client_id": "rp-basic",
+            "client_secret": SECRET_BASIC,
+            "token_endpoint_auth_method": "client_secret_basic",
+            **common,
+        },
+        {
+            "client_id": "rp-post",
+            "client_secret": SECRET_POST,
+            "token_endpoint_auth_method": "client_secret_post",
+            **common,
+        },
+        {
+            "client_id": "rp-jwt",
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": {"keys": [rp_jwt_key.as_dict(private=False)]},
+            **common,
+        },
+        {
+            "client_id": "rp-es256",
+            "client_secret": SECRET_BASIC,
+            "token_endpoint_auth_method": "client_secret_basic",
+            "id_token_signed_response_alg": "ES256",
+            **common,
+        },
     ]
 
 

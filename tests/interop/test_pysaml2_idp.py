@@ -167,7 +167,10 @@ def test_encrypted_assertion(server: Server, algorithm: str) -> None:
     settings = our_settings(want_assertions_encrypted=True, allow_aes_cbc=algorithm == AES256_CBC)
     with peer.aes_encryption(server, algorithm):
         response, request_id = sp_initiated(
-            server, settings, encrypt_assertion=True, encrypt_cert_assertion=SP.encryption.certificate_pem  # type: ignore[union-attr]
+            server,
+            settings,
+            encrypt_assertion=True,
+            encrypt_cert_assertion=SP.encryption.certificate_pem,  # type: ignore[union-attr]
         )
     assert b"EncryptedAssertion" in base64.b64decode(response)
     assert validate(response, settings, request_id).name_id == "alice@example.com"
@@ -177,7 +180,10 @@ def test_default_triple_des_encryption_is_refused(server: Server) -> None:
     """Out of the box pysaml2 encrypts with 3DES-CBC, which Vestibule refuses with a clear code."""
     settings = our_settings()
     response, request_id = sp_initiated(
-        server, settings, encrypt_assertion=True, encrypt_cert_assertion=SP.encryption.certificate_pem  # type: ignore[union-attr]
+        server,
+        settings,
+        encrypt_assertion=True,
+        encrypt_cert_assertion=SP.encryption.certificate_pem,  # type: ignore[union-attr]
     )
     with pytest.raises(errors.AlgorithmNotAllowedError) as exc:
         validate(response, settings, request_id)

@@ -20,7 +20,9 @@ NEW_PASSWORD = "a brand new passphrase for joining 5"
 
 
 def _invite(api: Any, email: str, roles: list[str] | None = None) -> str:
-    response = api.as_key(api.account_key).post("/api/v1/accounts/acme/users", {"email": email, "roles": roles or ["analyst"]})
+    response = api.as_key(api.account_key).post(
+        "/api/v1/accounts/acme/users", {"email": email, "roles": roles or ["analyst"]}
+    )
     assert response.status_code == 202, response.content
     match = re.search(r"/join/([A-Za-z0-9_-]+)", mail.outbox[-1].body)
     assert match, mail.outbox[-1].body
@@ -86,6 +88,9 @@ def test_expired_or_withdrawn_invitations_are_gone(acme_api: Any) -> None:
     assert Client().get(path).status_code == 410
     path = _invite(acme_api, "late@freemail.example")
     invitation = Invitation.objects.order_by("-pk").first()
-    assert acme_api.as_key(acme_api.account_key).delete(f"/api/v1/accounts/acme/invitations/{invitation.pk}").status_code == 204
+    assert (
+        acme_api.as_key(acme_api.account_key).delete(f"/api/v1/accounts/acme/invitations/{invitation.pk}").status_code
+        == 204
+    )
     assert Client().post(path, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD}).status_code == 410
     assert not User.objects.filter(email_key="late@freemail.example").exists()

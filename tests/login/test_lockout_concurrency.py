@@ -134,7 +134,9 @@ def test_concurrent_wrong_passwords_through_the_view_get_at_most_the_limit_check
     assert not signed_in(browser)
 
 
-def test_sequential_lockout_checks_exactly_the_limit_and_success_resets(make_user: Any, password_checks: list[str]) -> None:
+def test_sequential_lockout_checks_exactly_the_limit_and_success_resets(
+    make_user: Any, password_checks: list[str]
+) -> None:
     """Positive control: one guess at a time, the right password before the limit still signs in and forgives."""
     make_user(EMAIL)
     for i in range(LIMIT - 1):

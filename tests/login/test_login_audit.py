@@ -12,7 +12,9 @@ from tests.conftest import PASSWORD
 pytestmark = pytest.mark.django_db
 
 
-def test_password_sign_in_and_failure_are_in_the_home_accounts_audit_log_only(make_user: Any, make_account: Any, api: Any) -> None:
+def test_password_sign_in_and_failure_are_in_the_home_accounts_audit_log_only(
+    make_user: Any, make_account: Any, api: Any
+) -> None:
     """Sign-in times and IPs are the identity owner's business, not every account the person joined."""
     from vestibule.accounts.models import Membership
 

@@ -74,7 +74,9 @@ def test_login_page_asks_for_the_email_only(client: Client) -> None:
 
 
 @pytest.mark.parametrize("email", [EMAIL, "nobody@example.com"])
-def test_email_step_leads_to_password_step_for_known_and_unknown_emails(client: Client, make_user: Any, email: str) -> None:
+def test_email_step_leads_to_password_step_for_known_and_unknown_emails(
+    client: Client, make_user: Any, email: str
+) -> None:
     make_user(EMAIL)
     response = client.post("/login", {"email": email})
     assert response.status_code == 200
@@ -211,7 +213,9 @@ def test_logout_needs_csrf_token(make_user: Any) -> None:
     client = Client(enforce_csrf_checks=True)
     first = client.get("/login")
     step = client.post("/login", {"email": EMAIL, "csrfmiddlewaretoken": csrf_token_from(first.content.decode())})
-    client.post("/login", {"email": EMAIL, "password": PASSWORD, "csrfmiddlewaretoken": csrf_token_from(step.content.decode())})
+    client.post(
+        "/login", {"email": EMAIL, "password": PASSWORD, "csrfmiddlewaretoken": csrf_token_from(step.content.decode())}
+    )
     assert client.post("/logout").status_code == 403
     assert session_json(client).status_code == 200
     home = client.get("/")
@@ -310,7 +314,11 @@ def test_lockout_after_five_failures_refuses_even_the_right_password(client: Cli
     # The lock is on the identity, whatever the spelling.
     assert password_login(Client(), "ALICE@EXAMPLE.COM", PASSWORD).status_code == 429
     assert codes(subject_email=EMAIL) == ["login.password.failed"] * 5 + ["login.password.locked"] * 3
-    assert list(AuditEvent.objects.filter(code="login.password.failed").values_list("detail__failures", flat=True).order_by("id")) == [1, 2, 3, 4, 5]
+    assert list(
+        AuditEvent.objects.filter(code="login.password.failed")
+        .values_list("detail__failures", flat=True)
+        .order_by("id")
+    ) == [1, 2, 3, 4, 5]
 
 
 def test_lockout_is_per_email(client: Client, make_user: Any) -> None:
@@ -666,7 +674,9 @@ def test_expired_password_page_without_the_password_step_goes_to_login(client: C
 
 def test_invitation_sets_a_password_once(client: Client, api: Any, make_account: Any) -> None:
     make_account("acme")
-    created = api.post("/api/v1/accounts/acme/users", {"email": "invitee@example.com", "name": "Ivy", "roles": ["analyst"]})
+    created = api.post(
+        "/api/v1/accounts/acme/users", {"email": "invitee@example.com", "name": "Ivy", "roles": ["analyst"]}
+    )
     assert created.status_code == 201
     path = re.search(r"http://localhost(/invite/[A-Za-z0-9_-]+)", mail.outbox[0].body).group(1)  # type: ignore[union-attr]
     browser = Client()

@@ -152,7 +152,9 @@ def test_concurrent_wrong_guesses_on_two_processes_get_at_most_the_limit_checked
         control.http.close()
 
         with ThreadPoolExecutor(max_workers=len(browsers)) as pool:
-            statuses = list(pool.map(lambda b: b[1].sign_in(email, f"wrong guess {b[0]}").status_code, enumerate(browsers)))
+            statuses = list(
+                pool.map(lambda b: b[1].sign_in(email, f"wrong guess {b[0]}").status_code, enumerate(browsers))
+            )
         assert set(statuses) <= {401, 429}, statuses
         assert statuses.count(401) <= LIMIT - 1, statuses
 

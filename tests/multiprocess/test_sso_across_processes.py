@@ -65,7 +65,9 @@ def deployment():
 @pytest.fixture(scope="module")
 def connection(deployment):
     one = deployment["servers"][0]
-    api = httpx.Client(base_url=f"{one.url}/api/v1", headers={"Authorization": f"Bearer {deployment['key']}"}, timeout=30)
+    api = httpx.Client(
+        base_url=f"{one.url}/api/v1", headers={"Authorization": f"Bearer {deployment['key']}"}, timeout=30
+    )
     assert api.post("/accounts", json={"slug": "acme", "name": "Acme"}).status_code == 201
     created = api.post(
         "/accounts/acme/connections",

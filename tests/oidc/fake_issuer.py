@@ -89,8 +89,13 @@ def claims(**overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in base.items() if v is not None}
 
 
-def mint(payload: dict[str, Any] | None = None, *, alg: str = "RS256", key: str | None = None,
-         header: dict[str, Any] | None = None) -> str:
+def mint(
+    payload: dict[str, Any] | None = None,
+    *,
+    alg: str = "RS256",
+    key: str | None = None,
+    header: dict[str, Any] | None = None,
+) -> str:
     signing_key = keys()[key or alg]
     hdr: dict[str, Any] = {"alg": alg, "kid": signing_key.kid, "typ": "JWT"}
     hdr.update(header or {})

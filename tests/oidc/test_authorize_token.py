@@ -52,8 +52,15 @@ def _token_server(seen: list[httpx.Request], status: int = 200, body: dict[str, 
 
 
 def _exchange(cfg: Any, http: httpx.Client) -> Any:
-    return exchange_code(cfg, fi.metadata(), http=http, code="the-code", redirect_uri="https://sp.example/cb",
-                         code_verifier="v" * 50, now=fi.NOW)
+    return exchange_code(
+        cfg,
+        fi.metadata(),
+        http=http,
+        code="the-code",
+        redirect_uri="https://sp.example/cb",
+        code_verifier="v" * 50,
+        now=fi.NOW,
+    )
 
 
 def test_client_secret_basic_form_urlencodes_credentials() -> None:
@@ -79,8 +86,12 @@ def test_private_key_jwt_assertion_claims() -> None:
     """RFC 7523 §3: iss = sub = client_id, aud = token endpoint, jti, short exp."""
     seen: list[httpx.Request] = []
     key = fi.keys()["ES256"]
-    cfg = fi.config(client_secret=None, token_endpoint_auth_method="private_key_jwt",
-                    private_key=json.dumps(key.as_dict(private=True)), private_key_id="ec-1")
+    cfg = fi.config(
+        client_secret=None,
+        token_endpoint_auth_method="private_key_jwt",
+        private_key=json.dumps(key.as_dict(private=True)),
+        private_key_id="ec-1",
+    )
     _exchange(cfg, _token_server(seen))
     form = {k: v[0] for k, v in parse_qs(seen[0].content.decode()).items()}
     assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

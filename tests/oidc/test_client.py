@@ -42,8 +42,9 @@ class FakeProvider:
 def setup(**cfg: Any) -> tuple[OidcRelyingParty, FakeProvider, PendingAuthorization]:
     op = FakeProvider()
     clock = fi.FakeClock()
-    rp = OidcRelyingParty(fi.config(**cfg), httpx.Client(transport=httpx.MockTransport(op.handler)),
-                          InMemoryCache(clock), clock)
+    rp = OidcRelyingParty(
+        fi.config(**cfg), httpx.Client(transport=httpx.MockTransport(op.handler)), InMemoryCache(clock), clock
+    )
     req = rp.begin(REDIRECT)
     op.nonce = parse_qs(urlsplit(req.url).query)["nonce"][0]
     return rp, op, PendingAuthorization(req.state, req.nonce, req.code_verifier, REDIRECT)
@@ -53,9 +54,9 @@ def test_complete_login_with_userinfo_merge() -> None:
     rp, _, pending = setup(use_userinfo=True)
     result = rp.complete({"code": "c", "state": pending.state, "iss": fi.ISSUER}, pending)
     assert isinstance(result, VerifiedLogin) and result.subject == "248289761001"
-    assert result.claims["groups"] == ["g1"]          # added by UserInfo
+    assert result.claims["groups"] == ["g1"]  # added by UserInfo
     assert result.claims["email"] == "jane@example.com"  # ID token wins
-    assert "tid" not in result.claims                 # protected claims never come from UserInfo
+    assert "tid" not in result.claims  # protected claims never come from UserInfo
     assert result.tenant_id is None
 
 

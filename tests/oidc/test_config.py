@@ -41,7 +41,10 @@ def test_secure_defaults() -> None:
         ({"clock_skew_seconds": -1}, "clock_skew_seconds"),
         ({"token_endpoint_auth_method": "none"}, "token_endpoint_auth_method"),
         ({"token_endpoint_auth_method": "private_key_jwt", "private_key_id": "k"}, "private_key"),
-        ({"token_endpoint_auth_method": "private_key_jwt", "private_key": "junk", "private_key_id": "k"}, "private_key"),
+        (
+            {"token_endpoint_auth_method": "private_key_jwt", "private_key": "junk", "private_key_id": "k"},
+            "private_key",
+        ),
         ({"tenant_binding": {"kind": "nope"}}, "tenant_binding.kind"),
         ({"tenant_binding": {"kind": "claim", "tenant_id": "t"}}, "tenant_binding.claim"),
         ({"tenant_binding": {"kind": "entra", "extra": 1}}, "tenant_binding.extra"),
@@ -62,8 +65,13 @@ def test_loopback_http_issuer_allowed_for_tests() -> None:
 def test_private_key_jwt_from_jwk_object_round_trip() -> None:
     key = fi.keys()["RS256"].as_dict(private=True)
     cfg = OidcClientConfig.from_dict(
-        {"issuer": fi.ISSUER, "client_id": "c", "token_endpoint_auth_method": "private_key_jwt",
-         "private_key": key, "private_key_id": "rsa-1"}
+        {
+            "issuer": fi.ISSUER,
+            "client_id": "c",
+            "token_endpoint_auth_method": "private_key_jwt",
+            "private_key": key,
+            "private_key_id": "rsa-1",
+        }
     )
     again = OidcClientConfig.from_dict(cfg.to_dict())
     assert again == cfg

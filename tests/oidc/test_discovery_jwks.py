@@ -13,8 +13,12 @@ from vestibule.oidc.errors import OidcError
 from . import fake_issuer as fi
 
 
-def _client(doc: dict[str, Any] | None = None, status: int = 200, headers: dict[str, str] | None = None,
-             hits: list[str] | None = None) -> httpx.Client:
+def _client(
+    doc: dict[str, Any] | None = None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    hits: list[str] | None = None,
+) -> httpx.Client:
     def handler(request: httpx.Request) -> httpx.Response:
         if hits is not None:
             hits.append(str(request.url))
@@ -75,8 +79,14 @@ def test_http_failure_is_discovery_failed() -> None:
 
 def _jwks_client(state: dict[str, Any], clock: fi.FakeClock, interval: float = 60) -> JwksClient:
     http = httpx.Client(transport=fi.jwks_transport(state))
-    return JwksClient(fi.ISSUER, f"{fi.ISSUER}/jwks", http=http, cache=InMemoryCache(clock), clock=clock,
-                      min_refetch_interval=interval)
+    return JwksClient(
+        fi.ISSUER,
+        f"{fi.ISSUER}/jwks",
+        http=http,
+        cache=InMemoryCache(clock),
+        clock=clock,
+        min_refetch_interval=interval,
+    )
 
 
 def test_jwks_cached_then_refetched_on_rotation() -> None:
@@ -96,12 +106,16 @@ def test_jwks_cached_then_refetched_on_rotation() -> None:
 
 
 def test_jwks_skips_symmetric_and_encryption_keys() -> None:
-    state: dict[str, Any] = {"jwks": {"keys": [
-        {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},
-        {**fi.keys()["ES256"].as_dict(private=False), "use": "enc", "kid": "enc"},
-        {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"},
-        fi.keys()["RS256"].as_dict(private=False),
-    ]}}
+    state: dict[str, Any] = {
+        "jwks": {
+            "keys": [
+                {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},
+                {**fi.keys()["ES256"].as_dict(private=False), "use": "enc", "kid": "enc"},
+                {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"},
+                fi.keys()["RS256"].as_dict(private=False),
+            ]
+        }
+    }
     assert [k.kid for k in _jwks_client(state, fi.FakeClock()).current()] == ["rsa-1"]
 
 

@@ -16,9 +16,15 @@ from . import fake_issuer as fi
 
 
 def _validate(token: str, keys: list[Any] | None = None, access_token: str | None = None) -> dict[str, Any]:
-    return validate_id_token(token, config=fi.config(), metadata=fi.metadata(),
-                             keys=StaticKeys(keys or list(fi.keys().values())), nonce=fi.NONCE, now=fi.NOW,
-                             access_token=access_token)
+    return validate_id_token(
+        token,
+        config=fi.config(),
+        metadata=fi.metadata(),
+        keys=StaticKeys(keys or list(fi.keys().values())),
+        nonce=fi.NONCE,
+        now=fi.NOW,
+        access_token=access_token,
+    )
 
 
 @pytest.mark.parametrize(("alg", "hash_name"), [("RS256", "sha256"), ("ES256", "sha256"), ("EdDSA", "sha512")])

@@ -17,8 +17,12 @@ SECRET = "top-secret-client-secret-value-123"
 
 
 def _private_key_config() -> OidcClientConfig:
-    return fi.config(client_secret=None, token_endpoint_auth_method="private_key_jwt",
-                     private_key=json.dumps(fi.keys()["RS256"].as_dict(private=True)), private_key_id="rsa-1")
+    return fi.config(
+        client_secret=None,
+        token_endpoint_auth_method="private_key_jwt",
+        private_key=json.dumps(fi.keys()["RS256"].as_dict(private=True)),
+        private_key_id="rsa-1",
+    )
 
 
 def _needles(cfg: OidcClientConfig) -> list[str]:
@@ -34,19 +38,32 @@ def _assert_clean(text: str, cfg: OidcClientConfig) -> None:
         assert needle not in text
 
 
-@pytest.mark.parametrize("status_body", [
-    (401, {"error": "invalid_client", "error_description": f"bad secret {SECRET}"[:10]}),
-    (500, None),
-    (200, {"nope": True}),
-])
+@pytest.mark.parametrize(
+    "status_body",
+    [
+        (401, {"error": "invalid_client", "error_description": f"bad secret {SECRET}"[:10]}),
+        (500, None),
+        (200, {"nope": True}),
+    ],
+)
 def test_token_errors_do_not_contain_secrets(status_body: tuple[int, Any]) -> None:
     status, body = status_body
-    for cfg in (fi.config(client_secret=SECRET), fi.config(client_secret=SECRET, token_endpoint_auth_method="client_secret_post"),
-                _private_key_config()):
+    for cfg in (
+        fi.config(client_secret=SECRET),
+        fi.config(client_secret=SECRET, token_endpoint_auth_method="client_secret_post"),
+        _private_key_config(),
+    ):
         http = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(status, json=body)))
         with pytest.raises(OidcError) as info:
-            exchange_code(cfg, fi.metadata(), http=http, code="c", redirect_uri="https://sp/cb", code_verifier="v" * 43,
-                          now=fi.NOW)
+            exchange_code(
+                cfg,
+                fi.metadata(),
+                http=http,
+                code="c",
+                redirect_uri="https://sp/cb",
+                code_verifier="v" * 43,
+                now=fi.NOW,
+            )
         err = info.value
         _assert_clean(str(err) + repr(err) + json.dumps(err.to_dict()) + repr(err.args), cfg)
 
@@ -54,7 +71,9 @@ def test_token_errors_do_not_contain_secrets(status_body: tuple[int, Any]) -> No
 def test_config_errors_do_not_echo_private_key() -> None:
     junk = "-----BEGIN PRIVATE KEY-----\nMIIsecretmaterial\n-----END PRIVATE KEY-----"
     with pytest.raises(OidcError) as info:
-        fi.config(client_secret=None, token_endpoint_auth_method="private_key_jwt", private_key=junk, private_key_id="k")
+        fi.config(
+            client_secret=None, token_endpoint_auth_method="private_key_jwt", private_key=junk, private_key_id="k"
+        )
     assert "secretmaterial" not in str(info.value) and info.value.__cause__ is None
 
 
@@ -68,7 +87,13 @@ def test_id_token_errors_do_not_contain_the_token_or_nonce() -> None:
 
     token = fi.mint(fi.claims(nonce="other"))
     with pytest.raises(OidcError) as info:
-        validate_id_token(token, config=fi.config(), metadata=fi.metadata(), keys=StaticKeys(list(fi.keys().values())),
-                          nonce=fi.NONCE, now=fi.NOW)
+        validate_id_token(
+            token,
+            config=fi.config(),
+            metadata=fi.metadata(),
+            keys=StaticKeys(list(fi.keys().values())),
+            nonce=fi.NONCE,
+            now=fi.NOW,
+        )
     text = str(info.value) + json.dumps(info.value.to_dict())
     assert token.split(".")[2] not in text and fi.NONCE not in text

@@ -30,8 +30,13 @@ def entra_config(tenant: str | None = TID_A, segment: str = "organizations") -> 
 
 def run(cfg: Any, meta: ProviderMetadata, learn: bool = False, **claims: Any) -> dict[str, Any]:
     return validate_id_token(
-        fi.mint(fi.claims(**claims)), config=cfg, metadata=meta, keys=StaticKeys(list(fi.keys().values())),
-        nonce=fi.NONCE, now=fi.NOW, learn_tenant=learn,
+        fi.mint(fi.claims(**claims)),
+        config=cfg,
+        metadata=meta,
+        keys=StaticKeys(list(fi.keys().values())),
+        nonce=fi.NONCE,
+        now=fi.NOW,
+        learn_tenant=learn,
     )
 
 

@@ -61,7 +61,9 @@ def test_a_typical_node_saml_document_becomes_valid_settings() -> None:
 def test_only_the_keys_given_are_translated() -> None:
     """A partial document changes only what it names: the caller merges it over the stored settings."""
     assert translate({"entryPoint": IDP.sso_url}).settings == {"sso_url": IDP.sso_url}
-    assert translate({"idpCert": [bare("idp"), bare("idp_next")]}).settings == {"certificates": [bare("idp"), bare("idp_next")]}
+    assert translate({"idpCert": [bare("idp"), bare("idp_next")]}).settings == {
+        "certificates": [bare("idp"), bare("idp_next")]
+    }
 
 
 def test_issuer_is_the_service_providers_own_id_not_the_idps() -> None:
@@ -129,7 +131,9 @@ def test_refusals_name_the_node_saml_key(doc: dict[str, Any], field: str, words:
 
 def test_the_old_service_providers_keys_are_never_imported() -> None:
     """Private keys of the old SP stay out; signing requests is kept as a wish, with Vestibule's own key."""
-    translation = translate(node(privateKey="-----BEGIN PRIVATE KEY-----\nMIIE...\n-----END PRIVATE KEY-----", decryptionPvk="pvk"))
+    translation = translate(
+        node(privateKey="-----BEGIN PRIVATE KEY-----\nMIIE...\n-----END PRIVATE KEY-----", decryptionPvk="pvk")
+    )
     assert translation.settings["sign_authn_requests"] is True
     assert not any("PRIVATE" in str(v) or v == "pvk" for v in translation.settings.values())
     note = next(n for n in translation.notes if "privateKey" in n)
@@ -137,7 +141,9 @@ def test_the_old_service_providers_keys_are_never_imported() -> None:
 
 
 def test_looser_validation_options_are_reported_not_applied() -> None:
-    translation = translate(node(validateInResponseTo="never", audience=False, forceAuthn=True, signatureAlgorithm="sha1"))
+    translation = translate(
+        node(validateInResponseTo="never", audience=False, forceAuthn=True, signatureAlgorithm="sha1")
+    )
     assert set(translation.settings) == {"sso_url", "idp_entity_id", "certificates", "name_id_format"}
     assert not settings_of(node(validateInResponseTo="never")).allow_idp_initiated
     notes = " ".join(translation.notes)
@@ -148,7 +154,9 @@ def test_looser_validation_options_are_reported_not_applied() -> None:
 
 
 def test_null_options_count_as_not_set() -> None:
-    assert translate({"entryPoint": IDP.sso_url, "logoutUrl": None, "idpCert": None}).settings == {"sso_url": IDP.sso_url}
+    assert translate({"entryPoint": IDP.sso_url, "logoutUrl": None, "idpCert": None}).settings == {
+        "sso_url": IDP.sso_url
+    }
 
 
 def test_detection_by_keys() -> None:

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.django_db
 
 HOSTILE_TEXT = st.one_of(
     st.text(max_size=3000),
-    st.sampled_from(["PD94bWw=", "%00", "\x00", "A" * 100_000, "<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>", "=" * 3, "🙂" * 50]),
+    st.sampled_from(
+        ["PD94bWw=", "%00", "\x00", "A" * 100_000, "<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>", "=" * 3, "🙂" * 50]
+    ),
 )
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -53,7 +55,9 @@ def test_acs_never_fails_with_5xx(connections: dict[str, Any], form: dict[str, s
 
 
 @FUZZ
-@given(st.dictionaries(st.sampled_from(["code", "state", "error", "error_description", "iss"]), HOSTILE_TEXT, max_size=5))
+@given(
+    st.dictionaries(st.sampled_from(["code", "state", "error", "error_description", "iss"]), HOSTILE_TEXT, max_size=5)
+)
 def test_oidc_callback_never_fails_with_5xx(connections: dict[str, Any], query: dict[str, str]) -> None:
     response = Client(raise_request_exception=False).get(f"/sso/oidc/{connections['oidc'].pk}/callback", query)
     assert response.status_code < 500, response.content[:300]
@@ -62,7 +66,9 @@ def test_oidc_callback_never_fails_with_5xx(connections: dict[str, Any], query: 
 @FUZZ
 @given(
     st.sampled_from(["/login", "/password/reset", "/recovery-access", "/login/totp"]),
-    st.dictionaries(st.sampled_from(["email", "password", "next", "code", "csrfmiddlewaretoken"]), HOSTILE_TEXT, max_size=5),
+    st.dictionaries(
+        st.sampled_from(["email", "password", "next", "code", "csrfmiddlewaretoken"]), HOSTILE_TEXT, max_size=5
+    ),
 )
 def test_sign_in_forms_never_fail_with_5xx(connections: dict[str, Any], path: str, form: dict[str, str]) -> None:
     response = Client(raise_request_exception=False).post(path, form)

@@ -66,7 +66,9 @@ def test_accepts_multiple_audiences_with_matching_azp() -> None:
 def test_accepts_matching_at_hash_and_skewed_times() -> None:
     """Control: correct at_hash; exp just passed and iat/nbf just ahead, all within skew."""
     at = "ya29.access-token-value"
-    token = fi.mint(fi.claims(at_hash=access_token_hash(at, "RS256"), exp=fi.NOW - 60, iat=fi.NOW + 60, nbf=fi.NOW + 60))
+    token = fi.mint(
+        fi.claims(at_hash=access_token_hash(at, "RS256"), exp=fi.NOW - 60, iat=fi.NOW + 60, nbf=fi.NOW + 60)
+    )
     _validate(token, access_token=at)
 
 
@@ -208,8 +210,9 @@ def test_rejects_unknown_kid_after_single_rate_limited_refetch() -> None:
     clock = fi.FakeClock()
     state: dict[str, Any] = {"jwks": fi.jwks("RS256")}
     http = httpx.Client(transport=fi.jwks_transport(state))
-    keys = JwksClient(fi.ISSUER, f"{fi.ISSUER}/jwks", http=http, cache=InMemoryCache(clock), clock=clock,
-                      min_refetch_interval=60)
+    keys = JwksClient(
+        fi.ISSUER, f"{fi.ISSUER}/jwks", http=http, cache=InMemoryCache(clock), clock=clock, min_refetch_interval=60
+    )
     token = fi.mint(fi.claims(), key="rotated", header={"kid": "unknown-kid"})
     assert _code(token, keys=keys) == "oidc.id_token.unknown_kid"
     assert state["jwks_hits"] == 2  # initial fetch + one refetch

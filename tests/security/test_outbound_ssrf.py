@@ -203,7 +203,12 @@ def admin_visible_text(api: Any) -> str:
     [("https", "outbound.blocked_address: 127.0.0.1 is a loopback address"), ("http", "outbound.scheme_not_allowed")],
 )
 def test_issuer_on_loopback_is_refused_at_sso_start_and_setup_url(
-    api: Any, make_account: Callable[..., Any], servers: Callable[..., LocalServer], settings: Any, scheme: str, reason: str
+    api: Any,
+    make_account: Callable[..., Any],
+    servers: Callable[..., LocalServer],
+    settings: Any,
+    scheme: str,
+    reason: str,
 ) -> None:
     """The reported attack: issuer = a loopback service; nothing may reach it, and the admin learns only our reason."""
     settings.VESTIBULE_OUTBOUND_ALLOW = ()
@@ -240,7 +245,10 @@ def test_allow_listed_loopback_provider_is_reachable(
 
 
 def test_hostname_resolving_to_loopback_is_refused(
-    api: Any, make_account: Callable[..., Any], servers: Callable[..., LocalServer], settings: Any,
+    api: Any,
+    make_account: Callable[..., Any],
+    servers: Callable[..., LocalServer],
+    settings: Any,
     fake_dns: FakeDns,
 ) -> None:
     """DNS rebinding: a public-looking name whose DNS answer is 127.0.0.1 is refused, and the address is not revealed."""
@@ -321,8 +329,11 @@ def test_redirect_to_another_host_is_not_followed(
     api: Any, make_account: Callable[..., Any], servers: Callable[..., LocalServer]
 ) -> None:
     provider, elsewhere = servers(), servers()
-    provider.raw("/.well-known/openid-configuration", 302,
-                 {"Location": f"{elsewhere.url}/.well-known/openid-configuration", "Content-Length": "0"})
+    provider.raw(
+        "/.well-known/openid-configuration",
+        302,
+        {"Location": f"{elsewhere.url}/.well-known/openid-configuration", "Content-Length": "0"},
+    )
     elsewhere.json("/.well-known/openid-configuration", discovery(provider.url, provider.url))
     connection_id = make_connection(api, make_account, provider.url)
 
@@ -362,9 +373,7 @@ def test_plain_http_to_a_name_outside_the_allowed_networks_is_refused_before_con
     assert opened == []
 
 
-def test_a_name_with_any_forbidden_address_is_refused(
-    fake_dns: FakeDns, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_name_with_any_forbidden_address_is_refused(fake_dns: FakeDns, monkeypatch: pytest.MonkeyPatch) -> None:
     """One public answer does not launder a private one next to it (the connection could pick either)."""
     opened: list[str] = []
     monkeypatch.setattr(GuardedBackend, "_open", lambda self, ip, *a: opened.append(str(ip)))
@@ -392,15 +401,15 @@ def test_connects_to_the_address_it_checked_not_a_second_dns_answer(
         return fake_dns.getaddrinfo(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-    response = guarded_client(OutboundPolicy.from_allow(["127.0.0.2/32"])).get(f"http://idp.rebind.example:{victim.port}/")
+    response = guarded_client(OutboundPolicy.from_allow(["127.0.0.2/32"])).get(
+        f"http://idp.rebind.example:{victim.port}/"
+    )
     assert response.json() == {"ok": True} and allowed.requests == [("GET", "/")]
     assert fake_dns.calls.count("idp.rebind.example") == 1
     assert victim.requests == []
 
 
-def test_peer_address_is_checked_after_connecting(
-    servers: Callable[..., LocalServer], fake_dns: FakeDns
-) -> None:
+def test_peer_address_is_checked_after_connecting(servers: Callable[..., LocalServer], fake_dns: FakeDns) -> None:
     """Whatever route the socket takes, the address it actually reached must pass too."""
     victim = servers()
 
@@ -463,18 +472,46 @@ def test_a_slow_drip_response_is_cut_at_the_total_deadline(servers: Callable[...
 @pytest.mark.parametrize(
     "address",
     [
-        "127.0.0.1", "127.8.9.10", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-        "100.127.255.254", "0.0.0.0", "224.0.0.251", "239.255.255.250", "240.0.0.1", "255.255.255.255", "192.0.0.8",
-        "::1", "::", "fe80::1", "fc00::1", "fd12:3456::1", "fec0::1", "ff02::1", "2001:db8::1",
-        "::ffff:127.0.0.1", "::ffff:169.254.169.254", "::ffff:10.0.0.1", "::ffff:100.64.0.1",
-        "64:ff9b::a9fe:a9fe", "64:ff9b::7f00:1", "2002:7f00:1::", "2002:a00:1::", "::127.0.0.1",
+        "127.0.0.1",
+        "127.8.9.10",
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "100.127.255.254",
+        "0.0.0.0",
+        "224.0.0.251",
+        "239.255.255.250",
+        "240.0.0.1",
+        "255.255.255.255",
+        "192.0.0.8",
+        "::1",
+        "::",
+        "fe80::1",
+        "fc00::1",
+        "fd12:3456::1",
+        "fec0::1",
+        "ff02::1",
+        "2001:db8::1",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+        "::ffff:10.0.0.1",
+        "::ffff:100.64.0.1",
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b::7f00:1",
+        "2002:7f00:1::",
+        "2002:a00:1::",
+        "::127.0.0.1",
     ],
 )
 def test_private_link_local_cgnat_and_mapped_addresses_are_refused(address: str) -> None:
     assert address_problem(ipaddress.ip_address(address)) is not None
 
 
-@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"])
+@pytest.mark.parametrize(
+    "address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"]
+)
 def test_public_addresses_are_destinations(address: str) -> None:
     assert address_problem(ipaddress.ip_address(address)) is None
 

@@ -80,12 +80,18 @@ def memberships(user: User | int) -> dict[str, tuple[bool, str]]:
     pk = user if isinstance(user, int) else user.pk
     return {
         slug: (active, approval)
-        for slug, active, approval in Membership.objects.filter(user_id=pk).values_list("account__slug", "is_active", "approval")
+        for slug, active, approval in Membership.objects.filter(user_id=pk).values_list(
+            "account__slug", "is_active", "approval"
+        )
     }
 
 
 def grants(user: User | int | None = None) -> list[tuple[Any, ...]]:
-    rows = RoleGrant.objects.all() if user is None else RoleGrant.objects.filter(user_id=user if isinstance(user, int) else user.pk)
+    rows = (
+        RoleGrant.objects.all()
+        if user is None
+        else RoleGrant.objects.filter(user_id=user if isinstance(user, int) else user.pk)
+    )
     return sorted(rows.values_list("user__email", "account__slug", "project__slug", "role", "source"), key=repr)
 
 
@@ -150,7 +156,9 @@ class SessionApi(Caller):
 
 def key_for(account: str, *roles: str) -> KeyApi:
     """A key of ``account`` holding exactly ``roles``."""
-    _, secret = ApiKey.issue(account=Account.objects.get(slug=account), name=f"{account} {'/'.join(roles)}", roles=list(roles))
+    _, secret = ApiKey.issue(
+        account=Account.objects.get(slug=account), name=f"{account} {'/'.join(roles)}", roles=list(roles)
+    )
     return KeyApi(secret)
 
 
@@ -239,7 +247,9 @@ def tenants(op: KeyApi, make_account: Any, make_user: Any) -> dict[str, Any]:
         make_account(slug)
         assert op.post(f"/accounts/{slug}/domains", {"domain": f"{slug}.test"}).status_code == 201
     ceo = make_user("ceo@globex.test", name="Globex CEO", account="globex", roles=["administrator"])
-    sam = make_user("sam@globex.test", name="Sam SSO", account="globex", roles=["analyst"], password=None, login_method="sso")
+    sam = make_user(
+        "sam@globex.test", name="Sam SSO", account="globex", roles=["analyst"], password=None, login_method="sso"
+    )
     mallory = make_user("mallory@evil.test", name="Mallory", account="evil", roles=["administrator"])
     operator = make_user("ops@vestibule-ops.example", name="Operator", account=None, is_operator=True)
     return {
@@ -255,7 +265,9 @@ def tenants(op: KeyApi, make_account: Any, make_user: Any) -> dict[str, Any]:
 # Critical: cross-tenant takeover through membership -----------------------------------------
 
 
-def test_adding_another_tenants_admin_is_an_invitation_answered_alike_for_unknown_emails(op: KeyApi, tenants: dict[str, Any]) -> None:
+def test_adding_another_tenants_admin_is_an_invitation_answered_alike_for_unknown_emails(
+    op: KeyApi, tenants: dict[str, Any]
+) -> None:
     evil, ceo = tenants["evil"], tenants["ceo"]
     before = victim_state(ceo)
     body = {"name": "Chief", "roles": ["administrator"]}
@@ -303,7 +315,9 @@ def test_invitation_attaches_nothing_until_the_invitee_accepts_signed_in_as_them
     assert anonymous.get("/api/v1/session").status_code == 401
     intruder = sign_in("mallory@evil.test")
     assert intruder.get(f"/join/{token}").status_code == 403
-    assert intruder.post(f"/join/{token}", {"csrfmiddlewaretoken": intruder.cookies["csrftoken"].value}).status_code == 403
+    assert (
+        intruder.post(f"/join/{token}", {"csrfmiddlewaretoken": intruder.cookies["csrftoken"].value}).status_code == 403
+    )
     assert victim_state(ceo) == before
     assert memberships(tenants["mallory"]) == {"evil": (True, Approval.APPROVED)}
 
@@ -382,7 +396,9 @@ def test_member_account_deactivation_switches_off_only_its_own_membership(tenant
     assert password_refused("ceo@globex.test")
 
 
-def test_member_account_approval_does_not_pass_another_tenants_allow_login_gate(make_user: Any, tenants: dict[str, Any]) -> None:
+def test_member_account_approval_does_not_pass_another_tenants_allow_login_gate(
+    make_user: Any, tenants: dict[str, Any]
+) -> None:
     """pat waits for globex's approval ("Allow Login" off); evil approving pat lets pat into evil only."""
     evil, globex = tenants["evil"], tenants["globex"]
     pat = make_user("pat@globex.test", name="Pat", account="globex", roles=["analyst"])
@@ -432,7 +448,9 @@ def test_operator_cannot_be_attached_to_an_account(op: KeyApi, tenants: dict[str
     attached = evil.post("/accounts/evil/users", {"email": "ops@vestibule-ops.example", **body})
     unknown = evil.post("/accounts/evil/users", {"email": "nobody@vestibule-ops.example", **body})
     assert attached.status_code == unknown.status_code == 202
-    assert masked(attached.json(), email="ops@vestibule-ops.example") == masked(unknown.json(), email="nobody@vestibule-ops.example")
+    assert masked(attached.json(), email="ops@vestibule-ops.example") == masked(
+        unknown.json(), email="nobody@vestibule-ops.example"
+    )
     assert victim_state(operator) == before and memberships(operator) == {}
     for call in (
         lambda: evil.get(f"/accounts/evil/users/{operator.pk}"),
@@ -455,7 +473,9 @@ def test_operator_cannot_be_attached_to_an_account(op: KeyApi, tenants: dict[str
     assert op.post("/accounts/evil/users", {"email": "ceo@globex.test"}).status_code == 201
 
 
-def test_operators_home_account_cannot_disable_or_convert_the_operator(op: KeyApi, make_account: Any, make_user: Any) -> None:
+def test_operators_home_account_cannot_disable_or_convert_the_operator(
+    op: KeyApi, make_account: Any, make_user: Any
+) -> None:
     """Beyond the review's list: the operator whose email domain an account owns (as ``vestibule demo`` seeds).
 
     The operator is above all accounts; the account owning their domain is still
@@ -464,7 +484,9 @@ def test_operators_home_account_cannot_disable_or_convert_the_operator(op: KeyAp
     """
     make_account("acme")
     assert op.post("/accounts/acme/domains", {"domain": "acme.test"}).status_code == 201
-    operator = make_user("root@acme.test", name="Deployment Operator", account="acme", roles=["administrator"], is_operator=True)
+    operator = make_user(
+        "root@acme.test", name="Deployment Operator", account="acme", roles=["administrator"], is_operator=True
+    )
     acme = key_for("acme", "administrator")
     before = identity(operator)
 
@@ -480,16 +502,28 @@ def test_operators_home_account_cannot_disable_or_convert_the_operator(op: KeyAp
 # Low: share offers probe nothing and push nothing ------------------------------------------------
 
 
-def test_share_offer_reveals_no_account_and_pushes_nothing_onto_the_target(make_account: Any, tenants: dict[str, Any]) -> None:
+def test_share_offer_reveals_no_account_and_pushes_nothing_onto_the_target(
+    make_account: Any, tenants: dict[str, Any]
+) -> None:
     make_account("partner")
     globex = key_for("globex", "sso-admin")
     evil = tenants["evil"]
-    offers = {slug: globex.post("/accounts/globex/domains/globex.test/shares", {"account": slug}) for slug in ("evil", "no-such-account")}
+    offers = {
+        slug: globex.post("/accounts/globex/domains/globex.test/shares", {"account": slug})
+        for slug in ("evil", "no-such-account")
+    }
     assert offers["evil"].status_code == offers["no-such-account"].status_code == 202
-    assert masked(offers["evil"].json(), slug="evil") == masked(offers["no-such-account"].json(), slug="no-such-account")
-    again = {slug: globex.post("/accounts/globex/domains/globex.test/shares", {"account": slug}) for slug in ("evil", "no-such-account")}
+    assert masked(offers["evil"].json(), slug="evil") == masked(
+        offers["no-such-account"].json(), slug="no-such-account"
+    )
+    again = {
+        slug: globex.post("/accounts/globex/domains/globex.test/shares", {"account": slug})
+        for slug in ("evil", "no-such-account")
+    }
     assert again["evil"].status_code == again["no-such-account"].status_code == 409
-    assert again["evil"].json()["detail"].replace("evil", "<slug>") == again["no-such-account"].json()["detail"].replace("no-such-account", "<slug>")
+    assert again["evil"].json()["detail"].replace("evil", "<slug>") == again["no-such-account"].json()[
+        "detail"
+    ].replace("no-such-account", "<slug>")
 
     # The target: nothing is shared with it until it accepts, and its connections cannot serve the domain.
     domains = evil.get("/accounts/evil/domains").json()
@@ -506,15 +540,21 @@ def test_share_offer_reveals_no_account_and_pushes_nothing_onto_the_target(make_
     assert evil.get("/accounts/evil/domain-offers").json() == []
     assert not DomainShare.objects.filter(target_slug="evil").exists()
     owner_view = globex.get("/accounts/globex/domains").json()["items"][0]
-    assert owner_view["shared_with"] == [] and owner_view["shares"] == [{"account": "no-such-account", "status": "offered"}]
+    assert owner_view["shared_with"] == [] and owner_view["shares"] == [
+        {"account": "no-such-account", "status": "offered"}
+    ]
     assert evil.post("/accounts/evil/domain-offers/globex.test/accept").status_code == 404
 
     # Positive control: a target that accepts may serve the domain.
     partner = key_for("partner", "sso-admin")
     assert globex.post("/accounts/globex/domains/globex.test/shares", {"account": "partner"}).status_code == 202
     assert partner.post("/accounts/partner/domain-offers/globex.test/accept").status_code == 200
-    assert [d["domain"] for d in partner.get("/accounts/partner/domains").json()["shared_with_this_account"]] == ["globex.test"]
-    made = partner.post("/accounts/partner/connections", {"protocol": "saml", "name": "Partner IdP", "domains": ["globex.test"]})
+    assert [d["domain"] for d in partner.get("/accounts/partner/domains").json()["shared_with_this_account"]] == [
+        "globex.test"
+    ]
+    made = partner.post(
+        "/accounts/partner/connections", {"protocol": "saml", "name": "Partner IdP", "domains": ["globex.test"]}
+    )
     assert made.status_code == 201, made.content
 
 
@@ -560,7 +600,11 @@ def test_user_manager_cannot_grant_admin_roles_to_anyone_or_themselves(acme_peop
             assert response.json()["field"] == "roles" and "administrator" in response.json()["detail"]
         for body in (
             {"email": "new@acme.test", "roles": ["sso-admin"]},
-            {"email": "new@acme.test", "roles": ["analyst"], "projects": [{"slug": "production", "roles": ["administrator"]}]},
+            {
+                "email": "new@acme.test",
+                "roles": ["analyst"],
+                "projects": [{"slug": "production", "roles": ["administrator"]}],
+            },
             {"email": "friend@elsewhere.example", "roles": ["user-manager"]},
         ):
             response = actor.post("/accounts/acme/users", body)
@@ -570,11 +614,22 @@ def test_user_manager_cannot_grant_admin_roles_to_anyone_or_themselves(acme_peop
     assert not Invitation.objects.exists()
 
     # Positive controls: the user-manager grants ordinary roles; an administrator grants admin roles.
-    assert um_session.put(f"/accounts/acme/users/{ana.pk}/roles", {"roles": ["analyst", "report-viewer"]}).status_code == 200
+    assert (
+        um_session.put(f"/accounts/acme/users/{ana.pk}/roles", {"roles": ["analyst", "report-viewer"]}).status_code
+        == 200
+    )
     boss_session = SessionApi(sign_in("boss@acme.test"))
-    assert boss_session.put(f"/accounts/acme/users/{ana.pk}/roles", {"roles": ["analyst", "user-manager"]}).status_code == 200
+    assert (
+        boss_session.put(f"/accounts/acme/users/{ana.pk}/roles", {"roles": ["analyst", "user-manager"]}).status_code
+        == 200
+    )
     assert {g[3] for g in grants(ana)} == {"analyst", "user-manager"}
-    assert people["admin_key"].post("/accounts/acme/users", {"email": "new@acme.test", "roles": ["sso-admin"], "send_invitation": False}).status_code == 201
+    assert (
+        people["admin_key"]
+        .post("/accounts/acme/users", {"email": "new@acme.test", "roles": ["sso-admin"], "send_invitation": False})
+        .status_code
+        == 201
+    )
 
 
 def test_user_manager_cannot_disable_or_remove_an_administrator(acme_people: dict[str, Any]) -> None:
@@ -618,7 +673,9 @@ def test_api_key_cannot_create_a_key_with_roles_it_lacks(acme_people: dict[str, 
     assert narrow.post("/accounts/acme/api-keys", {"roles": ["user-manager"]}).status_code == 403
 
 
-def test_sso_admin_key_cannot_manage_users_and_user_manager_key_cannot_touch_connections(acme_people: dict[str, Any]) -> None:
+def test_sso_admin_key_cannot_manage_users_and_user_manager_key_cannot_touch_connections(
+    acme_people: dict[str, Any],
+) -> None:
     sso_key, um_key, ana = acme_people["sso_key"], acme_people["um_key"], acme_people["ana"]
     connection_id = acme_people["connection"]["id"]
     ana_before = victim_state(ana)
@@ -643,7 +700,10 @@ def test_sso_admin_key_cannot_manage_users_and_user_manager_key_cannot_touch_con
         um_key.post("/accounts/acme/connections", {"protocol": "saml", "name": "rogue", "domains": ["acme.test"]}),
         um_key.patch(f"/connections/{connection_id}", {"name": "renamed", "auto_provision": True}),
         um_key.delete(f"/connections/{connection_id}"),
-        um_key.post("/accounts/acme/mapping-roles", {"name": "admins", "grants": [{"scope": "account", "roles": ["administrator"]}]}),
+        um_key.post(
+            "/accounts/acme/mapping-roles",
+            {"name": "admins", "grants": [{"scope": "account", "roles": ["administrator"]}]},
+        ),
         um_key.post("/accounts/acme/domains/acme.test/shares", {"account": "globex"}),
     ):
         assert response.status_code == 403, response.content
@@ -653,10 +713,14 @@ def test_sso_admin_key_cannot_manage_users_and_user_manager_key_cannot_touch_con
 
     # Positive controls: each key does its own job.
     assert sso_key.patch(f"/connections/{connection_id}", {"name": "Okta (prod)"}).status_code == 200
-    assert um_key.put(f"/accounts/acme/users/{ana.pk}/roles", {"roles": ["analyst", "report-viewer"]}).status_code == 200
+    assert (
+        um_key.put(f"/accounts/acme/users/{ana.pk}/roles", {"roles": ["analyst", "report-viewer"]}).status_code == 200
+    )
 
 
-def test_analyst_member_session_is_refused_admin_endpoints_and_non_member_sees_no_account(acme_people: dict[str, Any]) -> None:
+def test_analyst_member_session_is_refused_admin_endpoints_and_non_member_sees_no_account(
+    acme_people: dict[str, Any],
+) -> None:
     ana = acme_people["ana"]
     before = victim_state(ana)
     browser = sign_in("ana@acme.test")
@@ -683,7 +747,9 @@ def test_analyst_member_session_is_refused_admin_endpoints_and_non_member_sees_n
     other = session.get("/accounts/globex/users")
     missing = session.get("/accounts/no-such-account/users")
     assert other.status_code == missing.status_code == 404
-    assert other.json()["detail"].replace("globex", "<slug>") == missing.json()["detail"].replace("no-such-account", "<slug>")
+    assert other.json()["detail"].replace("globex", "<slug>") == missing.json()["detail"].replace(
+        "no-such-account", "<slug>"
+    )
 
     # Positive control: the session is ana's, with her analyst role in acme.
     me = browser.get("/api/v1/session").json()
@@ -693,7 +759,10 @@ def test_analyst_member_session_is_refused_admin_endpoints_and_non_member_sees_n
 def test_audit_events_name_the_person_or_the_key(acme_people: dict[str, Any]) -> None:
     ana = acme_people["ana"]
     um_session = SessionApi(sign_in("um@acme.test"))
-    assert um_session.put(f"/accounts/acme/users/{ana.pk}/roles", {"roles": ["analyst", "report-viewer"]}).status_code == 200
+    assert (
+        um_session.put(f"/accounts/acme/users/{ana.pk}/roles", {"roles": ["analyst", "report-viewer"]}).status_code
+        == 200
+    )
     um_key = acme_people["um_key"]
     assert um_key.put(f"/accounts/acme/users/{ana.pk}/roles", {"roles": ["analyst"]}).status_code == 200
     prefix = um_key.prefix

@@ -216,7 +216,9 @@ def test_rejects_attacker_key_with_idp_cert_in_keyinfo() -> None:
 def test_rejects_expired_pinned_certificate() -> None:
     """A configured certificate outside its validity period is not used."""
     response = signed_response(signer=key_pair("idp_expired"))
-    rejects(response, "saml.certificate_expired", settings_=settings(certificates=[key_pair("idp_expired").certificate_pem]))
+    rejects(
+        response, "saml.certificate_expired", settings_=settings(certificates=[key_pair("idp_expired").certificate_pem])
+    )
 
 
 def test_accepts_rollover_second_certificate() -> None:

@@ -110,7 +110,9 @@ def test_rejects_signed_response_without_destination() -> None:
 
 
 def test_rejects_wrong_assertion_issuer() -> None:
-    error = rejects(signed_response(mutate_assertion=_set("saml:Issuer", None, "https://evil.test")), "saml.issuer_mismatch")
+    error = rejects(
+        signed_response(mutate_assertion=_set("saml:Issuer", None, "https://evil.test")), "saml.issuer_mismatch"
+    )
     assert error.received == "https://evil.test"
 
 
@@ -180,7 +182,9 @@ def test_skew_is_bounded_by_settings() -> None:
 
 
 def test_zero_skew_is_strict() -> None:
-    rejects(signed_response(), "saml.expired", now=NOW + dt.timedelta(minutes=5), settings_=settings(clock_skew_seconds=0))
+    rejects(
+        signed_response(), "saml.expired", now=NOW + dt.timedelta(minutes=5), settings_=settings(clock_skew_seconds=0)
+    )
 
 
 # --- Status and structure ---------------------------------------------------------------

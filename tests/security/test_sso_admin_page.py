@@ -19,7 +19,10 @@ def tenants(api: Any, make_account: Any) -> dict[str, Any]:
     make_account("globex")
     made = {}
     for slug in ("acme", "globex"):
-        response = api.post(f"/api/v1/accounts/{slug}/connections", {"protocol": "saml", "name": f"{slug} Okta", "domains": [f"{slug}.test"]})
+        response = api.post(
+            f"/api/v1/accounts/{slug}/connections",
+            {"protocol": "saml", "name": f"{slug} Okta", "domains": [f"{slug}.test"]},
+        )
         assert response.status_code == 201, response.content
         made[slug] = Connection.objects.get(pk=response.json()["id"])
     return made
@@ -55,14 +58,18 @@ def test_sso_admin_sees_and_switches_their_own_connections(make_user: Any, tenan
     assert Connection.objects.get(pk=tenants["acme"].pk).enabled is False
 
 
-def test_another_accounts_sso_admin_cannot_switch_off_a_connection(make_user: Any, tenants: dict[str, Connection]) -> None:
+def test_another_accounts_sso_admin_cannot_switch_off_a_connection(
+    make_user: Any, tenants: dict[str, Connection]
+) -> None:
     Connection.objects.filter(pk=tenants["acme"].pk).update(enabled=True)
     intruder = _signed_in(make_user, "root@globex.test", "globex", ("sso-admin",))
     assert _toggle(intruder, tenants["acme"], False).status_code == 404
     assert Connection.objects.get(pk=tenants["acme"].pk).enabled is True
 
 
-def test_a_member_without_sso_admin_cannot_switch_off_their_accounts_connection(make_user: Any, tenants: dict[str, Connection]) -> None:
+def test_a_member_without_sso_admin_cannot_switch_off_their_accounts_connection(
+    make_user: Any, tenants: dict[str, Connection]
+) -> None:
     Connection.objects.filter(pk=tenants["acme"].pk).update(enabled=True)
     analyst = _signed_in(make_user, "ann@acme.test", "acme", ("analyst",))
     assert analyst.get("/sso-admin").status_code == 403
@@ -70,7 +77,9 @@ def test_a_member_without_sso_admin_cannot_switch_off_their_accounts_connection(
     assert Connection.objects.get(pk=tenants["acme"].pk).enabled is True
 
 
-def test_switching_off_a_connection_cross_site_needs_the_csrf_token(make_user: Any, tenants: dict[str, Connection]) -> None:
+def test_switching_off_a_connection_cross_site_needs_the_csrf_token(
+    make_user: Any, tenants: dict[str, Connection]
+) -> None:
     Connection.objects.filter(pk=tenants["acme"].pk).update(enabled=True)
     admin = _signed_in(make_user, "root@acme.test", "acme", ("sso-admin",))
     assert _toggle(admin, tenants["acme"], False, with_token=False).status_code == 403
@@ -80,7 +89,10 @@ def test_switching_off_a_connection_cross_site_needs_the_csrf_token(make_user: A
 def test_signed_out_visitor_is_sent_to_sign_in(tenants: dict[str, Connection]) -> None:
     response = Client().get("/sso-admin")
     assert response.status_code == 302 and response["Location"].startswith("/login?next=/sso-admin")
-    assert Client().post(f"/sso-admin/connections/{tenants['acme'].pk}/enabled", {"enabled": "0"}).status_code in (302, 403)
+    assert Client().post(f"/sso-admin/connections/{tenants['acme'].pk}/enabled", {"enabled": "0"}).status_code in (
+        302,
+        403,
+    )
 
 
 def test_password_login_helper_still_works(make_user: Any, client: Client) -> None:

@@ -40,7 +40,9 @@ def browser(cookie: str | None = None) -> Any:
 
 
 @pytest.mark.parametrize("purpose", [PendingLogin.Purpose.LOGIN, PendingLogin.Purpose.CONNECT_ORGANIZATION])
-def test_foreign_browser_replay_refused_without_spending_the_victims_state(connection: Connection, purpose: str) -> None:
+def test_foreign_browser_replay_refused_without_spending_the_victims_state(
+    connection: Connection, purpose: str
+) -> None:
     pending, token = pending_logins.create(browser(), connection, purpose=purpose)
     assert token
     for foreign in (browser(), browser("attacker-own-binding-token"), browser("")):
@@ -73,7 +75,9 @@ def test_state_of_another_connection_is_refused_and_not_spent(connection: Connec
     assert pending_logins.consume(browser(token), connection, pending.key) is not None
 
 
-def test_a_concurrent_spend_between_lookup_and_update_loses(connection: Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_concurrent_spend_between_lookup_and_update_loses(
+    connection: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Another process spends the state after our binding check: the conditional UPDATE refuses us."""
     pending, token = pending_logins.create(browser(), connection)
     real = pending_logins.hmac.compare_digest

@@ -100,7 +100,9 @@ def _check_projects_still_valid(user: User, account: Account, account_roles: fro
         try:
             catalog.validate(scoped[slug] | account_roles)
         except RoleRuleError as exc:
-            raise RoleRuleError(exc.role, f"{exc.message} (granted in project '{slug}', which relies on the account-scope roles)") from None
+            raise RoleRuleError(
+                exc.role, f"{exc.message} (granted in project '{slug}', which relies on the account-scope roles)"
+            ) from None
 
 
 def accounts_payload(user: User, only_account_id: int | None = None) -> list[dict[str, Any]]:

@@ -119,6 +119,7 @@ class ApiKeyIn(StrictSchema):
         description="The admin roles the key holds in its account (default: administrator)",
     )
 
+
 ANY_ADMIN = tuple(sorted(ADMIN_ROLES))
 
 
@@ -349,7 +350,9 @@ def list_users(
     return [user_out(m.user, account, m) for m in memberships.order_by(*order)]
 
 
-def _set_external_ids(request: HttpRequest, account: Account, user: User, entries: list[ExternalIdIn]) -> list[dict[str, Any]]:
+def _set_external_ids(
+    request: HttpRequest, account: Account, user: User, entries: list[ExternalIdIn]
+) -> list[dict[str, Any]]:
     """Seed 000: "update the External user ID so that it matches the 3rd party system", per connection.
 
     External user IDs are identity: the caller has checked that this account
@@ -437,7 +440,11 @@ def create_user(request: HttpRequest, slug: str, payload: UserIn) -> Status[Any]
     try:
         with transaction.atomic():
             user, created = members.add_member(
-                account, payload.email, payload.name, login_method=payload.login_method, claim_identity=home is not None and home.pk == account.pk
+                account,
+                payload.email,
+                payload.name,
+                login_method=payload.login_method,
+                claim_identity=home is not None and home.pk == account.pk,
             )
             replace_manual_roles(user, account, payload.roles)
             members.grant_projects(user, projects)
@@ -522,7 +529,9 @@ def delete_user(request: HttpRequest, slug: str, user_id: int) -> Status[Any]:
     _require_administrator_for_admins(request, account, user)
     email = user.email
     acting = principal(request)
-    owns = _manages_identity(acting, account, user) or (home_account_of_email(user.email) is None and not user.is_operator)
+    owns = _manages_identity(acting, account, user) or (
+        home_account_of_email(user.email) is None and not user.is_operator
+    )
     members.remove_member(user, account, owns_identity=owns)
     record("user.removed", account=account, **who(request), subject_email=email)
     return Status(204, None)
@@ -541,7 +550,9 @@ def put_roles(request: HttpRequest, slug: str, user_id: int, payload: RolesIn) -
     user = member_or_404(account, user_id)
     project = project_or_422(account, payload.project, "project") if payload.project else None
     current = set(
-        RoleGrant.objects.filter(user=user, account=account, project=project, source="manual").values_list("role", flat=True)
+        RoleGrant.objects.filter(user=user, account=account, project=project, source="manual").values_list(
+            "role", flat=True
+        )
     )
     _require_administrator_for_admin_roles(request, account, set(payload.roles) ^ current)
     granted = _roles_or_422(lambda: replace_manual_roles(user, account, payload.roles, project), "roles")
@@ -575,9 +586,9 @@ def revoke_invitation(request: HttpRequest, slug: str, invitation_id: int) -> St
     account = account_for(request, slug, USER_MANAGER)
     from django.utils import timezone
 
-    if not Invitation.objects.filter(account=account, pk=invitation_id, accepted_at__isnull=True, revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
-    ):
+    if not Invitation.objects.filter(
+        account=account, pk=invitation_id, accepted_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now()):
         raise NotFound(f"invitation {invitation_id} not found", field="invitation_id")
     record("user.invitation_revoked", account=account, **who(request), invitation=invitation_id)
     return Status(204, None)
@@ -613,7 +624,9 @@ def create_key(request: HttpRequest, slug: str, payload: ApiKeyIn) -> Status[Any
     beyond = wanted - acting.roles_in(account)
     if beyond:
         raise Forbidden(f"a key cannot hold roles its creator lacks: {', '.join(sorted(beyond))}", field="roles")
-    key, secret = ApiKey.issue(account=account, name=payload.name, roles=sorted(set(payload.roles)), created_by=acting.label)
+    key, secret = ApiKey.issue(
+        account=account, name=payload.name, roles=sorted(set(payload.roles)), created_by=acting.label
+    )
     record("api_key.created", account=account, **who(request), key=key.prefix, roles=sorted(key.roles))
     return Status(201, {**key_out(key), "key": secret})
 
@@ -623,7 +636,9 @@ def revoke_key(request: HttpRequest, slug: str, prefix: str) -> Status[Any]:
     from django.utils import timezone
 
     account = account_for(request, slug, ADMINISTRATOR)
-    if not ApiKey.objects.filter(account=account, prefix=prefix, revoked_at__isnull=True).update(revoked_at=timezone.now()):
+    if not ApiKey.objects.filter(account=account, prefix=prefix, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    ):
         raise NotFound(f"API key '{prefix}' not found", field="prefix")
     record("api_key.revoked", account=account, **who(request), key=prefix)
     return Status(204, None)

@@ -31,7 +31,9 @@ def event_out(event: AuditEvent) -> dict[str, Any]:
         "code": event.code,
         "outcome": event.outcome,
         "connection": str(event.connection_id) if event.connection_id else None,
-        "actor": event.actor_user.email if event.actor_user else (f"api-key:{event.actor_api_key.prefix}" if event.actor_api_key else None),
+        "actor": event.actor_user.email
+        if event.actor_user
+        else (f"api-key:{event.actor_api_key.prefix}" if event.actor_api_key else None),
         "subject_email": event.subject_email,
         "ip": event.ip,
         "detail": event.detail,
@@ -61,7 +63,11 @@ def list_events(request: HttpRequest, slug: str, filters: Query[EventFilter]) ->
     account = account_for(request, slug, *sorted(ADMIN_ROLES))
     events = AuditEvent.objects.filter(account=account).select_related("actor_user", "actor_api_key")
     if filters.code:
-        events = events.filter(code__startswith=filters.code) if filters.code.endswith(".") else events.filter(code=filters.code)
+        events = (
+            events.filter(code__startswith=filters.code)
+            if filters.code.endswith(".")
+            else events.filter(code=filters.code)
+        )
     if filters.outcome:
         events = events.filter(outcome=filters.outcome)
     if filters.since:

@@ -280,7 +280,9 @@ def put_idp_metadata(request: HttpRequest, connection_id: str) -> dict[str, Any]
         xml = body
     if not xml.strip():
         raise Unprocessable("the body is empty; send the IdP metadata XML", field="metadata")
-    settings = _rule(lambda: rules.import_idp_metadata(connection, xml, entity_id=entity_id, save=not dry_run))
+    settings: dict[str, Any] = _rule(
+        lambda: rules.import_idp_metadata(connection, xml, entity_id=entity_id, save=not dry_run)
+    )
     if not dry_run:
         record(
             "connection.idp_metadata_imported",
@@ -457,7 +459,7 @@ def release_domain(request: HttpRequest, slug: str, domain: str) -> Status[None]
     if claim.connection_domains.exists():
         raise Conflict(f"connections still serve {claim.domain}; delete them first", field="domain")
     with transaction.atomic():
-        ended = revocation.release(claim)
+        ended: dict[str, Any] = revocation.release(claim)
     record("domain.released", account=account, **who(request), domain=claim.domain, **ended)
     return Status(204, None)
 
@@ -509,7 +511,7 @@ def revoke_share(request: HttpRequest, slug: str, domain: str, target: str) -> S
     if share is None:
         raise NotFound(f"{claim.domain} is not shared with '{target}'", field="target")
     with transaction.atomic():
-        ended = revocation.revoke_share(share)
+        ended: dict[str, Any] = revocation.revoke_share(share)
     record("domain.share_revoked", account=owner, **who(request), domain=claim.domain, shared_with=target, **ended)
     return Status(204, None)
 

@@ -136,7 +136,9 @@ def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpRespons
 def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     response = api.create_response(
         request,
-        {"detail": "missing or invalid API key: send Authorization: Bearer <api key>, or sign in and use your browser session"},
+        {
+            "detail": "missing or invalid API key: send Authorization: Bearer <api key>, or sign in and use your browser session"
+        },
         status=401,
     )
     response["WWW-Authenticate"] = "Bearer"
@@ -164,7 +166,9 @@ def _data_error(request: HttpRequest, exc: DataError) -> HttpResponse:
     # A value no schema caught but the database cannot store (NUL character,
     # out-of-range number): the request's fault, not the server's.
     return api.create_response(
-        request, {"detail": "the request holds a value that cannot be stored (NUL character or out-of-range number)"}, status=400
+        request,
+        {"detail": "the request holds a value that cannot be stored (NUL character or out-of-range number)"},
+        status=400,
     )
 
 

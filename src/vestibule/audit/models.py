@@ -25,9 +25,7 @@ class AuditEvent(models.Model):
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.SUCCESS)
     account = models.ForeignKey("accounts.Account", null=True, blank=True, on_delete=models.CASCADE)
     connection_id = models.UUIDField(null=True, blank=True)
-    actor_user = models.ForeignKey(
-        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    actor_user = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     actor_api_key = models.ForeignKey("authority.ApiKey", null=True, blank=True, on_delete=models.SET_NULL)
     subject_email = models.CharField(max_length=254, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)

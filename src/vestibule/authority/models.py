@@ -53,7 +53,12 @@ class ApiKey(models.Model):
         if roles is None:
             roles = [] if account is None else ["administrator"]
         key = cls.objects.create(
-            prefix=prefix, digest=_digest(secret), account=account, name=name, roles=sorted(roles), created_by=created_by
+            prefix=prefix,
+            digest=_digest(secret),
+            account=account,
+            name=name,
+            roles=sorted(roles),
+            created_by=created_by,
         )
         return key, f"vst_{prefix}_{secret}"
 

@@ -59,9 +59,7 @@ class Principal:
     def is_operator(self) -> bool:
         if self.key is not None:
             return self.key.is_operator
-        return bool(
-            self.user is not None and self.user.is_operator and self.user.is_active and self.operator_allowed
-        )
+        return bool(self.user is not None and self.user.is_operator and self.user.is_active and self.operator_allowed)
 
     def _outside_scope(self, account: Account) -> bool:
         return self.only_account_id is not None and account.pk != self.only_account_id

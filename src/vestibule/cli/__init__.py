@@ -130,7 +130,9 @@ def cmd_serve(args: argparse.Namespace, *, test_idp: bool = False, before: Calla
 
             return application
 
-    print(f"Vestibule listening on http://{args.host}:{args.port}  (public URL {settings.VESTIBULE_BASE_URL})", flush=True)
+    print(
+        f"Vestibule listening on http://{args.host}:{args.port}  (public URL {settings.VESTIBULE_BASE_URL})", flush=True
+    )
     Server().run()
     return 0
 

@@ -16,13 +16,19 @@ import textwrap
 from typing import Any
 
 
-def _help(parent: Any, name: str, summary: str, description: str, *, example: str, next_step: str = "") -> argparse.ArgumentParser:
+def _help(
+    parent: Any, name: str, summary: str, description: str, *, example: str, next_step: str = ""
+) -> argparse.ArgumentParser:
     """A subcommand whose --help teaches: what it does, an example, and what to run next."""
     epilog = f"example:\n  {example}"
     if next_step:
         epilog += f"\n\nnext:\n  {next_step}"
     parser: argparse.ArgumentParser = parent.add_parser(
-        name, help=summary, description=_wrap(description), epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+        name,
+        help=summary,
+        description=_wrap(description),
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     return parser
 

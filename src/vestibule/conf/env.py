@@ -32,12 +32,18 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "Database URL: sqlite:///path or postgres://user:pass@host:5432/name.",
     ),
     "VESTIBULE_REDIS_URL": ("(unset)", "redis://host:6379/0; when set, cache, sessions and rate limits use it."),
-    "VESTIBULE_BASE_URL": ("http://127.0.0.1:8000", "Public URL of this deployment, used in SAML/OIDC URLs and emails."),
+    "VESTIBULE_BASE_URL": (
+        "http://127.0.0.1:8000",
+        "Public URL of this deployment, used in SAML/OIDC URLs and emails.",
+    ),
     "VESTIBULE_SECRET_KEY": (
         "generated into $VESTIBULE_DATA_DIR/secret_key",
         "Signing and encryption root secret, at least 32 characters. Set it in production.",
     ),
-    "VESTIBULE_SECRET_KEY_FALLBACKS": ("(unset)", "Comma-separated previous secret keys, still accepted for reading sealed secrets during a rotation."),
+    "VESTIBULE_SECRET_KEY_FALLBACKS": (
+        "(unset)",
+        "Comma-separated previous secret keys, still accepted for reading sealed secrets during a rotation.",
+    ),
     "VESTIBULE_EMAIL_URL": ("console:", "console: (print to the log) or smtp://user:pass@host:587?tls=1 / smtps://..."),
     "VESTIBULE_EMAIL_FROM": ("vestibule@localhost", "Sender address of the emails Vestibule sends."),
     "VESTIBULE_ALLOWED_HOSTS": ("host of VESTIBULE_BASE_URL", "Extra comma-separated host names to serve."),

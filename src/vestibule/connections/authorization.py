@@ -61,7 +61,7 @@ def save_mapping_role(
 
 def _grant_rows(account: Account, grants: list[dict[str, Any]]) -> list[MappingRoleGrant]:
     projects = {p.slug: p for p in Project.objects.filter(account=account)}
-    rows = []
+    rows: list[MappingRoleGrant] = []
     for grant in grants:
         project = None if grant["scope"] == "account" else projects[grant["scope"].removeprefix("project:")]
         rows.extend(MappingRoleGrant(project=project, role=role) for role in grant["roles"])

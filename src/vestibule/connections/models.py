@@ -138,7 +138,7 @@ class MappingRole(models.Model):
         """
         scopes: dict[str, list[str]] = {}
         for grant in self.role_grants.all():
-            scope = "account" if grant.project_id is None else f"project:{grant.project.slug}"
+            scope = "account" if grant.project is None else f"project:{grant.project.slug}"
             scopes.setdefault(scope, []).append(grant.role)
         order = sorted(scopes, key=lambda s: (s != "account", s))
         return [{"scope": scope, "roles": sorted(scopes[scope])} for scope in order]

@@ -86,9 +86,13 @@ def usable_claim(account: Account, domain: str, *, may_claim: bool) -> DomainCla
         shared = DomainShare.objects.filter(claim=claim, account=account, status=DomainShare.Status.ACTIVE).exists()
         if claim.account_id == account.pk or shared:
             return claim
-        raise ConnectionRuleError(409, f"domain {domain} is claimed by another account and not shared with '{account.slug}'", "domains")
+        raise ConnectionRuleError(
+            409, f"domain {domain} is claimed by another account and not shared with '{account.slug}'", "domains"
+        )
     if not may_claim:
-        raise ConnectionRuleError(403, f"domain {domain} is not claimed by '{account.slug}'; claiming a domain needs the operator", "domains")
+        raise ConnectionRuleError(
+            403, f"domain {domain} is not claimed by '{account.slug}'; claiming a domain needs the operator", "domains"
+        )
     return claim_domain(account, domain)
 
 
@@ -112,7 +116,9 @@ def validate_claims(claims: dict[str, Any] | None) -> dict[str, Any]:
     return mapping.to_dict()
 
 
-INCOMPLETE_SAML = "the SAML settings are incomplete: set idp_entity_id, sso_url and certificates (or PUT the IdP metadata)"
+INCOMPLETE_SAML = (
+    "the SAML settings are incomplete: set idp_entity_id, sso_url and certificates (or PUT the IdP metadata)"
+)
 SAML_REQUIRED = ("idp_entity_id", "sso_url", "certificates")
 
 
@@ -132,12 +138,14 @@ def validate_saml_settings(
         return SamlSettings.from_dict(doc).to_dict()
     except SamlSettingsError as exc:
         field = exc.field.split("[", 1)[0]
-        written = (names or {}).get(field, field) + exc.field[len(field):]
+        written = (names or {}).get(field, field) + exc.field[len(field) :]
         description = exc.description
         if field in SAML_REQUIRED and not doc.get(field):
             description = f"is required ({INCOMPLETE_SAML.split(': ', 1)[1]})"
             if written == "idpIssuer":
-                description += "; node-saml's issuer is the service provider's own entity ID, not the identity provider's"
+                description += (
+                    "; node-saml's issuer is the service provider's own entity ID, not the identity provider's"
+                )
         raise _unprocessable(f"saml.{written}: {description}", f"saml.{written}") from None
     except SamlError as exc:
         raise _unprocessable(f"saml: {exc}", "saml") from None
@@ -256,7 +264,8 @@ def validate_ignored_emails(emails: Iterable[str], domains: Iterable[str]) -> li
             raise _unprocessable(f"{raw!r} is not an email address: {exc.reason}", f"ignored_emails[{index}]") from None
         if email_domain(email) not in allowed:
             raise _unprocessable(
-                f"{email} is not in this connection's domains ({', '.join(sorted(allowed))})", f"ignored_emails[{index}]"
+                f"{email} is not in this connection's domains ({', '.join(sorted(allowed))})",
+                f"ignored_emails[{index}]",
             )
         if email_key(email) not in {email_key(e) for e in result}:
             result.append(email)
@@ -269,7 +278,9 @@ def default_ignored_emails(account: Account, domains: list[str]) -> list[str]:
     """Seed 001: a new provider ignores the account administrators of its domains, so they keep password login."""
     admins = []
     for user in User.objects.filter(memberships__account=account).order_by("email_key"):
-        if email_domain(user.email) in domains and {"administrator", "sso-admin"} & effective_account_roles(user, account):
+        if email_domain(user.email) in domains and {"administrator", "sso-admin"} & effective_account_roles(
+            user, account
+        ):
             admins.append(user.email)
     return admins
 
@@ -287,7 +298,7 @@ def resolve_projects(account: Account, slugs: Iterable[str], field: str = "linke
 # Create / change -----------------------------------------------------------
 
 ALLOW_LOGIN_NEEDS_AUTO_PROVISION = (
-    "provisioned_users_can_login (\"Allow Login\") applies to users created by auto-provisioning, which is off "
+    'provisioned_users_can_login ("Allow Login") applies to users created by auto-provisioning, which is off '
     "on this connection: turn auto_provision on in the same request, or leave Allow Login off"
 )
 
@@ -304,7 +315,9 @@ def create_connection(
 ) -> Connection:
     """Create a disabled connection; notes for the administrator (e.g. of a node-saml import) go to ``warnings``."""
     protocol = data["protocol"]
-    _require_auto_provision_for_allow_login(data.get("auto_provision", False), data.get("provisioned_users_can_login", False))
+    _require_auto_provision_for_allow_login(
+        data.get("auto_provision", False), data.get("provisioned_users_can_login", False)
+    )
     domains = normalize_domains(data["domains"])
     claims = [usable_claim(account, d, may_claim=may_claim) for d in domains]
     connection = Connection(
@@ -369,7 +382,7 @@ def update_connection(connection: Connection, changes: dict[str, Any]) -> list[s
         # Allow Login belongs to auto-provisioning: it goes off with it, so turning
         # auto-provisioning on again later never lets new people in unapproved.
         changes = {**changes, "provisioned_users_can_login": False}
-        warnings.append("auto-provisioning is off, so provisioned_users_can_login (\"Allow Login\") was turned off too")
+        warnings.append('auto-provisioning is off, so provisioned_users_can_login ("Allow Login") was turned off too')
     for field in ("name", "auto_provision", "provisioned_users_can_login"):
         if field in changes:
             setattr(connection, field, changes[field])
@@ -475,7 +488,9 @@ def set_external_id(connection: Connection, user: User, external_id: str | None,
         assert current is not None
         current.delete()
         return previous
-    holder = ExternalIdentity.objects.filter(connection=connection, external_id=external_id).select_related("user").first()
+    holder = (
+        ExternalIdentity.objects.filter(connection=connection, external_id=external_id).select_related("user").first()
+    )
     if holder is not None:
         raise _external_id_taken(connection, external_id, holder.user, field)
     try:
@@ -488,7 +503,11 @@ def set_external_id(connection: Connection, user: User, external_id: str | None,
                 current.save(update_fields=["external_id", "last_claims", "last_login_at"])
     except IntegrityError:
         # Linked a moment ago by a concurrent request or a first login.
-        holder = ExternalIdentity.objects.filter(connection=connection, external_id=external_id).select_related("user").first()
+        holder = (
+            ExternalIdentity.objects.filter(connection=connection, external_id=external_id)
+            .select_related("user")
+            .first()
+        )
         raise _external_id_taken(connection, external_id, holder.user if holder else None, field) from None
     return previous
 

@@ -65,11 +65,15 @@ class ClaimMapping:
         known = {f.name for f in fields(cls)}
         for key in data:
             if key not in known:
-                raise ClaimMappingError(f"claims.{key}", f"unknown claim setting '{key}'; known: {', '.join(sorted(known))}")
+                raise ClaimMappingError(
+                    f"claims.{key}", f"unknown claim setting '{key}'; known: {', '.join(sorted(known))}"
+                )
         for key in ("email", "name", "external_id", "role_mapping", "roles", "email_verified"):
             value = data.get(key, getattr(cls, key, ""))
             if not isinstance(value, str) or len(value) > 300:
-                raise ClaimMappingError(f"claims.{key}", f"claims.{key} must be a claim name (text, at most 300 characters)")
+                raise ClaimMappingError(
+                    f"claims.{key}", f"claims.{key} must be a claim name (text, at most 300 characters)"
+                )
         for key in ("email", "name"):
             if key in data and not data[key]:
                 raise ClaimMappingError(f"claims.{key}", f"claims.{key} cannot be empty: Vestibule requires it")
@@ -80,22 +84,33 @@ class ClaimMapping:
                 "claims.email_verified cannot be empty; to accept emails the provider has not verified, set claims.trust_unverified_email to true",
             )
         if not isinstance(data.get("trust_unverified_email", False), bool):
-            raise ClaimMappingError("claims.trust_unverified_email", "claims.trust_unverified_email must be true or false")
+            raise ClaimMappingError(
+                "claims.trust_unverified_email", "claims.trust_unverified_email must be true or false"
+            )
         if data.get("role_source", "mapping_roles") not in ("mapping_roles", "roles_claim"):
             raise ClaimMappingError("claims.role_source", "claims.role_source must be 'mapping_roles' or 'roles_claim'")
         if data.get("requirement_policy", "refuse") not in ("refuse", "drop"):
             raise ClaimMappingError("claims.requirement_policy", "claims.requirement_policy must be 'refuse' or 'drop'")
         values = data.get("role_values", {})
-        if not isinstance(values, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in values.items()):
-            raise ClaimMappingError("claims.role_values", "claims.role_values must map provider values (text) to role names")
+        if not isinstance(values, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in values.items()
+        ):
+            raise ClaimMappingError(
+                "claims.role_values", "claims.role_values must map provider values (text) to role names"
+            )
         if len(values) > 500:
             raise ClaimMappingError("claims.role_values", "claims.role_values has more than 500 entries")
         if data.get("role_source") == "roles_claim" and not data.get("roles"):
-            raise ClaimMappingError("claims.roles", "claims.roles must name the roles claim when role_source is roles_claim")
+            raise ClaimMappingError(
+                "claims.roles", "claims.roles must name the roles claim when role_source is roles_claim"
+            )
         return cls(**{**data, "role_values": dict(values)})
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: (dict(getattr(self, f.name)) if f.name == "role_values" else getattr(self, f.name)) for f in fields(self)}
+        return {
+            f.name: (dict(getattr(self, f.name)) if f.name == "role_values" else getattr(self, f.name))
+            for f in fields(self)
+        }
 
 
 def _lookup(claims: Mapping[str, Any], path: str) -> Any:

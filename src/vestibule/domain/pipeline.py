@@ -114,7 +114,8 @@ def _require_verified_email(claims: Mapping[str, Any], mapping: ClaimMapping) ->
     if mapping.trust_unverified_email or flag is None or not says_no(flag):
         return
     raise LoginFailure(
-        "sso.email_unverified", "claims",
+        "sso.email_unverified",
+        "claims",
         "Your identity provider says your email address is not verified, so Vestibule cannot sign you in with it. "
         "Verify the address with your identity provider (or ask its administrator to), then sign in again.",
         expected=f"claim '{mapping.email_verified}' true or absent (or the connection's claims.trust_unverified_email on)",
@@ -135,14 +136,19 @@ def extract_identity(claims: Mapping[str, Any], subject: str, mapping: ClaimMapp
         )
     if emails is not None and len(set(emails)) > 1:
         raise LoginFailure(
-            "sso.email_invalid", "claims", "Your identity provider sent several email addresses.",
-            expected="exactly one value", received=f"{len(emails)} values",
+            "sso.email_invalid",
+            "claims",
+            "Your identity provider sent several email addresses.",
+            expected="exactly one value",
+            received=f"{len(emails)} values",
         )
     try:
         canonical = require_canonical_email(email)
     except InvalidEmail as exc:
         raise LoginFailure(
-            "sso.email_invalid", "claims", "Your identity provider sent an email address Vestibule cannot accept.",
+            "sso.email_invalid",
+            "claims",
+            "Your identity provider sent an email address Vestibule cannot accept.",
             expected="a canonical email address (no surrounding spaces, NFC, valid syntax)",
             received=f"{email!r}: {exc.reason}",
         ) from None
@@ -150,7 +156,9 @@ def extract_identity(claims: Mapping[str, Any], subject: str, mapping: ClaimMapp
     name = _first(claim_values(claims, mapping.name))
     if not name or not name.strip():
         raise LoginFailure(
-            "sso.claim_missing.name", "claims", "Your identity provider did not send your name.",
+            "sso.claim_missing.name",
+            "claims",
+            "Your identity provider did not send your name.",
             expected=f"a claim named '{mapping.name}'",
             received="claims: " + ", ".join(sorted(map(str, claims))[:30]),
         )
@@ -159,21 +167,29 @@ def extract_identity(claims: Mapping[str, Any], subject: str, mapping: ClaimMapp
         external_id = _first(claim_values(claims, mapping.external_id)) or ""
         if not external_id:
             raise LoginFailure(
-                "sso.claim_missing.external_id", "claims", "Your identity provider did not send your user ID.",
+                "sso.claim_missing.external_id",
+                "claims",
+                "Your identity provider did not send your user ID.",
                 expected=f"a claim named '{mapping.external_id}'",
             )
     if not external_id or len(external_id) > 512:
         raise LoginFailure(
-            "sso.claim_missing.external_id", "claims", "Your identity provider sent no usable user ID.",
-            expected="a subject of 1-512 characters", received=f"{len(external_id)} characters",
+            "sso.claim_missing.external_id",
+            "claims",
+            "Your identity provider sent no usable user ID.",
+            expected="a subject of 1-512 characters",
+            received=f"{len(external_id)} characters",
         )
     for claim, value in (("name", name), ("external_id", external_id)):
         if any(unicodedata.category(ch) == "Cc" for ch in value):
             # Control characters (NUL, newlines, escapes) in a display name or
             # subject are never legitimate and break storage and log lines.
             raise LoginFailure(
-                f"sso.claim_invalid.{claim}", "claims", "Your identity provider sent a value Vestibule cannot accept.",
-                expected=f"{claim} without control characters", received=repr(value)[:120],
+                f"sso.claim_invalid.{claim}",
+                "claims",
+                "Your identity provider sent a value Vestibule cannot accept.",
+                expected=f"{claim} without control characters",
+                received=repr(value)[:120],
             )
     return AssertedIdentity(
         external_id=external_id,
@@ -247,7 +263,11 @@ class RoleDecision:
 
 
 def _apply_requirements(
-    roles: frozenset[str], catalog: RoleCatalog, mapping: ClaimMapping, scope: str, context: frozenset[str] = frozenset()
+    roles: frozenset[str],
+    catalog: RoleCatalog,
+    mapping: ClaimMapping,
+    scope: str,
+    context: frozenset[str] = frozenset(),
 ) -> tuple[frozenset[str], list[str]]:
     problems = catalog.unmet_requirements(roles | context)
     if not problems:
@@ -283,7 +303,8 @@ def decide_roles(
         values = _present(identity.role_mapping)
         if not values:
             raise LoginFailure(
-                "sso.role_mapping_missing", "roles",
+                "sso.role_mapping_missing",
+                "roles",
                 "Your identity provider did not say which role mapping applies to you.",
                 expected=f"a '{mapping.role_mapping}' claim naming one of this account's mapping roles",
                 received="no such claim",
@@ -292,7 +313,8 @@ def decide_roles(
         matched = [by_name[v] for v in dict.fromkeys(values) if v in by_name]
         if not matched:
             raise LoginFailure(
-                "sso.role_mapping_unmatched", "roles",
+                "sso.role_mapping_unmatched",
+                "roles",
                 "No role is set up in Vestibule for the role mapping your identity provider sent.",
                 expected="one of: " + (", ".join(sorted(by_name)) or "(no mapping roles defined)"),
                 received=", ".join(values),
@@ -315,7 +337,8 @@ def decide_roles(
             if not values:
                 return RoleDecision(frozenset({catalog.default_role}), {}, notes=("roles claim empty: default role",))
             raise LoginFailure(
-                "sso.roles_unmatched", "roles",
+                "sso.roles_unmatched",
+                "roles",
                 "None of the roles your identity provider sent exist in Vestibule.",
                 expected="roles from: " + ", ".join(sorted(catalog.roles)),
                 received=", ".join(values),
@@ -329,8 +352,12 @@ def decide_roles(
             catalog.require_known(roles)
     except RoleRuleError as exc:
         raise LoginFailure(
-            "sso.role_mapping_unmatched", "roles", "A mapping role grants a role that no longer exists.",
-            expected="roles from the catalog", received=exc.role, fix_in="vestibule",
+            "sso.role_mapping_unmatched",
+            "roles",
+            "A mapping role grants a role that no longer exists.",
+            expected="roles from the catalog",
+            received=exc.role,
+            fix_in="vestibule",
         ) from None
     account_roles, dropped = _apply_requirements(account_roles, catalog, mapping, "account")
     notes: tuple[str, ...] = ()

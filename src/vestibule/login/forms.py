@@ -14,7 +14,11 @@ if TYPE_CHECKING:
 
 
 class EmailForm(forms.Form):
-    email = forms.CharField(max_length=254, label="Work email", widget=forms.EmailInput(attrs={"autocomplete": "username", "autofocus": True}))
+    email = forms.CharField(
+        max_length=254,
+        label="Work email",
+        widget=forms.EmailInput(attrs={"autocomplete": "username", "autofocus": True}),
+    )
     next = forms.CharField(required=False, widget=forms.HiddenInput, max_length=2000)
 
     def clean_email(self) -> str:
@@ -25,7 +29,9 @@ class EmailForm(forms.Form):
 
 
 class PasswordForm(EmailForm):
-    password = forms.CharField(max_length=1024, widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}))
+    password = forms.CharField(
+        max_length=1024, widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True})
+    )
 
 
 class TotpForm(forms.Form):
@@ -33,13 +39,19 @@ class TotpForm(forms.Form):
         max_length=6,
         min_length=6,
         label="6-digit code",
-        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code", "autofocus": True, "pattern": "[0-9]{6}"}),
+        widget=forms.TextInput(
+            attrs={"inputmode": "numeric", "autocomplete": "one-time-code", "autofocus": True, "pattern": "[0-9]{6}"}
+        ),
     )
 
 
 class NewPasswordForm(forms.Form):
-    password1 = forms.CharField(label="New password", max_length=1024, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
-    password2 = forms.CharField(label="Repeat it", max_length=1024, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    password1 = forms.CharField(
+        label="New password", max_length=1024, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+    password2 = forms.CharField(
+        label="Repeat it", max_length=1024, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
 
     def __init__(self, *args: Any, user: User | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

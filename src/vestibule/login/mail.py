@@ -19,9 +19,7 @@ class LogEmailBackend(BaseEmailBackend):
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         for message in email_messages:
-            log.warning(
-                "email to %s\nSubject: %s\n\n%s", ", ".join(message.to), message.subject, message.body
-            )
+            log.warning("email to %s\nSubject: %s\n\n%s", ", ".join(message.to), message.subject, message.body)
         return len(email_messages)
 
 

@@ -56,9 +56,9 @@ class OneTimeLink(models.Model):
         """Use the link once; None when unknown, expired or already used."""
         now = timezone.now()
         digest = token_digest(token)
-        updated = cls.objects.filter(
-            digest=digest, purpose=purpose, used_at__isnull=True, expires_at__gt=now
-        ).update(used_at=now)
+        updated = cls.objects.filter(digest=digest, purpose=purpose, used_at__isnull=True, expires_at__gt=now).update(
+            used_at=now
+        )
         if updated != 1:
             return None
         return cls.objects.select_related("user", "account").get(digest=digest)

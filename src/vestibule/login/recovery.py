@@ -41,7 +41,11 @@ def recovery_account(user: User) -> Account | None:
         user=user, project__isnull=True, account_id__in=usable
     ).values_list("account_id", "role"):
         by_account.setdefault(account_id, set()).add(role)
-    eligible = [aid for aid, roles in by_account.items() if RECOVERY_ROLE in catalog.effective(r for r in roles if r in catalog.roles)]
+    eligible = [
+        aid
+        for aid, roles in by_account.items()
+        if RECOVERY_ROLE in catalog.effective(r for r in roles if r in catalog.roles)
+    ]
     if not eligible:
         return None
     return Account.objects.filter(pk__in=eligible).order_by("slug").first()
@@ -61,7 +65,9 @@ def request_link(request: HttpRequest | None, raw_email: str) -> None:
         record("login.recovery.ignored", request=request, outcome="failure", subject_email=key)
         return
     if sent > ratelimit.EMAILS_PER_ADDRESS.attempts:
-        record("login.recovery.rate_limited", request=request, outcome="failure", account=account, subject_email=user.email)
+        record(
+            "login.recovery.rate_limited", request=request, outcome="failure", account=account, subject_email=user.email
+        )
         return
     # Only the newest link works: an older email lying in a mailbox is void.
     OneTimeLink.objects.filter(user=user, purpose=OneTimeLink.Purpose.RECOVERY, used_at__isnull=True).delete()

@@ -51,7 +51,9 @@ def page(request: HttpRequest, template: str, status: int = 200, **context: Any)
     return render(request, f"vestibule/{template}", context, status=status)
 
 
-def message(request: HttpRequest, title: str, text: str, *, status: int = 200, code: str = "", hint: str = "") -> HttpResponse:
+def message(
+    request: HttpRequest, title: str, text: str, *, status: int = 200, code: str = "", hint: str = ""
+) -> HttpResponse:
     return page(request, "message.html", status=status, title=title, text=text, code=code, hint=hint)
 
 
@@ -99,7 +101,13 @@ def _password_step(request: HttpRequest) -> HttpResponse:
     if outcome.user is None:
         status = 429 if outcome.error in {"locked", "rate_limited"} else 401
         form.add_error(None, PASSWORD_ERRORS[outcome.error])
-        return page(request, "login_password.html", status=status, form=PasswordForm(initial={"email": email, "next": next_url}), error=PASSWORD_ERRORS[outcome.error])
+        return page(
+            request,
+            "login_password.html",
+            status=status,
+            form=PasswordForm(initial={"email": email, "next": next_url}),
+            error=PASSWORD_ERRORS[outcome.error],
+        )
     user = outcome.user
     request.session.cycle_key()
     if user.has_totp:
@@ -152,7 +160,14 @@ def totp_view(request: HttpRequest) -> HttpResponse:
     if result is totp.CodeCheck.ACCEPTED:
         method = "recovery" if request.session.get("pre_auth_method") == "recovery" else "password"
         account = recovery.recovery_account(user) if method == "recovery" else None
-        return _all_factors_passed(request, user, method=method, next_url=request.session.get("pre_auth_next"), account=account, second_factor="totp")
+        return _all_factors_passed(
+            request,
+            user,
+            method=method,
+            next_url=request.session.get("pre_auth_next"),
+            account=account,
+            second_factor="totp",
+        )
     if result is totp.CodeCheck.LOCKED:
         form.add_error("code", "Too many wrong codes. Wait 15 minutes and sign in again.")
         return page(request, "login_totp.html", status=429, form=form)
@@ -198,20 +213,42 @@ def _totp_start(request: HttpRequest, user: User) -> HttpResponse:
             return page(request, "totp_setup.html", status=400, factor_on=True, form=form)
         result = totp.check_code(user, form.cleaned_data["code"])
         if result is not totp.CodeCheck.ACCEPTED:
-            record("user.totp_change_refused", request=request, outcome=AuditEvent.Outcome.FAILURE, subject_email=user.email, reason=result.value)
+            record(
+                "user.totp_change_refused",
+                request=request,
+                outcome=AuditEvent.Outcome.FAILURE,
+                subject_email=user.email,
+                reason=result.value,
+            )
             form.add_error("code", TOTP_ERRORS[result] + " Your current app keeps working; nothing was changed.")
-            return page(request, "totp_setup.html", status=429 if result is totp.CodeCheck.LOCKED else 403, factor_on=True, form=form)
+            return page(
+                request,
+                "totp_setup.html",
+                status=429 if result is totp.CodeCheck.LOCKED else 403,
+                factor_on=True,
+                form=form,
+            )
     try:
         secret = totp.begin_enrollment(user)
     except totp.FactorChanged:
-        return message(request, "Two-factor sign-in changed meanwhile", "It was turned on or changed in another window. Reload this page to see how it stands now.", status=409, hint=reverse("totp-setup"))
+        return message(
+            request,
+            "Two-factor sign-in changed meanwhile",
+            "It was turned on or changed in another window. Reload this page to see how it stands now.",
+            status=409,
+            hint=reverse("totp-setup"),
+        )
     uri = totp.provisioning_uri(user, secret)
-    return page(request, "totp_setup.html", replacing=replacing, secret=secret, uri=uri, qr=_qr_svg(uri), form=TotpForm())
+    return page(
+        request, "totp_setup.html", replacing=replacing, secret=secret, uri=uri, qr=_qr_svg(uri), form=TotpForm()
+    )
 
 
 def _qr_svg(uri: str) -> SafeString:
     """The otpauth:// URI as an inline SVG QR code: drawn on the server, nothing fetched, no script."""
-    svg = segno.make(uri, error="m").svg_inline(scale=4, dark="#1b1f24", light="#ffffff", title="QR code for your authenticator app")
+    svg = segno.make(uri, error="m").svg_inline(
+        scale=4, dark="#1b1f24", light="#ffffff", title="QR code for your authenticator app"
+    )
     return mark_safe(svg)  # segno's own markup; the URI is encoded as modules, never embedded as text
 
 
@@ -224,9 +261,19 @@ def _totp_confirm(request: HttpRequest, user: User) -> HttpResponse:
             credentials_changed(user)
             if replacing:
                 record("user.totp_replaced", request=request, subject_email=user.email)
-                return message(request, "New authenticator app set up", "From now on, sign in with codes from the new app; the old one no longer works.", hint="/")
+                return message(
+                    request,
+                    "New authenticator app set up",
+                    "From now on, sign in with codes from the new app; the old one no longer works.",
+                    hint="/",
+                )
             record("user.totp_enabled", request=request, subject_email=user.email)
-            return message(request, "Two-factor sign-in is on", "From now on you will be asked for a code from your authenticator app.", hint="/")
+            return message(
+                request,
+                "Two-factor sign-in is on",
+                "From now on you will be asked for a code from your authenticator app.",
+                hint="/",
+            )
         if result is totp.CodeCheck.LOCKED:
             form.add_error("code", TOTP_ERRORS[result])
             return page(request, "totp_setup.html", status=429, replacing=replacing, form=form)
@@ -257,9 +304,18 @@ def password_expired(request: HttpRequest) -> HttpResponse:
         record("password.changed", request=request, actor_user=user, subject_email=user.email, reason="expired")
         request.session.pop(PW_EXPIRED_FACTOR, None)
         detail = {"second_factor": second_factor} if second_factor else {}
-        return start_session(request, user, method="password", next_url=request.session.get("pw_expired_next"), **detail)
+        return start_session(
+            request, user, method="password", next_url=request.session.get("pw_expired_next"), **detail
+        )
     status = 400 if request.method == "POST" else 200
-    return page(request, "password_set.html", status=status, form=form, title="Your password has expired", intro="Your organization requires a new password every so often. Choose a new one to continue.")
+    return page(
+        request,
+        "password_set.html",
+        status=status,
+        form=form,
+        title="Your password has expired",
+        intro="Your organization requires a new password every so often. Choose a new one to continue.",
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -270,7 +326,11 @@ def password_reset(request: HttpRequest) -> HttpResponse:
             return page(request, "password_reset.html", status=400, form=form)
         passwords.send_reset_link(request, form.cleaned_data["email"])
         # The same answer whether or not the address has an account.
-        return message(request, "Check your email", "If that address belongs to a password account, a reset link is on its way. It works once and expires in one hour.")
+        return message(
+            request,
+            "Check your email",
+            "If that address belongs to a password account, a reset link is on its way. It works once and expires in one hour.",
+        )
     return page(request, "password_reset.html", form=form)
 
 
@@ -279,21 +339,40 @@ def password_reset_confirm(request: HttpRequest, token: str) -> HttpResponse:
     link = OneTimeLink.peek(OneTimeLink.Purpose.PASSWORD_RESET, token)
     # A link minted before the user became SSO-only is dead, like any other stale link.
     if link is None or link.user.login_method != User.LoginMethod.PASSWORD:
-        return message(request, "This link no longer works", "Reset links work once and expire after an hour. Ask for a new one.", status=410, hint=reverse("password-reset"))
+        return message(
+            request,
+            "This link no longer works",
+            "Reset links work once and expire after an hour. Ask for a new one.",
+            status=410,
+            hint=reverse("password-reset"),
+        )
     form = NewPasswordForm(request.POST or None, user=link.user)
     if request.method == "POST" and form.is_valid():
         used = OneTimeLink.consume(OneTimeLink.Purpose.PASSWORD_RESET, token)
         if used is None:
-            return message(request, "This link no longer works", "It was used a moment ago. Ask for a new one.", status=410)
+            return message(
+                request, "This link no longer works", "It was used a moment ago. Ask for a new one.", status=410
+            )
         user = used.user
         if user.login_method != User.LoginMethod.PASSWORD:
             # An SSO user gets no password until an admin switches them back.
-            return message(request, "Password not changed", "This account signs in through your identity provider.", status=409)
+            return message(
+                request, "Password not changed", "This account signs in through your identity provider.", status=409
+            )
         replace_password(user, form.cleaned_data["password1"])
         record("password.reset", request=request, actor_user=user, subject_email=user.email)
-        return message(request, "Password changed", "Your new password is set. Sign in with it now.", hint=reverse("login"))
+        return message(
+            request, "Password changed", "Your new password is set. Sign in with it now.", hint=reverse("login")
+        )
     status = 400 if request.method == "POST" else 200
-    return page(request, "password_set.html", status=status, form=form, title="Choose a new password", intro=f"For {link.user.email}.")
+    return page(
+        request,
+        "password_set.html",
+        status=status,
+        form=form,
+        title="Choose a new password",
+        intro=f"For {link.user.email}.",
+    )
 
 
 RECOVERY_SENT = (
@@ -377,10 +456,18 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    return message(request, "Something went wrong", "An unexpected error happened on our side. It has been logged; try again in a moment.", status=500)
+    return message(
+        request,
+        "Something went wrong",
+        "An unexpected error happened on our side. It has been logged; try again in a moment.",
+        status=500,
+    )
 
 
-INVITATION_GONE = ("This invitation no longer works", "Invitations work once and expire after 7 days. Ask your administrator for a new one.")
+INVITATION_GONE = (
+    "This invitation no longer works",
+    "Invitations work once and expire after 7 days. Ask your administrator for a new one.",
+)
 INVITATION_SUPERSEDED = (
     "This invitation no longer works",
     "You can already sign in: this address has a password or a second factor, so the invitation cannot set a new one. "
@@ -415,12 +502,25 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         except AlreadyHasCredentials:
             return _invitation_superseded(request, used)
         except PasswordNotAllowed:
-            return message(request, "Password not set", "This account signs in through your identity provider. Sign in from the sign-in page.", status=409, hint=reverse("login"))
+            return message(
+                request,
+                "Password not set",
+                "This account signs in through your identity provider. Sign in from the sign-in page.",
+                status=409,
+                hint=reverse("login"),
+            )
         record("invitation.accepted", request=request, account=used.account, subject_email=user.email, via="password")
         return start_session(request, user, method="password", next_url="/")
     status = 400 if request.method == "POST" else 200
     account_name = link.account.name if link.account else "Vestibule"
-    return page(request, "password_set.html", status=status, form=form, title=f"Join {account_name}", intro=f"Choose a password for {link.user.email}.")
+    return page(
+        request,
+        "password_set.html",
+        status=status,
+        form=form,
+        title=f"Join {account_name}",
+        intro=f"Choose a password for {link.user.email}.",
+    )
 
 
 def _invitation_through_sso(request: HttpRequest, token: str, link: OneTimeLink, route: Any) -> HttpResponse:
@@ -435,7 +535,14 @@ def _invitation_through_sso(request: HttpRequest, token: str, link: OneTimeLink,
     account_name = link.account.name if link.account else "Vestibule"
     if request.method == "GET":
         connection = route.connections[0] if route.kind == "sso" else None
-        return page(request, "invitation_sso.html", account_name=account_name, email=email, connection=connection, several=route.kind == "choose")
+        return page(
+            request,
+            "invitation_sso.html",
+            account_name=account_name,
+            email=email,
+            connection=connection,
+            several=route.kind == "choose",
+        )
     if OneTimeLink.consume(OneTimeLink.Purpose.INVITATION, token) is None:
         return message(request, INVITATION_GONE[0], "It was used a moment ago.", status=410)
     record("invitation.accepted", request=request, account=link.account, subject_email=email, via="sso")
@@ -448,5 +555,12 @@ def _invitation_through_sso(request: HttpRequest, token: str, link: OneTimeLink,
 
 
 def _invitation_superseded(request: HttpRequest, link: OneTimeLink) -> HttpResponse:
-    record("invitation.refused", request=request, outcome=AuditEvent.Outcome.FAILURE, account=link.account, subject_email=link.user.email, reason="has_credentials")
+    record(
+        "invitation.refused",
+        request=request,
+        outcome=AuditEvent.Outcome.FAILURE,
+        account=link.account,
+        subject_email=link.user.email,
+        reason="has_credentials",
+    )
     return message(request, *INVITATION_SUPERSEDED, status=410, hint=reverse("login"))

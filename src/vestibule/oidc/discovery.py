@@ -206,4 +206,3 @@ def discover(
     metadata = ProviderMetadata.from_document(doc, config)
     cache.set(key, doc, min(_ttl_from_headers(response, ttl, max_ttl), max_ttl))
     return metadata
-

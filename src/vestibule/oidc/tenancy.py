@@ -54,11 +54,11 @@ def check_metadata_issuer(config: OidcClientConfig, metadata_issuer: str) -> Non
     if metadata_issuer == config.issuer:
         return
     binding = config.tenant_binding
-    if TEMPLATE_MARKER in metadata_issuer and (binding is None or binding.kind == "entra"):
-        if metadata_issuer.count(TEMPLATE_MARKER) == 1 and any(
-            metadata_issuer.replace(TEMPLATE_MARKER, seg) == config.issuer for seg in _ENTRA_MULTI_SEGMENTS
-        ):
-            return
+    entra_template = metadata_issuer.count(TEMPLATE_MARKER) == 1 and (binding is None or binding.kind == "entra")
+    if entra_template and any(
+        metadata_issuer.replace(TEMPLATE_MARKER, seg) == config.issuer for seg in _ENTRA_MULTI_SEGMENTS
+    ):
+        return
     # The document's value is not echoed: the admin chose where it was fetched from.
     raise DiscoveryError(
         "The discovery document names another issuer than the connection.",

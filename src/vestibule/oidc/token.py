@@ -47,8 +47,14 @@ _MAX_RESPONSE_BYTES = 256 * 1024
 _EC_ALGS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 #: RFC 6749 §5.2 error codes: the only response text repeated to admins, being ours to name.
 _WIRE_ERRORS = frozenset(
-    {"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
-     "invalid_scope"}
+    {
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+    }
 )
 
 
@@ -112,7 +118,9 @@ def _error_from(response: httpx.Response) -> TokenEndpointError:
         pass
     fix_in = FixIn.VESTIBULE if error in ("invalid_client", "unauthorized_client") else FixIn.IDENTITY_PROVIDER
     received = error if isinstance(error, str) and error in _WIRE_ERRORS else response.status_code
-    return TokenEndpointError(f"The token endpoint answered HTTP {response.status_code}.", received=received, fix_in=fix_in)
+    return TokenEndpointError(
+        f"The token endpoint answered HTTP {response.status_code}.", received=received, fix_in=fix_in
+    )
 
 
 def exchange_code(

@@ -22,8 +22,25 @@ __all__ = ["fetch_userinfo", "check_userinfo_subject", "merge_claims", "PROTECTE
 
 #: Claims only the verified ID token may provide.
 PROTECTED_CLAIMS = frozenset(
-    {"iss", "sub", "aud", "azp", "exp", "iat", "nbf", "nonce", "jti", "auth_time", "acr", "amr",
-     "at_hash", "c_hash", "sid", "tid", "hd"}
+    {
+        "iss",
+        "sub",
+        "aud",
+        "azp",
+        "exp",
+        "iat",
+        "nbf",
+        "nonce",
+        "jti",
+        "auth_time",
+        "acr",
+        "amr",
+        "at_hash",
+        "c_hash",
+        "sid",
+        "tid",
+        "hd",
+    }
 )
 
 

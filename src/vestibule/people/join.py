@@ -22,7 +22,10 @@ from vestibule.login.routing import route_email
 from vestibule.login.sessions import start_session
 from vestibule.people import members
 
-GONE = ("This invitation no longer works", "Invitations work once and expire after 7 days. Ask the account's administrator for a new one.")
+GONE = (
+    "This invitation no longer works",
+    "Invitations work once and expire after 7 days. Ask the account's administrator for a new one.",
+)
 
 
 def _page(request: HttpRequest, invitation: Invitation, status: int = 200, **context: object) -> HttpResponse:
@@ -74,7 +77,13 @@ def _accept(request: HttpRequest, invitation: Invitation, user: User, *, start: 
     except members.InvitationNotForYou:
         logout(request)
         return _gone(request)
-    record("user.invitation_accepted", request=request, account=invitation.account, actor_user=user, subject_email=user.email)
+    record(
+        "user.invitation_accepted",
+        request=request,
+        account=invitation.account,
+        actor_user=user,
+        subject_email=user.email,
+    )
     if start:
         return start_session(request, user, method="password", next_url="/")
     return HttpResponseRedirect(reverse("home"))

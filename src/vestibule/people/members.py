@@ -252,12 +252,10 @@ def pin_password(user: User) -> bool:
 
 
 def approve(membership: Membership) -> None:
-    """"Allow Login" for one account: the person's other accounts are not this one's to approve."""
+    """ "Allow Login" for one account: the person's other accounts are not this one's to approve."""
     if membership.approval != Approval.APPROVED:
         membership.approval = Approval.APPROVED
         membership.save(update_fields=["approval"])
-
-
 
 
 def user_managers(account: Account) -> list[User]:
@@ -286,8 +284,8 @@ def notify_pending_approval(membership: Membership, *, via: str) -> list[str]:
                 f"{person.email} is waiting for approval in {account.name}",
                 f"{person.name or person.email} ({person.email}) signed in through {via} and was added to "
                 f"{account.name}, waiting for approval: they cannot sign in there until a user-manager allows it.\n\n"
-                f"To allow them, approve them in the account's users (\"Allow Login\"), or through the API:\n"
-                f"  PATCH {absolute(f'/api/v1/accounts/{account.slug}/users/{person.pk}')} {{\"approval\": \"approved\"}}\n\n"
+                f'To allow them, approve them in the account\'s users ("Allow Login"), or through the API:\n'
+                f'  PATCH {absolute(f"/api/v1/accounts/{account.slug}/users/{person.pk}")} {{"approval": "approved"}}\n\n'
                 f"Everyone waiting: {queue}\n\n"
                 "If you do not know this person, leave them waiting or remove them.",
             )

@@ -140,10 +140,10 @@ class PostForm:
             f'<input type="hidden" name="{html.escape(n)}" value="{html.escape(v)}">' for n, v in self.fields
         )
         return (
-            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Signing in…</title></head>"
+            '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Signing in…</title></head>'
             '<body onload="document.forms[0].submit()">'
             f'<form method="post" action="{html.escape(self.action)}">{inputs}'
-            "<noscript><button type=\"submit\">Continue</button></noscript></form></body></html>"
+            '<noscript><button type="submit">Continue</button></noscript></form></body></html>'
         )
 
 

@@ -217,7 +217,9 @@ def verify_enveloped(
     # parent), which then fails to parse as a document. Serialise once here,
     # without the tail, so such junk can neither crash verification nor be
     # anywhere near what is checked.
-    data = document if document is not None and element.getparent() is None else etree.tostring(element, with_tail=False)
+    data = (
+        document if document is not None and element.getparent() is None else etree.tostring(element, with_tail=False)
+    )
     expired = []
     for der, cert in ordered:
         try:

@@ -67,10 +67,10 @@ def build_sp_metadata(
             if key.get("use") == "encryption":
                 etree.SubElement(key, q(MD, "EncryptionMethod"), Algorithm="http://www.w3.org/2009/xmlenc11#aes256-gcm")
                 etree.SubElement(key, q(MD, "EncryptionMethod"), Algorithm="http://www.w3.org/2009/xmlenc11#rsa-oaep")
-                etree.SubElement(key, q(MD, "EncryptionMethod"), Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p")
-    etree.SubElement(descriptor, q(MD, "NameIDFormat")).text = (
-        settings.name_id_format if settings else name_id_format
-    )
+                etree.SubElement(
+                    key, q(MD, "EncryptionMethod"), Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"
+                )
+    etree.SubElement(descriptor, q(MD, "NameIDFormat")).text = settings.name_id_format if settings else name_id_format
     etree.SubElement(
         descriptor, q(MD, "AssertionConsumerService"), Binding=HTTP_POST, Location=sp.acs_url, index="0",
         isDefault="true",
@@ -138,7 +138,7 @@ def _signing_certificates(descriptor: etree._Element) -> tuple[str, ...]:
                 certificates.append(pem)
     if not certificates:
         raise MetadataError(
-            "The metadata has no usable signing certificate (KeyDescriptor use=\"signing\" with "
+            'The metadata has no usable signing certificate (KeyDescriptor use="signing" with '
             "ds:X509Certificate); Vestibule cannot trust responses from this IdP without one.",
             expected="an IDPSSODescriptor KeyDescriptor with an X509Certificate",
             received="none",

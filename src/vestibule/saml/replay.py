@@ -11,8 +11,9 @@ so that the check holds across processes and machines.
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
-from typing import Callable, Protocol
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
 
 
 class ReplayCache(Protocol):
@@ -31,7 +32,7 @@ class InMemoryReplayCache:
     """A process-local :class:`ReplayCache` for tests and single-process use."""
 
     def __init__(self, *, clock: Callable[[], datetime] | None = None, max_entries: int = 100_000) -> None:
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._entries: dict[str, datetime] = {}
         self._lock = threading.Lock()
         self._max_entries = max_entries

@@ -71,9 +71,13 @@ _ASSERTION_TAGS = frozenset({q(SAML, "Assertion"), q(SAML, "EncryptedAssertion")
 
 def _check_root(unverified_response: etree._Element) -> None:
     if unverified_response.tag != q(SAMLP, "Response"):
-        raise MalformedError("The message is not a samlp:Response.", received=etree.QName(unverified_response).localname)
+        raise MalformedError(
+            "The message is not a samlp:Response.", received=etree.QName(unverified_response).localname
+        )
     if unverified_response.get("Version") != "2.0":
-        raise MalformedError("The Response is not SAML 2.0.", expected="2.0", received=unverified_response.get("Version"))
+        raise MalformedError(
+            "The Response is not SAML 2.0.", expected="2.0", received=unverified_response.get("Version")
+        )
     if not unverified_response.get("ID"):
         raise MalformedError("The Response has no ID.")
 
@@ -301,9 +305,7 @@ def validate_response(
         )
 
     # Step 8: assertion rules on the verified node.
-    facts = validate_assertion(
-        assertion, sp=sp, settings=settings, now=now, expected_request_id=expected_request_id
-    )
+    facts = validate_assertion(assertion, sp=sp, settings=settings, now=now, expected_request_id=expected_request_id)
 
     # Step 9: replay, only once everything else has passed.
     expires_at = facts.not_on_or_after + timedelta(seconds=settings.clock_skew_seconds)

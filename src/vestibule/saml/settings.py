@@ -9,9 +9,10 @@ which is strict: unknown keys, wrong types and out-of-range values raise
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
 from functools import cached_property
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from cryptography import x509

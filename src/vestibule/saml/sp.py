@@ -22,9 +22,7 @@ _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 def _public_der(obj: object) -> bytes:
     public = obj.public_key()  # type: ignore[attr-defined]
-    der: bytes = public.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    der: bytes = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return der
 
 

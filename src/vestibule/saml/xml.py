@@ -23,7 +23,7 @@ import base64
 import binascii
 import re
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from lxml import etree
 
@@ -152,15 +152,15 @@ def parse_instant(value: str, what: str) -> datetime:
     except ValueError:
         raise MalformedError(f"{what} is not a valid xs:dateTime.", received=value) from None
     if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def format_instant(value: datetime) -> str:
     """Render an instant as SAML wants it: UTC, second precision, 'Z'."""
     if value.tzinfo is None:
         raise ValueError("instants must be timezone-aware")
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def optional_instant(el: etree._Element, attr: str, what: str) -> datetime | None:

@@ -20,6 +20,7 @@ import binascii
 import os
 import re
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -131,7 +132,7 @@ def _decrypt_data(algorithm: str | None, key: bytes, blob: bytes, *, allow_aes_c
             raise DecryptionError(_FAILED)
         try:
             return AESGCM(key).decrypt(blob[:12], blob[12:], None)
-        except Exception:  # InvalidTag: tampered or wrong key.
+        except (InvalidTag, ValueError):  # tampered or wrong key
             raise DecryptionError(_FAILED) from None
     if algorithm in AES_CBC:
         if not allow_aes_cbc:

@@ -28,7 +28,7 @@ from vestibule.signin import adapters
 
 def _signed_in(request: HttpRequest) -> User | None:
     user = request.user
-    return user if user.is_authenticated and user.is_active else None  # type: ignore[return-value]
+    return user if user.is_authenticated and user.is_active else None
 
 
 @require_GET
@@ -48,7 +48,12 @@ def sso_admin_home(request: HttpRequest) -> HttpResponse:
             }
         )
     status = 200 if sections else 403
-    return render(request, "vestibule/sso_admin.html", {"sections": sections, "changed": request.GET.get("changed")}, status=status)
+    return render(
+        request,
+        "vestibule/sso_admin.html",
+        {"sections": sections, "changed": request.GET.get("changed")},
+        status=status,
+    )
 
 
 @require_POST
@@ -57,9 +62,9 @@ def set_enabled(request: HttpRequest, connection_id: str) -> HttpResponse:
     if user is None:
         return HttpResponseRedirect(reverse("login"))
     connection = Connection.objects.by_id(connection_id)
+    if connection is None:
+        raise Http404("unknown connection")
     try:
-        if connection is None:
-            raise NoStanding(connection_id)
         session_principal(user, request.session).require(connection.account, SSO_ADMIN)
     except NoStanding:
         raise Http404("unknown connection") from None
@@ -73,7 +78,18 @@ def set_enabled(request: HttpRequest, connection_id: str) -> HttpResponse:
     try:
         rules.update_connection(connection, {"enabled": enabled})
     except ConnectionRuleError as exc:
-        return render(request, "vestibule/message.html", {"title": "Not changed", "text": exc.detail, "hint": reverse("sso-admin")}, status=exc.status)
-    record("connection.updated", account=connection.account, connection=connection, actor_user=user, fields=["enabled"], enabled=enabled)
+        return render(
+            request,
+            "vestibule/message.html",
+            {"title": "Not changed", "text": exc.detail, "hint": reverse("sso-admin")},
+            status=exc.status,
+        )
+    record(
+        "connection.updated",
+        account=connection.account,
+        connection=connection,
+        actor_user=user,
+        fields=["enabled"],
+        enabled=enabled,
+    )
     return HttpResponseRedirect(f"{reverse('sso-admin')}?changed={connection.pk}")
-

@@ -324,7 +324,7 @@ def oidc_connect(request: HttpRequest, connection: Connection, trace: TraceRecor
     """
     if not request.user.is_authenticated:
         return HttpResponseRedirect("/login?" + urlencode({"next": request.path}))
-    user: User = request.user  # type: ignore[assignment]
+    user: User = request.user
     # In the session's own scope: a sign-in through another organization's provider is not this account's sso-admin.
     if SSO_ADMIN not in session_principal(user, request.session).roles_in(connection.account):
         # Refused before any attempt begins: a plain page, no login trace.

@@ -86,7 +86,9 @@ def trusting_connections() -> list[Connection]:
     entity_id = identity_provider().entity_id
     return [
         c
-        for c in Connection.objects.select_related("account").filter(protocol=Connection.Protocol.SAML, enabled=True).order_by("account__slug", "name")
+        for c in Connection.objects.select_related("account")
+        .filter(protocol=Connection.Protocol.SAML, enabled=True)
+        .order_by("account__slug", "name")
         if c.saml_settings.get("idp_entity_id") == entity_id
     ]
 

@@ -43,7 +43,9 @@ def _enabled(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
 
 
 class IdentityForm(forms.Form):
-    email = forms.EmailField(max_length=254, label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}))
+    email = forms.EmailField(
+        max_length=254, label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
+    )
     # Optional: a sign-in link (/sso/start/<connection>) brings no login_hint to
     # derive it from, and a required empty field was the first thing people met.
     name = forms.CharField(
@@ -85,10 +87,17 @@ def identity_form(connection: Connection | None, data: Any = None, *, hint: str 
 
 
 def _refuse(request: HttpRequest, text: str, status: int = 400) -> HttpResponse:
-    return render(request, "vestibule/message.html", {"title": "Test identity provider", "text": text, "code": "testidp.refused"}, status=status)
+    return render(
+        request,
+        "vestibule/message.html",
+        {"title": "Test identity provider", "text": text, "code": "testidp.refused"},
+        status=status,
+    )
 
 
-def _issue(request: HttpRequest, connection: Connection, form: IdentityForm, *, request_id: str | None, relay_state: str | None) -> HttpResponse:
+def _issue(
+    request: HttpRequest, connection: Connection, form: IdentityForm, *, request_id: str | None, relay_state: str | None
+) -> HttpResponse:
     """Sign a Response for the connection's own ACS and hand it to the browser to post."""
     sp = adapters.service_provider(connection)
     saml_settings = adapters.saml_settings(connection)
@@ -138,7 +147,9 @@ def sso(request: HttpRequest) -> HttpResponse:
         return _refuse(request, f"This is not a usable SAML AuthnRequest: {exc.description}")
     # No open relay: the response only ever goes to the connection's own ACS.
     if authn.acs_url is not None and authn.acs_url != sp.acs_url:
-        return _refuse(request, f"The requested AssertionConsumerServiceURL is not this connection's ({sp.acs_url}).", status=403)
+        return _refuse(
+            request, f"The requested AssertionConsumerServiceURL is not this connection's ({sp.acs_url}).", status=403
+        )
     hint = request.GET.get("login_hint", "")[:254]
     state = signing.dumps({"c": str(connection.pk), "id": authn.request_id, "rs": authn.relay_state}, salt=_SALT)
     return render(
@@ -157,7 +168,12 @@ def _sso_submit(request: HttpRequest) -> HttpResponse:
         return _refuse(request, str(exc), status=403)
     form = identity_form(connection, request.POST)
     if not form.is_valid():
-        context = {"form": form, "state": request.POST.get("state", ""), "connection": connection, "action": request.path}
+        context = {
+            "form": form,
+            "state": request.POST.get("state", ""),
+            "connection": connection,
+            "action": request.path,
+        }
         return render(request, "vestibule/testidp/login.html", context, status=400)
     return _issue(request, connection, form, request_id=state["id"], relay_state=state["rs"])
 
@@ -167,7 +183,11 @@ def _sso_submit(request: HttpRequest) -> HttpResponse:
 def idp_initiated(request: HttpRequest) -> HttpResponse:
     """IdP-initiated sign-in: pick a connection, say who you are, land in Vestibule (no AuthnRequest)."""
     connections = idp.trusting_connections()
-    chosen = request.POST.get("connection") or request.GET.get("connection") or (str(connections[0].pk) if len(connections) == 1 else "")
+    chosen = (
+        request.POST.get("connection")
+        or request.GET.get("connection")
+        or (str(connections[0].pk) if len(connections) == 1 else "")
+    )
     form = identity_form(next((c for c in connections if str(c.pk) == chosen), None), request.POST or None)
     if request.method == "POST":
         try:

@@ -159,7 +159,9 @@ class OidcDriver:
 
     def set_account(self, subject: str, claims: dict[str, Any], userinfo_claims: dict[str, Any] | None = None) -> None:
         """The claims the provider asserts for ``subject``: ID token and UserInfo, plus UserInfo-only ones."""
-        self.provider.server.admin("PUT", "accounts", {"id": subject, "claims": claims, "userinfo": userinfo_claims or {}})
+        self.provider.server.admin(
+            "PUT", "accounts", {"id": subject, "claims": claims, "userinfo": userinfo_claims or {}}
+        )
 
     def authorize(
         self,

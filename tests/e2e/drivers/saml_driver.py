@@ -94,7 +94,14 @@ class SamlDriver:
         args: dict[str, Any] = {"destination": connection["acs_url"], "sp_entity_id": connection["sp_entity_id"], **kw}
         if encrypt:
             with peer.aes_encryption(server, peer.AES256_GCM):
-                return peer.issue(server, in_response_to=in_response_to, name_id=subject, identity=identity, encrypt_assertion=True, **args)
+                return peer.issue(
+                    server,
+                    in_response_to=in_response_to,
+                    name_id=subject,
+                    identity=identity,
+                    encrypt_assertion=True,
+                    **args,
+                )
         return peer.issue(server, in_response_to=in_response_to, name_id=subject, identity=identity, **args)
 
     def post(self, browser: Client, connection: dict[str, Any], saml_response: str, relay_state: str | None) -> Any:
@@ -106,7 +113,14 @@ class SamlDriver:
         return browser.post(_path(connection["acs_url"]), fields)
 
     def login(
-        self, browser: Client, connection: dict[str, Any], *, subject: str, claims: dict[str, Any], next: str | None = None, **kw: Any
+        self,
+        browser: Client,
+        connection: dict[str, Any],
+        *,
+        subject: str,
+        claims: dict[str, Any],
+        next: str | None = None,
+        **kw: Any,
     ) -> Any:
         start = _path(connection["sign_in_url"]) + (f"?{urlencode({'next': next})}" if next else "")
         response = browser.get(start)
@@ -119,14 +133,18 @@ class SamlDriver:
         request = server.parse_authn_request(query["SAMLRequest"][0], BINDING_HTTP_REDIRECT)
         # pysaml2 resolves where to answer from its SP metadata: an ACS URL the
         # metadata does not list is refused here, by the IdP.
-        response_args = server.response_args(request.message, [BINDING_HTTP_REDIRECT, "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"])
+        response_args = server.response_args(
+            request.message, [BINDING_HTTP_REDIRECT, "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"]
+        )
         assert response_args["destination"] == connection["acs_url"], response_args
         saml_response = self.issue(
             connection, subject=subject, claims=claims, in_response_to=response_args["in_response_to"], **kw
         )
         return self.post(browser, connection, saml_response, query.get("RelayState", [None])[0])
 
-    def idp_initiated(self, browser: Client, connection: dict[str, Any], *, subject: str, claims: dict[str, Any], **kw: Any) -> Any:
+    def idp_initiated(
+        self, browser: Client, connection: dict[str, Any], *, subject: str, claims: dict[str, Any], **kw: Any
+    ) -> Any:
         """An unsolicited Response (no AuthnRequest, no RelayState), as from an IdP dashboard."""
         saml_response = self.issue(connection, subject=subject, claims=claims, in_response_to=None, **kw)
         return self.post(browser, connection, saml_response, None)

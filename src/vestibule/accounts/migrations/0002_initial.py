@@ -6,76 +6,105 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('connections', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("connections", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='projectaccess',
-            name='connection',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to='connections.connection'),
+            model_name="projectaccess",
+            name="connection",
+            field=models.ForeignKey(
+                blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to="connections.connection"
+            ),
         ),
         migrations.AddField(
-            model_name='projectaccess',
-            name='project',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='access', to='accounts.project'),
+            model_name="projectaccess",
+            name="project",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="access", to="accounts.project"
+            ),
         ),
         migrations.AddField(
-            model_name='projectaccess',
-            name='user',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='project_access', to=settings.AUTH_USER_MODEL),
+            model_name="projectaccess",
+            name="user",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="project_access", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='rolegrant',
-            name='account',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='role_grants', to='accounts.account'),
+            model_name="rolegrant",
+            name="account",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="role_grants", to="accounts.account"
+            ),
         ),
         migrations.AddField(
-            model_name='rolegrant',
-            name='connection',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='connections.connection'),
+            model_name="rolegrant",
+            name="connection",
+            field=models.ForeignKey(
+                blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to="connections.connection"
+            ),
         ),
         migrations.AddField(
-            model_name='rolegrant',
-            name='project',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to='accounts.project'),
+            model_name="rolegrant",
+            name="project",
+            field=models.ForeignKey(
+                blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to="accounts.project"
+            ),
         ),
         migrations.AddField(
-            model_name='rolegrant',
-            name='user',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='role_grants', to=settings.AUTH_USER_MODEL),
+            model_name="rolegrant",
+            name="user",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="role_grants", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddConstraint(
-            model_name='membership',
-            constraint=models.UniqueConstraint(fields=('user', 'account'), name='one_membership_per_account'),
+            model_name="membership",
+            constraint=models.UniqueConstraint(fields=("user", "account"), name="one_membership_per_account"),
         ),
         migrations.AddConstraint(
-            model_name='project',
-            constraint=models.UniqueConstraint(fields=('account', 'slug'), name='project_slug_per_account'),
+            model_name="project",
+            constraint=models.UniqueConstraint(fields=("account", "slug"), name="project_slug_per_account"),
         ),
         migrations.AddConstraint(
-            model_name='projectaccess',
-            constraint=models.UniqueConstraint(condition=models.Q(('source', 'manual')), fields=('user', 'project'), name='one_manual_access_per_project'),
+            model_name="projectaccess",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("source", "manual")),
+                fields=("user", "project"),
+                name="one_manual_access_per_project",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='projectaccess',
-            constraint=models.UniqueConstraint(condition=models.Q(('source', 'sso')), fields=('user', 'project', 'connection'), name='one_sso_access_per_link'),
+            model_name="projectaccess",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("source", "sso")),
+                fields=("user", "project", "connection"),
+                name="one_sso_access_per_link",
+            ),
         ),
         migrations.AddIndex(
-            model_name='rolegrant',
-            index=models.Index(fields=['user', 'account'], name='accounts_ro_user_id_7dd71c_idx'),
+            model_name="rolegrant",
+            index=models.Index(fields=["user", "account"], name="accounts_ro_user_id_7dd71c_idx"),
         ),
         migrations.AddConstraint(
-            model_name='rolegrant',
-            constraint=models.UniqueConstraint(condition=models.Q(('project__isnull', True)), fields=('user', 'account', 'role', 'source'), name='one_account_grant'),
+            model_name="rolegrant",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("project__isnull", True)),
+                fields=("user", "account", "role", "source"),
+                name="one_account_grant",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rolegrant',
-            constraint=models.UniqueConstraint(condition=models.Q(('project__isnull', False)), fields=('user', 'account', 'project', 'role', 'source'), name='one_project_grant'),
+            model_name="rolegrant",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("project__isnull", False)),
+                fields=("user", "account", "project", "role", "source"),
+                name="one_project_grant",
+            ),
         ),
     ]

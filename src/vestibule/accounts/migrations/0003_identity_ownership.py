@@ -16,51 +16,66 @@ def approval_to_memberships(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0002_initial'),
+        ("accounts", "0002_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='membership',
-            name='approval',
-            field=models.CharField(choices=[('approved', 'Approved'), ('pending', 'Pending')], default='approved', max_length=10),
+            model_name="membership",
+            name="approval",
+            field=models.CharField(
+                choices=[("approved", "Approved"), ("pending", "Pending")], default="approved", max_length=10
+            ),
         ),
         migrations.AddField(
-            model_name='membership',
-            name='is_active',
+            model_name="membership",
+            name="is_active",
             field=models.BooleanField(default=True),
         ),
         migrations.RunPython(approval_to_memberships, migrations.RunPython.noop),
         migrations.RemoveField(
-            model_name='user',
-            name='approval',
+            model_name="user",
+            name="approval",
         ),
         migrations.AddField(
-            model_name='user',
-            name='totp_pending_encrypted',
+            model_name="user",
+            name="totp_pending_encrypted",
             field=models.TextField(blank=True),
         ),
         migrations.CreateModel(
-            name='Invitation',
+            name="Invitation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('email', models.CharField(max_length=254)),
-                ('email_key', models.CharField(max_length=254)),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('grants', models.JSONField(blank=True, default=dict)),
-                ('digest', models.CharField(max_length=64, unique=True)),
-                ('invited_by', models.CharField(blank=True, max_length=300)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('expires_at', models.DateTimeField()),
-                ('accepted_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('accepted_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='invitations', to='accounts.account')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("email", models.CharField(max_length=254)),
+                ("email_key", models.CharField(max_length=254)),
+                ("name", models.CharField(blank=True, max_length=200)),
+                ("grants", models.JSONField(blank=True, default=dict)),
+                ("digest", models.CharField(max_length=64, unique=True)),
+                ("invited_by", models.CharField(blank=True, max_length=300)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("expires_at", models.DateTimeField()),
+                ("accepted_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "accepted_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="invitations", to="accounts.account"
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['account', 'email_key'], name='accounts_in_account_354b41_idx')],
+                "indexes": [models.Index(fields=["account", "email_key"], name="accounts_in_account_354b41_idx")],
             },
         ),
     ]

@@ -11,7 +11,6 @@ def mark_managed_grants(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("accounts", "0003_identity_ownership"),
         ("connections", "0002_share_offers"),

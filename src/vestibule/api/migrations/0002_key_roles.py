@@ -10,20 +10,19 @@ def existing_account_keys_administer(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('api', '0001_initial'),
+        ("api", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='apikey',
-            name='created_by',
+            model_name="apikey",
+            name="created_by",
             field=models.CharField(blank=True, max_length=300),
         ),
         migrations.AddField(
-            model_name='apikey',
-            name='roles',
+            model_name="apikey",
+            name="roles",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.RunPython(existing_account_keys_administer, migrations.RunPython.noop),

@@ -4,12 +4,11 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('api', '0002_key_roles'),
-        ('audit', '0002_apikey_moved'),
+        ("api", "0002_key_roles"),
+        ("audit", "0002_apikey_moved"),
     ]
 
     operations = [
-        migrations.SeparateDatabaseAndState(state_operations=[migrations.DeleteModel(name='ApiKey')]),
+        migrations.SeparateDatabaseAndState(state_operations=[migrations.DeleteModel(name="ApiKey")]),
     ]

@@ -9,63 +9,96 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('api', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("api", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LoginTrace',
+            name="LoginTrace",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('connection_id', models.UUIDField(blank=True, null=True)),
-                ('protocol', models.CharField(max_length=10)),
-                ('started_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('outcome', models.CharField(blank=True, max_length=10)),
-                ('reason_code', models.CharField(blank=True, max_length=100)),
-                ('failed_step', models.CharField(blank=True, max_length=60)),
-                ('steps', models.JSONField(default=list)),
-                ('subject', models.CharField(blank=True, max_length=512)),
-                ('email', models.CharField(blank=True, max_length=254)),
-                ('ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to='accounts.account')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("connection_id", models.UUIDField(blank=True, null=True)),
+                ("protocol", models.CharField(max_length=10)),
+                ("started_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("outcome", models.CharField(blank=True, max_length=10)),
+                ("reason_code", models.CharField(blank=True, max_length=100)),
+                ("failed_step", models.CharField(blank=True, max_length=60)),
+                ("steps", models.JSONField(default=list)),
+                ("subject", models.CharField(blank=True, max_length=512)),
+                ("email", models.CharField(blank=True, max_length=254)),
+                ("ip", models.GenericIPAddressField(blank=True, null=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to="accounts.account"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-started_at'],
+                "ordering": ["-started_at"],
             },
         ),
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('code', models.CharField(db_index=True, max_length=100)),
-                ('outcome', models.CharField(choices=[('success', 'Success'), ('failure', 'Failure')], default='success', max_length=10)),
-                ('connection_id', models.UUIDField(blank=True, null=True)),
-                ('subject_email', models.CharField(blank=True, max_length=254)),
-                ('ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('detail', models.JSONField(blank=True, default=dict)),
-                ('account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to='accounts.account')),
-                ('actor_api_key', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='api.apikey')),
-                ('actor_user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('trace', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='audit.logintrace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("code", models.CharField(db_index=True, max_length=100)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[("success", "Success"), ("failure", "Failure")], default="success", max_length=10
+                    ),
+                ),
+                ("connection_id", models.UUIDField(blank=True, null=True)),
+                ("subject_email", models.CharField(blank=True, max_length=254)),
+                ("ip", models.GenericIPAddressField(blank=True, null=True)),
+                ("detail", models.JSONField(blank=True, default=dict)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to="accounts.account"
+                    ),
+                ),
+                (
+                    "actor_api_key",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to="api.apikey"
+                    ),
+                ),
+                (
+                    "actor_user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "trace",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to="audit.logintrace"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.AddIndex(
-            model_name='logintrace',
-            index=models.Index(fields=['account', '-started_at'], name='audit_login_account_8ebefd_idx'),
+            model_name="logintrace",
+            index=models.Index(fields=["account", "-started_at"], name="audit_login_account_8ebefd_idx"),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['account', '-created_at'], name='audit_audit_account_5d445a_idx'),
+            model_name="auditevent",
+            index=models.Index(fields=["account", "-created_at"], name="audit_audit_account_5d445a_idx"),
         ),
     ]

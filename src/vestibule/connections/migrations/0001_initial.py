@@ -9,123 +9,200 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ReplayEntry',
+            name="ReplayEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=600, unique=True)),
-                ('expires_at', models.DateTimeField(db_index=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.CharField(max_length=600, unique=True)),
+                ("expires_at", models.DateTimeField(db_index=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Connection',
+            name="Connection",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('protocol', models.CharField(choices=[('saml', 'Saml'), ('oidc', 'Oidc')], max_length=4)),
-                ('name', models.CharField(max_length=200)),
-                ('enabled', models.BooleanField(default=False)),
-                ('auto_provision', models.BooleanField(default=False)),
-                ('provisioned_users_can_login', models.BooleanField(default=False)),
-                ('ignored_emails', models.JSONField(blank=True, default=list)),
-                ('claims', models.JSONField(blank=True, default=dict)),
-                ('sso_authorization', models.BooleanField(default=False)),
-                ('saml_settings', models.JSONField(blank=True, default=dict)),
-                ('oidc_settings', models.JSONField(blank=True, default=dict)),
-                ('secrets_encrypted', models.TextField(blank=True)),
-                ('external_tenant_id', models.CharField(blank=True, max_length=200)),
-                ('tenant_verified_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='connections', to='accounts.account')),
-                ('linked_projects', models.ManyToManyField(blank=True, related_name='linked_connections', to='accounts.project')),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("protocol", models.CharField(choices=[("saml", "Saml"), ("oidc", "Oidc")], max_length=4)),
+                ("name", models.CharField(max_length=200)),
+                ("enabled", models.BooleanField(default=False)),
+                ("auto_provision", models.BooleanField(default=False)),
+                ("provisioned_users_can_login", models.BooleanField(default=False)),
+                ("ignored_emails", models.JSONField(blank=True, default=list)),
+                ("claims", models.JSONField(blank=True, default=dict)),
+                ("sso_authorization", models.BooleanField(default=False)),
+                ("saml_settings", models.JSONField(blank=True, default=dict)),
+                ("oidc_settings", models.JSONField(blank=True, default=dict)),
+                ("secrets_encrypted", models.TextField(blank=True)),
+                ("external_tenant_id", models.CharField(blank=True, max_length=200)),
+                ("tenant_verified_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="connections", to="accounts.account"
+                    ),
+                ),
+                (
+                    "linked_projects",
+                    models.ManyToManyField(blank=True, related_name="linked_connections", to="accounts.project"),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='DomainClaim',
+            name="DomainClaim",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('domain', models.CharField(max_length=253, unique=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='domain_claims', to='accounts.account')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("domain", models.CharField(max_length=253, unique=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="domain_claims", to="accounts.account"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='PendingLogin',
+            name="PendingLogin",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=64, unique=True)),
-                ('purpose', models.CharField(choices=[('login', 'Login'), ('connect', 'Connect Organization')], default='login', max_length=10)),
-                ('request_id', models.CharField(blank=True, max_length=200)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('next_url', models.CharField(blank=True, max_length=2000)),
-                ('browser_binding', models.CharField(blank=True, max_length=64)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('expires_at', models.DateTimeField()),
-                ('consumed_at', models.DateTimeField(blank=True, null=True)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='connections.connection')),
-                ('initiated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.CharField(max_length=64, unique=True)),
+                (
+                    "purpose",
+                    models.CharField(
+                        choices=[("login", "Login"), ("connect", "Connect Organization")],
+                        default="login",
+                        max_length=10,
+                    ),
+                ),
+                ("request_id", models.CharField(blank=True, max_length=200)),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("next_url", models.CharField(blank=True, max_length=2000)),
+                ("browser_binding", models.CharField(blank=True, max_length=64)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("expires_at", models.DateTimeField()),
+                ("consumed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "connection",
+                    models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to="connections.connection"),
+                ),
+                (
+                    "initiated_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ConnectionDomain',
+            name="ConnectionDomain",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('domain', models.CharField(db_index=True, max_length=253)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='domains', to='connections.connection')),
-                ('claim', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='connection_domains', to='connections.domainclaim')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("domain", models.CharField(db_index=True, max_length=253)),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="domains", to="connections.connection"
+                    ),
+                ),
+                (
+                    "claim",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="connection_domains",
+                        to="connections.domainclaim",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('connection', 'domain'), name='domain_once_per_connection')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("connection", "domain"), name="domain_once_per_connection")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='DomainShare',
+            name="DomainShare",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='shared_domains', to='accounts.account')),
-                ('claim', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='shares', to='connections.domainclaim')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="shared_domains",
+                        to="accounts.account",
+                    ),
+                ),
+                (
+                    "claim",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="shares", to="connections.domainclaim"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('claim', 'account'), name='one_share_per_account')],
+                "constraints": [models.UniqueConstraint(fields=("claim", "account"), name="one_share_per_account")],
             },
         ),
         migrations.CreateModel(
-            name='ExternalIdentity',
+            name="ExternalIdentity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=512)),
-                ('last_claims', models.JSONField(blank=True, default=dict)),
-                ('last_login_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('connection', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='identities', to='connections.connection')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='external_identities', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("external_id", models.CharField(max_length=512)),
+                ("last_claims", models.JSONField(blank=True, default=dict)),
+                ("last_login_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "connection",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="identities",
+                        to="connections.connection",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="external_identities",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('connection', 'external_id'), name='one_user_per_subject'), models.UniqueConstraint(fields=('connection', 'user'), name='one_subject_per_user')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("connection", "external_id"), name="one_user_per_subject"),
+                    models.UniqueConstraint(fields=("connection", "user"), name="one_subject_per_user"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='MappingRole',
+            name="MappingRole",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('grants', models.JSONField(default=list)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='mapping_roles', to='accounts.account')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                ("grants", models.JSONField(default=list)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="mapping_roles", to="accounts.account"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('account', 'name'), name='mapping_role_name_per_account')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("account", "name"), name="mapping_role_name_per_account")
+                ],
             },
         ),
     ]

@@ -15,41 +15,48 @@ def existing_shares_are_active(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0003_identity_ownership'),
-        ('connections', '0001_initial'),
+        ("accounts", "0003_identity_ownership"),
+        ("connections", "0001_initial"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='domainshare',
-            name='one_share_per_account',
+            model_name="domainshare",
+            name="one_share_per_account",
         ),
         migrations.AddField(
-            model_name='domainshare',
-            name='accepted_at',
+            model_name="domainshare",
+            name="accepted_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='domainshare',
-            name='status',
-            field=models.CharField(choices=[('offered', 'Offered'), ('active', 'Active')], default='offered', max_length=10),
+            model_name="domainshare",
+            name="status",
+            field=models.CharField(
+                choices=[("offered", "Offered"), ("active", "Active")], default="offered", max_length=10
+            ),
         ),
         migrations.AddField(
-            model_name='domainshare',
-            name='target_slug',
-            field=models.CharField(default='', max_length=50),
+            model_name="domainshare",
+            name="target_slug",
+            field=models.CharField(default="", max_length=50),
             preserve_default=False,
         ),
         migrations.RunPython(existing_shares_are_active, migrations.RunPython.noop),
         migrations.AlterField(
-            model_name='domainshare',
-            name='account',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='shared_domains', to='accounts.account'),
+            model_name="domainshare",
+            name="account",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="shared_domains",
+                to="accounts.account",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='domainshare',
-            constraint=models.UniqueConstraint(fields=('claim', 'target_slug'), name='one_share_per_target'),
+            model_name="domainshare",
+            constraint=models.UniqueConstraint(fields=("claim", "target_slug"), name="one_share_per_target"),
         ),
     ]
