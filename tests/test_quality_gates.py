@@ -148,7 +148,10 @@ def _run(tmp_path: Path, env: dict[str, str], *files: str) -> subprocess.Complet
         (tmp_path / name).write_text(textwrap.dedent(source))
     (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    interop: peer\n")
     clean = {k: v for k, v in os.environ.items() if k not in {"CI", "VESTIBULE_REQUIRE_PEERS"}}
+    # The throwaway sessions run on SQLite (their allow-listed skip is SQLite-only); the outer
+    # session's conf.testing copied a PostgreSQL URL into VESTIBULE_DATABASE_URL.
     clean.pop("VESTIBULE_TEST_DATABASE_URL", None)
+    clean.pop("VESTIBULE_DATABASE_URL", None)
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "tests.ci_skips", "-p", "no:cacheprovider", "-rA", *files],
         cwd=tmp_path,
