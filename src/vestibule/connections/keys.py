@@ -171,7 +171,9 @@ def _apply(connection: Connection, secrets: dict[str, Any], action: str) -> dict
                 "retire it before staging the next rotation"
             )
         for name, use in zip(_NEXT, ("signing", "encryption"), strict=True):
-            secrets[name] = {**generate_key_pair(f"Vestibule SP {use} {connection.pk} next"), "staged_at": now}
+            # Named by the day it was made, not "next": the certificate outlives its staging.
+            common_name = f"Vestibule SP {use} {connection.pk} {now[:10]}"
+            secrets[name] = {**generate_key_pair(common_name), "staged_at": now}
     elif action == "promote":
         if not staged:
             raise SpKeyError(
