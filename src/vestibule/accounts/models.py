@@ -142,14 +142,25 @@ class User(AbstractBaseUser):
             "totp_enabled": self.has_totp,
         }
 
-    def purge_credentials(self) -> None:
-        """Remove every local secret: password, TOTP and password age (seed 000, 003)."""
+    def purge_credentials(self) -> list[str]:
+        """Remove every local secret: password, TOTP and password age (seed 000, 003).
+
+        Returns the fields it changed, for a ``save(update_fields=...)``.
+        """
         self.set_unusable_password()
         self.password_changed_at = None
         self.totp_secret_encrypted = ""
         self.totp_confirmed = False
         self.totp_pending_encrypted = ""
         self.totp_last_step = 0
+        return [
+            "password",
+            "password_changed_at",
+            "totp_secret_encrypted",
+            "totp_confirmed",
+            "totp_pending_encrypted",
+            "totp_last_step",
+        ]
 
     def __str__(self) -> str:
         return self.email

@@ -306,16 +306,6 @@ def _user_facts(user: User) -> UserFacts:
 
 # ---- Apply
 
-_CREDENTIAL_FIELDS = [
-    "login_method",
-    "password",
-    "password_changed_at",
-    "totp_secret_encrypted",
-    "totp_confirmed",
-    "totp_pending_encrypted",
-    "totp_last_step",
-]
-
 
 def _apply(
     connection: Connection,
@@ -343,8 +333,7 @@ def _apply(
             fields.append("name")
         if login.upgrade:
             user.login_method = User.LoginMethod.SSO
-            user.purge_credentials()
-            fields += _CREDENTIAL_FIELDS
+            fields += ["login_method", *user.purge_credentials()]
         user.save(update_fields=fields)
         if login.upgrade:
             credentials_changed(user)
