@@ -121,6 +121,7 @@ LAYERS = (
     "login",
     "people",
     "signin",
+    "provider",
     "testidp",
     "demo",
     "api",
@@ -136,6 +137,8 @@ LOCAL_IMPORTS_ALLOWED = {
     ("vestibule/connections/apps.py", "vestibule.connections.checks"),
     # ``vestibule.conf.settings`` reads the environment; it is imported only when a command runs.
     ("vestibule/cli/common.py", "vestibule.conf.env"),
+    # Connects the provider's signal receivers once the app registry is ready (the same pattern).
+    ("vestibule/provider/apps.py", "vestibule.provider.signals"),
 }
 # The CLI configures Django before it imports a model (``vestibule --help`` and
 # configuration errors must work without a database): see ``vestibule.cli.common``.

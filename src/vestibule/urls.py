@@ -6,6 +6,7 @@ urlpatterns = [
     path("", include("vestibule.login.urls")),
     path("", include("vestibule.people.urls")),
     path("", include("vestibule.signin.urls")),
+    path("", include("vestibule.provider.urls")),
     path("", include("vestibule.testidp.urls")),
     path("api/v1/", api.urls),
 ]

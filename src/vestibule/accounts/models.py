@@ -15,6 +15,7 @@ managed by a connection and replaced at each login through it.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
@@ -105,6 +106,9 @@ class User(AbstractBaseUser):
     # upgrade them (seed 004). The admin's explicit choice outranks the automatic one.
     password_pinned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # The person's stable, opaque identifier for applications (the OpenID Provider's ``sub``):
+    # never the email, which changes, and never the row number, which tells how many people there are.
+    subject = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
 
     USERNAME_FIELD = "email_key"
     EMAIL_FIELD = "email"

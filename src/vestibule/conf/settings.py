@@ -25,6 +25,8 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    # The OAuth 2.0 / OpenID Connect engine of the provider; its models are swapped for vestibule.provider's.
+    "oauth2_provider",
     # Listed bottom-up: each app imports only the apps above it in this list
     # (tests/test_architecture.py holds the order).
     "vestibule.accounts",
@@ -34,6 +36,8 @@ INSTALLED_APPS = [
     "vestibule.login",
     "vestibule.people",
     "vestibule.signin",
+    # The OpenID Provider the applications sign people in with.
+    "vestibule.provider",
     # Models-free; its views answer 404 unless VESTIBULE_TEST_IDP is on.
     "vestibule.testidp",
     # The REST layer; its migrations still record the table ApiKey was born in.
@@ -112,7 +116,11 @@ if CONFIG.secure:
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["vestibule.login.backends.PasswordBackend"]
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    # Applications' client secrets only: 256 random bits need no slow hash (see provider.hashers).
+    "vestibule.provider.hashers.ClientSecretHasher",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -143,6 +151,46 @@ LANGUAGE_CODE = "en"
 USE_I18N = False
 
 NINJA_PAGINATION_MAX_LIMIT = 500
+
+# The OpenID Provider (django-oauth-toolkit), its models swapped for ours
+# (vestibule.provider.models), its rules the strict ones of RFC 9700.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "provider.Application"
+OAUTH2_PROVIDER_GRANT_MODEL = "provider.Grant"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "provider.AccessToken"
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "provider.RefreshToken"
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "provider.IDToken"
+OAUTH2_PROVIDER = {
+    "OIDC_ENABLED": True,
+    "OIDC_ISS_ENDPOINT": CONFIG.base_url,
+    "OAUTH2_VALIDATOR_CLASS": "vestibule.provider.validator.Validator",
+    "SCOPES_BACKEND_CLASS": "vestibule.provider.scopes.Scopes",
+    "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OIDC_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "client_secret_post", "none"],
+    "PKCE_REQUIRED": "vestibule.provider.validator.pkce_required",
+    "CLIENT_SECRET_HASHER": "vestibule_client_secret",
+    "CLIENT_SECRET_GENERATOR_LENGTH": 48,
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": 600,
+    "ID_TOKEN_EXPIRE_SECONDS": 3600,
+    "REFRESH_TOKEN_EXPIRE_SECONDS": 30 * 24 * 3600,
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],
+    "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
+    "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": False,
+    "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,
+    "OIDC_RP_INITIATED_LOGOUT_ACCEPT_EXPIRED_TOKENS": True,
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+}
 
 LOGGING = {
     "version": 1,

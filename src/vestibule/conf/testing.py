@@ -22,7 +22,7 @@ if os.environ.get("VESTIBULE_TEST_DATABASE_URL"):
 from vestibule.conf.settings import *  # noqa: F403
 from vestibule.conf.settings import CONFIG
 
-PASSWORD_HASHERS = ["vestibule.conf.testing.FastArgon2PasswordHasher"]
+PASSWORD_HASHERS = ["vestibule.conf.testing.FastArgon2PasswordHasher", "vestibule.provider.hashers.ClientSecretHasher"]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "tests"}}
 ALLOWED_HOSTS = [*CONFIG.allowed_hosts, "testserver", "127.0.0.1", "localhost"]
 

@@ -10,6 +10,7 @@ from typing import Any, Literal, cast
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, SessionBase
+from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.middleware.csrf import rotate_token
 from django.utils import timezone
@@ -47,6 +48,8 @@ def start_session(
         **session_scope(method=method, account=account, home=home),
         "login_method": method,
         "login_at": timezone.now().isoformat(),
+        # How the sign-in was proven, for the OpenID Provider's ``amr`` ("totp" or "").
+        "second_factor": detail.get("second_factor", ""),
     }
     written = _login(request, user, scope)
     if method not in _RECORDED_BY_CALLER:
@@ -152,6 +155,11 @@ def session_payload(user: User, session: Any = None) -> dict[str, Any]:
     return {**user.profile(), "is_operator": acting.is_operator, "accounts": accounts}
 
 
+# Sent with ``session_keys`` whenever Vestibule ends browser sessions itself (not by the person's own
+# logout, which Django's ``user_logged_out`` announces): layers above end what hangs off them.
+sessions_ended = Signal()
+
+
 def end_sessions(*, user_ids: Iterable[int], connection_ids: Iterable[object]) -> int:
     """End the browser sessions these users started through these connections; returns how many."""
     store = import_module(settings.SESSION_ENGINE).SessionStore
@@ -161,4 +169,5 @@ def end_sessions(*, user_ids: Iterable[int], connection_ids: Iterable[object]) -
         # Deletes the database row and its cached copy (Redis), so every process sees it gone.
         store(session_key=key).delete()
     rows.delete()
+    sessions_ended.send(sender=SignInSession, session_keys=keys)
     return len(keys)

@@ -69,7 +69,10 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def login_view(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
-        form = EmailForm(initial={"next": safe_next(request.GET.get("next"))})
+        # ``email`` pre-fills the form (an application's ``login_hint`` arrives here for a password route).
+        form = EmailForm(
+            initial={"next": safe_next(request.GET.get("next")), "email": request.GET.get("email", "")[:254]}
+        )
         return page(request, "login_email.html", form=form)
     if "password" in request.POST:
         return _password_step(request)

@@ -1,0 +1,299 @@
+"""The provider's endpoints: django-oauth-toolkit's views with Vestibule's routing, keys and logout."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, cast
+from urllib.parse import urlencode
+
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+from oauth2_provider.exceptions import (
+    ClientIdMissmatch,
+    InvalidIDTokenError,
+    InvalidOIDCClientError,
+    OAuthToolkitError,
+)
+from oauth2_provider.settings import oauth2_settings
+from oauth2_provider.views.base import AuthorizationView
+from oauth2_provider.views.oidc import ConnectDiscoveryInfoView, RPInitiatedLogoutView
+from oauthlib.common import add_params_to_uri
+
+from vestibule.accounts.models import Account, Membership, User
+from vestibule.authority.principal import SCOPE_ACCOUNT
+from vestibule.connections.models import Connection
+from vestibule.login.routing import route_email
+from vestibule.provider import authorizations, keys
+from vestibule.provider.models import Application, IDToken
+from vestibule.provider.scopes import requested_organization
+from vestibule.provider.validator import CONTEXT
+
+# Set when prompt=login or max_age asks for a fresh sign-in: the authorization request goes on
+# only once the session's sign-in is newer than this.
+REAUTH_AFTER = "op_reauth_after"
+
+
+def _page(request: HttpRequest, template: str, status: int = 200, **context: Any) -> HttpResponse:
+    return render(request, f"vestibule/provider/{template}", context, status=status)
+
+
+def _without(request: HttpRequest, *names: str) -> str:
+    query = request.GET.copy()
+    for name in names:
+        query.pop(name, None)
+    return f"{request.path}?{query.urlencode()}"
+
+
+class AuthorizeView(AuthorizationView):
+    """The authorization endpoint.
+
+    Before any screen, ``organization`` and ``login_hint`` send the person
+    straight to the identity provider that serves them; ``prompt=login`` and
+    ``max_age`` ask for a fresh sign-in; the ``organization`` scope is
+    settled (named, the only one, or chosen on a page) before a code is issued.
+    """
+
+    template_name = "vestibule/provider/authorize.html"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method != "GET":
+            return HttpResponse(status=405, headers={"Allow": "GET"})
+        # The client and its redirect URI are checked first: an unknown client or an
+        # unregistered redirect URI is an error page here, never a redirect.
+        try:
+            scopes, credentials = self.validate_authorization_request(request)
+        except OAuthToolkitError as error:
+            return cast(HttpResponse, self.error_response(error, application=None))
+        self._credentials = credentials
+        prompt = set(request.GET.get("prompt", "").split())
+        if not request.user.is_authenticated:
+            if "none" in prompt:
+                return self._redirect_error("login_required")
+            return self._route_to_sign_in(request, scopes)
+        if "login" in prompt or self._too_old(request):
+            if "none" in prompt:
+                return self._redirect_error("login_required")
+            request.session[REAUTH_AFTER] = timezone.now().isoformat()
+            return self._to_login(request, _without(request, "prompt", "max_age"))
+        reauth_after = request.session.get(REAUTH_AFTER)
+        if reauth_after is not None:
+            if str(request.session.get("login_at", "")) <= reauth_after:
+                return self._to_login(request, request.get_full_path())
+            del request.session[REAUTH_AFTER]
+        account, response = self._organization(request, scopes)
+        if response is not None:
+            return response
+        self._account = account
+        return cast(HttpResponse, super().dispatch(request, *args, **kwargs))
+
+    # --- before sign-in ---------------------------------------------------------------------
+    def _route_to_sign_in(self, request: HttpRequest, scopes: list[str]) -> HttpResponse:
+        next_url = request.get_full_path()
+        hint = request.GET.get("login_hint", "").strip()
+        slug = request.GET.get("organization") or requested_organization(scopes)[1]
+        if slug:
+            connections = list(
+                Connection.objects.filter(account__slug=slug, enabled=True).select_related("account").order_by("name")
+            )
+            if len(connections) == 1:
+                return self._to_sso(connections[0], next_url, hint)
+            if connections:
+                return render(
+                    request,
+                    "vestibule/login_choose.html",
+                    {"connections": connections, "next": next_url, "email": hint},
+                )
+        if hint:
+            route = route_email(hint)
+            if route.kind == "sso":
+                return self._to_sso(route.connections[0], next_url, hint)
+            if route.kind == "choose":
+                return render(
+                    request,
+                    "vestibule/login_choose.html",
+                    {"connections": route.connections, "next": next_url, "email": hint},
+                )
+        return self._to_login(request, next_url, email=hint)
+
+    def _to_sso(self, connection: Connection, next_url: str, hint: str) -> HttpResponse:
+        query = {"next": next_url, **({"login_hint": hint} if hint else {})}
+        return HttpResponseRedirect(f"{reverse('sso-start', args=[connection.pk])}?{urlencode(query)}")
+
+    def _to_login(self, request: HttpRequest, next_url: str, email: str = "") -> HttpResponse:
+        query = {"next": next_url, **({"email": email} if email else {})}
+        return HttpResponseRedirect(f"{reverse('login')}?{urlencode(query)}")
+
+    def _too_old(self, request: HttpRequest) -> bool:
+        raw = request.GET.get("max_age")
+        if raw is None or not raw.isdigit():
+            return False
+        login_at = request.session.get("login_at")
+        if not isinstance(login_at, str):
+            return True
+        return (timezone.now() - datetime.fromisoformat(login_at)).total_seconds() > int(raw)
+
+    def _redirect_error(self, error: str) -> HttpResponse:
+        params = [("error", error)]
+        if self._credentials.get("state"):
+            params.append(("state", self._credentials["state"]))
+        params.append(("iss", authorizations_issuer()))
+        return HttpResponseRedirect(add_params_to_uri(self._credentials["redirect_uri"], params))
+
+    # --- after sign-in ----------------------------------------------------------------------
+    def _organization(self, request: HttpRequest, scopes: list[str]) -> tuple[Account | None, HttpResponse | None]:
+        user = cast(User, request.user)
+        wanted, named = requested_organization(scopes)
+        named = request.GET.get("organization") or named
+        if not wanted and not named:
+            return None, None
+        memberships = Membership.objects.in_force().filter(user=user).select_related("account")
+        only_account = request.session.get(SCOPE_ACCOUNT)
+        if only_account is not None:
+            memberships = memberships.filter(account_id=only_account)
+        accounts = sorted((m.account for m in memberships), key=lambda a: a.name.lower())
+        if named:
+            match = next((a for a in accounts if a.slug == named), None)
+            if match is None:
+                return None, _page(
+                    request,
+                    "not_a_member.html",
+                    status=403,
+                    organization=named,
+                    email=user.email,
+                    application=self._application_name(),
+                )
+            return match, None
+        if len(accounts) == 1:
+            return accounts[0], None
+        if not accounts:
+            return None, _page(
+                request, "not_a_member.html", status=403, email=user.email, application=self._application_name()
+            )
+        choices = [(a, f"{_without(request, 'organization')}&{urlencode({'organization': a.slug})}") for a in accounts]
+        return None, _page(request, "choose_organization.html", choices=choices, application=self._application_name())
+
+    def _application_name(self) -> str:
+        row = Application.objects.filter(client_id=self._credentials.get("client_id")).only("name").first()
+        return row.name if row else "The application"
+
+    def create_authorization_response(
+        self, request: HttpRequest, scopes: str, credentials: dict[str, Any], allow: bool
+    ) -> Any:
+        credentials[CONTEXT] = {"session": request.session, "account": getattr(self, "_account", None)}
+        return super().create_authorization_response(request, scopes, credentials, allow)
+
+
+def authorizations_issuer() -> str:
+    return str(oauth2_settings.OIDC_ISS_ENDPOINT)
+
+
+class DiscoveryView(ConnectDiscoveryInfoView):
+    """The library's discovery document, naming what this provider really does."""
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = super().get(request, *args, **kwargs)
+        data = json.loads(response.content)
+        data.update(
+            id_token_signing_alg_values_supported=list(keys.ALGORITHMS),
+            code_challenge_methods_supported=["S256"],
+            grant_types_supported=["authorization_code", "refresh_token"],
+            response_modes_supported=["query"],
+            scopes_supported=["openid", "email", "profile", "organization", "organization:<slug>"],
+            claims_parameter_supported=False,
+            request_parameter_supported=False,
+            request_uri_parameter_supported=False,
+            backchannel_logout_supported=True,
+            backchannel_logout_session_supported=True,
+            prompt_values_supported=["none", "login"],
+            acr_values_supported=[authorizations.ACR_PASSWORD, authorizations.ACR_MFA, authorizations.ACR_SSO],
+        )
+        out = JsonResponse(data)
+        out["Access-Control-Allow-Origin"] = "*"
+        out["Cache-Control"] = "public, max-age=300"
+        return out
+
+
+@require_GET
+def jwks_view(request: HttpRequest) -> HttpResponse:
+    response = JsonResponse(keys.jwks())
+    response["Access-Control-Allow-Origin"] = "*"
+    # Short enough that a staged key is seen well before it is promoted.
+    response["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+class LogoutView(RPInitiatedLogoutView):
+    """RP-initiated logout: ends the Vestibule session too, and with it every application's sign-in from it."""
+
+    template_name = "vestibule/provider/logout_confirm.html"
+
+    def validate_logout_request_user(self, id_token_hint: str | None, client_id: str | None) -> IDToken | None:
+        if not id_token_hint:
+            return None
+        try:
+            claims = keys.verify(id_token_hint)
+        except keys.TokenRejected:
+            raise InvalidIDTokenError() from None
+        if claims.get("iss") != authorizations_issuer():
+            raise InvalidIDTokenError()
+        jti = claims.get("jti")
+        row = (
+            IDToken.objects.select_related("application", "user").filter(jti=jti).first()
+            if isinstance(jti, str)
+            else None
+        )
+        if row is None:
+            # Its sign-in has already ended (and its rows with it): nothing is left to end but the session.
+            audience = claims.get("aud")
+            audiences = [audience] if isinstance(audience, str) else list(audience or [])
+            if client_id and client_id not in audiences:
+                raise ClientIdMissmatch()
+            return None
+        if client_id and (row.application is None or row.application.client_id != client_id):
+            raise ClientIdMissmatch()
+        return row
+
+    def validate_logout_request(
+        self, id_token_hint: str | None, client_id: str | None, post_logout_redirect_uri: str | None
+    ) -> tuple[Any, Any]:
+        id_token = self.validate_logout_request_user(id_token_hint, client_id)
+        application = self.get_request_application(id_token, client_id)
+        if post_logout_redirect_uri and application is None:
+            raise InvalidOIDCClientError()
+        self.validate_post_logout_redirect_uri(application, post_logout_redirect_uri)
+        return application, id_token.user if id_token else None
+
+    def get_request_application(self, id_token: IDToken | None, client_id: str | None) -> Any:
+        if client_id:
+            application = Application.objects.filter(client_id=client_id, revoked_at__isnull=True).first()
+            if application is None:
+                raise InvalidOIDCClientError()
+            return application
+        return id_token.application if id_token else None
+
+    def do_logout(
+        self,
+        application: Any = None,
+        post_logout_redirect_uri: str | None = None,
+        state: str | None = None,
+        token_user: Any = None,
+    ) -> HttpResponse:
+        request = self.request
+        if not request.user.is_authenticated and token_user is not None and application is not None:
+            # No Vestibule session in this browser: end that application's open sign-ins of this person.
+            authorizations.end(
+                authorizations.open_authorizations().filter(user=token_user, application=application), "logout"
+            )
+        # Ending the Vestibule session ends every application's sign-in from it (provider.signals).
+        logout(request)
+        if post_logout_redirect_uri:
+            target = (
+                add_params_to_uri(post_logout_redirect_uri, [("state", state)]) if state else post_logout_redirect_uri
+            )
+            return HttpResponseRedirect(target)
+        return _page(request, "logged_out.html")
