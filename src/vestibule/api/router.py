@@ -18,6 +18,7 @@ from ninja.openapi.docs import DocsBase
 
 from vestibule import __version__
 from vestibule.api.accounts import router as accounts_router
+from vestibule.api.applications import router as applications_router
 from vestibule.api.audit import router as audit_router
 from vestibule.api.connections import router as connections_router
 from vestibule.api.errors import ApiError
@@ -175,3 +176,4 @@ def _data_error(request: HttpRequest, exc: DataError) -> HttpResponse:
 api.add_router("", accounts_router)
 api.add_router("", connections_router)
 api.add_router("", audit_router)
+api.add_router("", applications_router)

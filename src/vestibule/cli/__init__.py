@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from vestibule.cli import applications as applications_cli
 from vestibule.cli import connections as connections_cli
 from vestibule.cli import mapping_roles as mapping_roles_cli
 from vestibule.cli.common import _actions, _help, _setup
@@ -349,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _extend(sub: Any) -> None:
     connections_cli.register(sub)
     mapping_roles_cli.register(sub)
+    applications_cli.register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

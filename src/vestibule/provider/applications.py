@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import secrets
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 
+from vestibule.conf.secretbox import open_secret, seal_secret
 from vestibule.provider import authorizations
 from vestibule.provider.models import Application
 
@@ -75,6 +78,27 @@ def check_uris(uris: Any, *, field: str, required: bool) -> list[str]:
 class Registered:
     application: Application
     client_secret: str | None
+    # The Standard Webhooks signing secret ("whsec_..."), when a webhook URL was given: shown once.
+    webhook_secret: str | None = None
+
+
+WEBHOOK_SECRET_PURPOSE = "webhook-secret"
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def set_webhook_secret(application: Application) -> str:
+    """Give the application a new webhook signing secret (sealed at rest); returns it, to be shown once."""
+    secret = new_webhook_secret()
+    application.webhook_secret_sealed = seal_secret(secret, purpose=WEBHOOK_SECRET_PURPOSE)
+    return secret
+
+
+def webhook_secret(application: Application) -> str:
+    return open_secret(application.webhook_secret_sealed, purpose=WEBHOOK_SECRET_PURPOSE)
 
 
 def register(
@@ -98,7 +122,7 @@ def register(
     backchannel = check_uri(backchannel_logout_uri, field="backchannel_logout_uri", allow_empty=True)
     webhook = check_uri(webhook_url, field="webhook_url", allow_empty=True)
     secret = str(generate_client_secret()) if client_type == Application.CLIENT_CONFIDENTIAL else ""
-    application = Application.objects.create(
+    application = Application(
         name=name,
         client_type=client_type,
         authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
@@ -113,7 +137,9 @@ def register(
         algorithm=Application.RS256_ALGORITHM,
         created_by=created_by,
     )
-    return Registered(application, secret or None)
+    hook_secret = set_webhook_secret(application) if webhook else None
+    application.save()
+    return Registered(application, secret or None, hook_secret)
 
 
 def rotate_secret(application: Application) -> str:
