@@ -24,11 +24,18 @@ PASSWORD = "correct horse battery staple 42"
 
 @pytest.fixture(autouse=True)
 def _isolated_side_effects(settings: Any) -> Iterable[None]:
-    """Emails land in ``django.core.mail.outbox``; rate-limit counters start at zero."""
+    """Emails land in ``django.core.mail.outbox``; rate-limit counters start at zero.
+
+    The provider's active signing key is read afresh: each test's database has its own keys.
+    """
+    from vestibule.provider.keys import forget_active_key
+
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     cache.clear()
+    forget_active_key()
     yield
     cache.clear()
+    forget_active_key()
 
 
 class ApiClient:

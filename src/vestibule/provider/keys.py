@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -85,8 +86,31 @@ def _open(row: SigningKey) -> ActiveKey:
     return cached
 
 
+# The active key as this process last read it, and until when that reading is trusted. A
+# promotion elsewhere is seen within this time; until then the old key goes on signing, which
+# is harmless: a retired key stays published until its tokens have expired.
+ACTIVE_KEY_TTL = 30.0
+_active: tuple[float, ActiveKey] | None = None
+
+
 def active_key() -> ActiveKey:
     """The key that signs now; made (RS256) on a deployment's first signature."""
+    global _active
+    now = time.monotonic()
+    if _active is not None and _active[0] > now:
+        return _active[1]
+    current = _read_active_key()
+    _active = (now + ACTIVE_KEY_TTL, current)
+    return current
+
+
+def forget_active_key() -> None:
+    """Read the active key afresh at the next signature (after a rotation in this process)."""
+    global _active
+    _active = None
+
+
+def _read_active_key() -> ActiveKey:
     row = SigningKey.objects.filter(state=SigningKey.State.ACTIVE).first()
     if row is None:
         try:
@@ -178,6 +202,7 @@ def rotate(action: str, *, algorithm: str = SigningKey.Algorithm.RS256) -> list[
             if staged is None:
                 raise SigningKeyError("no next key is staged")
             staged.delete()
+    forget_active_key()
     return key_status()
 
 

@@ -1,5 +1,5 @@
 from django.urls import path
-from oauth2_provider.views.base import RevokeTokenView, TokenView
+from oauth2_provider.views.base import RevokeTokenView
 from oauth2_provider.views.oidc import UserInfoView
 
 from vestibule.provider import views
@@ -10,7 +10,7 @@ app_name = "oauth2_provider"
 urlpatterns = [
     path(".well-known/openid-configuration", views.DiscoveryView.as_view(), name="oidc-connect-discovery-info"),
     path("oauth/authorize", views.AuthorizeView.as_view(), name="authorize"),
-    path("oauth/token", TokenView.as_view(), name="token"),
+    path("oauth/token", views.TokenView.as_view(), name="token"),
     path("oauth/userinfo", UserInfoView.as_view(), name="user-info"),
     path("oauth/jwks", views.jwks_view, name="jwks-info"),
     path("oauth/logout", views.LogoutView.as_view(), name="rp-initiated-logout"),

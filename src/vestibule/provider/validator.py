@@ -15,7 +15,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.models import AbstractApplication
 from oauth2_provider.oauth2_validators import OAuth2Validator
@@ -255,8 +254,7 @@ class Validator(OAuth2Validator):
         id_token.update(**claims)
         if "nonce" not in id_token and request.nonce:
             id_token["nonce"] = request.nonce
-        with transaction.atomic():
-            row = self._save_id_token(id_token["jti"], request, expires)
+        row = self._save_id_token(id_token["jti"], request, expires)
         request.access_token = row
         request.id_token = row
         return keys.sign(id_token)
