@@ -43,6 +43,13 @@ from vestibule.provider.validator import CONTEXT
 REAUTH_AFTER = "op_reauth_after"
 
 
+def _signed_in_after(login_at: Any, moment: str) -> bool:
+    try:
+        return isinstance(login_at, str) and datetime.fromisoformat(login_at) > datetime.fromisoformat(moment)
+    except ValueError:
+        return False
+
+
 def _page(request: HttpRequest, template: str, status: int = 200, **context: Any) -> HttpResponse:
     return render(request, f"vestibule/provider/{template}", context, status=status)
 
@@ -87,11 +94,16 @@ class AuthorizeView(AuthorizationView):
             return self._to_login(request, _without(request, "prompt", "max_age"))
         reauth_after = request.session.get(REAUTH_AFTER)
         if reauth_after is not None:
-            if str(request.session.get("login_at", "")) <= reauth_after:
+            if not _signed_in_after(request.session.get("login_at"), reauth_after):
                 return self._to_login(request, request.get_full_path())
             del request.session[REAUTH_AFTER]
         account, response = self._organization(request, scopes)
         if response is not None:
+            # prompt=none forbids any page: the application learns why it got no code.
+            if "none" in prompt:
+                return self._redirect_error(
+                    "account_selection_required" if response.status_code == 200 else "access_denied"
+                )
             return response
         self._account = account
         return cast(HttpResponse, super().dispatch(request, *args, **kwargs))
