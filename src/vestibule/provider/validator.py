@@ -43,6 +43,11 @@ class Validator(OAuth2Validator):
         return application
 
     # --- the authorization endpoint --------------------------------------------------------
+    def is_pkce_required(self, client_id: str, request: Any) -> bool:
+        # PKCE_REQUIRED is not among the library's import strings: the dotted path in the settings
+        # stays a string, which is not callable and never ``is True``, so PKCE was optional for all.
+        return pkce_required(client_id)
+
     def save_authorization_code(
         self, client_id: str, code: dict[str, str], request: Any, *args: Any, **kwargs: Any
     ) -> None:
