@@ -15,6 +15,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.models import AbstractApplication
 from oauth2_provider.oauth2_validators import OAuth2Validator
@@ -52,11 +53,14 @@ class Validator(OAuth2Validator):
         self, client_id: str, code: dict[str, str], request: Any, *args: Any, **kwargs: Any
     ) -> None:
         context = getattr(request, CONTEXT)
-        authorization = authorizations.begin(
-            user=request.user, application=request.client, session=context["session"], account=context["account"]
-        )
-        grant = self._create_authorization_code(request, code)
-        Grant.objects.filter(pk=grant.pk).update(authorization=authorization)
+        # One transaction: the library may still refuse the code (a "plain" PKCE challenge), and a
+        # sign-in without its code would stay open forever (and be announced at back-channel logout).
+        with transaction.atomic():
+            authorization = authorizations.begin(
+                user=request.user, application=request.client, session=context["session"], account=context["account"]
+            )
+            grant = self._create_authorization_code(request, code)
+            Grant.objects.filter(pk=grant.pk).update(authorization=authorization)
 
     def validate_silent_authorization(self, request: Any) -> bool:
         # Applications are registered by the operator (first-party): there is no consent to ask for.
