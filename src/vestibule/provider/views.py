@@ -19,6 +19,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET
 from oauth2_provider.exceptions import (
     ClientIdMissmatch,
+    FatalClientError,
     InvalidIDTokenError,
     InvalidOIDCClientError,
     OAuthToolkitError,
@@ -28,6 +29,7 @@ from oauth2_provider.views.base import AuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauth2_provider.views.oidc import ConnectDiscoveryInfoView, RPInitiatedLogoutView
 from oauthlib.common import add_params_to_uri
+from oauthlib.oauth2.rfc6749.errors import MissingRedirectURIError
 
 from vestibule.accounts.models import Account, Membership, User
 from vestibule.authority.principal import SCOPE_ACCOUNT
@@ -81,6 +83,9 @@ class AuthorizeView(AuthorizationView):
             scopes, credentials = self.validate_authorization_request(request)
         except OAuthToolkitError as error:
             return cast(HttpResponse, self.error_response(error, application=None))
+        if not request.GET.get("redirect_uri"):
+            # OpenID Connect requires it (Core 3.1.2.1); the library would fall back to a lone registered URI.
+            return cast(HttpResponse, self.error_response(FatalClientError(MissingRedirectURIError()), None))
         self._credentials = credentials
         prompt = set(request.GET.get("prompt", "").split())
         if not request.user.is_authenticated:
