@@ -49,6 +49,11 @@ class Validator(OAuth2Validator):
         # stays a string, which is not callable and never ``is True``, so PKCE was optional for all.
         return pkce_required(client_id)
 
+    def validate_redirect_uri(self, client_id: str, redirect_uri: str, request: Any, *args: Any, **kwargs: Any) -> bool:
+        # Character for character (OpenID Connect Core 3.1.2.1): the library's match ignores the
+        # host's case and, on loopback, the port (RFC 8252), where any local process could listen.
+        return redirect_uri in request.client.redirect_uri_list()
+
     def save_authorization_code(
         self, client_id: str, code: dict[str, str], request: Any, *args: Any, **kwargs: Any
     ) -> None:
