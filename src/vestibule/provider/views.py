@@ -22,6 +22,7 @@ from oauth2_provider.exceptions import (
     FatalClientError,
     InvalidIDTokenError,
     InvalidOIDCClientError,
+    InvalidOIDCRedirectURIError,
     OAuthToolkitError,
 )
 from oauth2_provider.settings import oauth2_settings
@@ -297,6 +298,12 @@ class LogoutView(RPInitiatedLogoutView):
         if client_id and (row.application is None or row.application.client_id != client_id):
             raise ClientIdMissmatch()
         return row
+
+    def validate_post_logout_redirect_uri(self, application: Any, post_logout_redirect_uri: str | None) -> None:
+        super().validate_post_logout_redirect_uri(application, post_logout_redirect_uri)
+        # Character for character, as redirect URIs: the library's match ignores the host's case.
+        if post_logout_redirect_uri and post_logout_redirect_uri not in application.post_logout_redirect_uri_list():
+            raise InvalidOIDCRedirectURIError("This client does not have this redirect uri registered.")
 
     def validate_logout_request(
         self, id_token_hint: str | None, client_id: str | None, post_logout_redirect_uri: str | None
