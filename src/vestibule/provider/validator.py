@@ -71,8 +71,13 @@ class Validator(OAuth2Validator):
         # Applications are registered by the operator (first-party): there is no consent to ask for.
         return True
 
+    # Both checks below run twice: when the view first validates the request, before it has looked at
+    # the session (no user on the request yet: the view itself answers prompt=none without a session),
+    # and when the code is made, for the person signed in. Demanding the person at the first pass
+    # refused every prompt=none and every id_token_hint of a signed-in person with login_required.
     def validate_silent_login(self, request: Any) -> bool:
-        return bool(getattr(request, "user", None) and request.user.is_authenticated)
+        user = getattr(request, "user", None)
+        return user is None or bool(user.is_authenticated)
 
     def validate_user_match(self, id_token_hint: str | None, scopes: Any, claims: Any, request: Any) -> bool:
         """An ``id_token_hint`` must be one of ours and name the person signed in now."""
@@ -82,13 +87,10 @@ class Validator(OAuth2Validator):
             hinted = keys.verify(id_token_hint)
         except keys.TokenRejected:
             return False
+        if hinted.get("iss") != self.get_oidc_issuer_endpoint(request):
+            return False
         user = getattr(request, "user", None)
-        return (
-            hinted.get("iss") == self.get_oidc_issuer_endpoint(request)
-            and user is not None
-            and user.is_authenticated
-            and hinted.get("sub") == str(user.subject)
-        )
+        return user is None or (user.is_authenticated and hinted.get("sub") == str(user.subject))
 
     # --- the token endpoint: authorization code ------------------------------------------
     def _grant(self, code: str, request: Any) -> Grant | None:
