@@ -36,7 +36,7 @@ from vestibule.accounts.models import Account, Membership, User
 from vestibule.authority.principal import SCOPE_ACCOUNT
 from vestibule.connections.models import Connection
 from vestibule.login.routing import route_email
-from vestibule.provider import authorizations, keys
+from vestibule.provider import authorizations, deliveries, keys
 from vestibule.provider.models import Application, IDToken
 from vestibule.provider.scopes import requested_organization
 from vestibule.provider.validator import CONTEXT
@@ -331,11 +331,18 @@ class LogoutView(RPInitiatedLogoutView):
         token_user: Any = None,
     ) -> HttpResponse:
         request = self.request
-        if not request.user.is_authenticated and token_user is not None and application is not None:
-            # No Vestibule session in this browser: end that application's open sign-ins of this person.
-            authorizations.end(
-                authorizations.open_authorizations().filter(user=token_user, application=application), "logout"
-            )
+        if application is not None:
+            # The application asking is not told by back-channel what it just did: its sign-ins end
+            # first, with the reason that says so, and the session's end below tells only the others.
+            own = authorizations.open_authorizations().filter(application=application)
+            if request.user.is_authenticated:
+                own = own.filter(session_key=request.session.session_key or "")
+            elif token_user is not None:
+                # No Vestibule session in this browser: that application's open sign-ins of this person.
+                own = own.filter(user=token_user)
+            else:
+                own = own.none()
+            authorizations.end(own, deliveries.RP_INITIATED_LOGOUT)
         # Ending the Vestibule session ends every application's sign-in from it (provider.signals).
         logout(request)
         if post_logout_redirect_uri:
