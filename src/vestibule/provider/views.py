@@ -210,6 +210,13 @@ class AuthorizeView(AuthorizationView):
         credentials[CONTEXT] = {"session": request.session, "account": getattr(self, "_account", None)}
         return super().create_authorization_response(request, scopes, credentials, allow)
 
+    def error_response(self, error: Any, application: Any, **kwargs: Any) -> Any:
+        response = super().error_response(error, application, **kwargs)
+        if response.status_code == 302:
+            # RFC 9207: error responses name the issuer too (the library adds it to successes only).
+            response["Location"] = add_params_to_uri(response["Location"], [("iss", authorizations_issuer())])
+        return response
+
 
 def authorizations_issuer() -> str:
     return str(oauth2_settings.OIDC_ISS_ENDPOINT)
