@@ -210,7 +210,7 @@ class AuthorizeView(AuthorizationView):
         credentials[CONTEXT] = {"session": request.session, "account": getattr(self, "_account", None)}
         return super().create_authorization_response(request, scopes, credentials, allow)
 
-    def error_response(self, error: Any, application: Any, **kwargs: Any) -> Any:
+    def error_response(self, error: Any, application: Any = None, **kwargs: Any) -> Any:
         response = super().error_response(error, application, **kwargs)
         if response.status_code == 302:
             # RFC 9207: error responses name the issuer too (the library adds it to successes only).
