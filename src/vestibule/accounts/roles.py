@@ -9,9 +9,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.dispatch import Signal
 
 from vestibule.accounts.models import Account, Membership, Project, ProjectAccess, RoleGrant, Source, User
 from vestibule.domain.roles import DEFAULT_CATALOG, RoleCatalog, RoleRuleError
+
+# Sent (user_id=, account_id=) after a person's role grants in one account were written in bulk:
+# ``bulk_create`` sends no ``post_save``, and the OpenID Provider's webhooks (provider.events) must hear of it.
+roles_changed = Signal()
 
 
 @lru_cache(maxsize=1)
@@ -84,6 +89,8 @@ def replace_manual_roles(
             RoleGrant(user=user, account=account, project=project, role=r, source=Source.MANUAL)
             for r in sorted(wanted - have)
         )
+        if wanted - have:
+            roles_changed.send(sender=RoleGrant, user_id=user.pk, account_id=account.pk)
     return wanted
 
 

@@ -22,7 +22,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from vestibule.accounts.models import Approval, Invitation, Membership, Project, ProjectAccess, RoleGrant, Source, User
-from vestibule.accounts.roles import get_catalog
+from vestibule.accounts.roles import get_catalog, roles_changed
 from vestibule.audit.events import record, record_many
 from vestibule.authority.ownership import remember_home
 from vestibule.connections.authorization import mapping_roles_of
@@ -380,6 +380,9 @@ def _apply(
             ProjectAccess(user=user, project_id=pid, source=Source.SSO, connection=connection)
             for pid in login.access.add
         )
+    if changes.create or login.access.add or login.access.remove:
+        # Bulk writes send no post_save (deleted grants sent post_delete): one signal for the lot.
+        roles_changed.send(sender=RoleGrant, user_id=user.pk, account_id=connection.account_id)
     if login.audit:
         record_many(
             [
