@@ -8,6 +8,7 @@ from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+import vestibule.provider.events  # noqa: F401  (connects the webhook receivers)
 from vestibule.accounts.models import Membership, User
 from vestibule.login.sessions import sessions_ended
 from vestibule.provider import authorizations
