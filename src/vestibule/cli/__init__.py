@@ -14,6 +14,7 @@ from typing import Any
 
 from vestibule.cli import applications as applications_cli
 from vestibule.cli import connections as connections_cli
+from vestibule.cli import deliveries as deliveries_cli
 from vestibule.cli import mapping_roles as mapping_roles_cli
 from vestibule.cli.common import _actions, _help, _setup
 
@@ -351,6 +352,7 @@ def _extend(sub: Any) -> None:
     connections_cli.register(sub)
     mapping_roles_cli.register(sub)
     applications_cli.register(sub)
+    deliveries_cli.register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
