@@ -40,13 +40,16 @@ OKTA = FIXTURES / "metadata" / "okta.xml"
 AGGREGATE = FIXTURES / "metadata" / "entities_descriptor.xml"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
-# The command paths this module (or test_demo_port.py, for the servers) runs;
+# The command paths this module (or test_demo_port.py, for the servers, and
+# test_cli_applications.py, for the OpenID Provider's) runs;
 # test_readme_commands_are_all_tested keeps it in step with the README.
 TESTED = {
     ("serve",), ("demo",), ("migrate",), ("check",), ("api-key", "create"), ("account", "create"), ("operator", "create"),
     ("connection", "list"), ("connection", "create-saml"), ("connection", "create-oidc"), ("connection", "enable"),
     ("connection", "disable"), ("connection", "import-metadata"), ("mapping-role", "list"), ("mapping-role", "create"),
     ("mapping-role", "update"), ("mapping-role", "delete"), ("connection", "sp-keys"),
+    ("application", "create"), ("application", "list"), ("application", "show"), ("application", "rotate-secret"),
+    ("application", "revoke"), ("signing-key", "list"), ("signing-key", "rotate"),
 }  # fmt: skip
 
 
