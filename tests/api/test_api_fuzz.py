@@ -197,6 +197,7 @@ def path_value(name: str, seed: dict[str, Any]) -> st.SearchStrategy[str]:
         "project": ["production", "sandbox"],
         "prefix": [seed["prefix"]],
         "trace_id": ["00000000-0000-0000-0000-000000000000"],
+        "client_id": [seed["client_id"], seed["client_id"], seed["revoked_client_id"]],
     }.get(name, [])
     values = st.sampled_from(known) if known else path_text
     if name == "user_id":
@@ -227,6 +228,7 @@ def seed(db: None, operator_key: str) -> dict[str, Any]:
     from vestibule.accounts.models import Account, Membership, Project, User
     from vestibule.accounts.roles import replace_manual_roles
     from vestibule.authority.models import ApiKey
+    from vestibule.provider.applications import register, revoke
 
     acme = Account.objects.create(slug="acme", name="Acme")
     Account.objects.create(slug="globex", name="Globex")
@@ -237,7 +239,16 @@ def seed(db: None, operator_key: str) -> dict[str, Any]:
     replace_manual_roles(user, acme, ["analyst"])
     replace_manual_roles(user, acme, ["pii-viewer"], production)
     key, _ = ApiKey.issue(account=acme, name="fuzz target")
-    return {"user_id": user.pk, "prefix": key.prefix, "auth": {"Authorization": f"Bearer {operator_key}"}}
+    app = register(name="Fuzzed", redirect_uris=["https://app.example/cb"], webhook_url="https://app.example/hook")
+    revoked = register(name="Revoked", redirect_uris=["https://old.example/cb"]).application
+    revoke(revoked)
+    return {
+        "user_id": user.pk,
+        "prefix": key.prefix,
+        "client_id": app.application.client_id,
+        "revoked_client_id": revoked.client_id,
+        "auth": {"Authorization": f"Bearer {operator_key}"},
+    }
 
 
 def encode(body: Any) -> str:
