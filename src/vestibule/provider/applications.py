@@ -131,7 +131,8 @@ def register(
         backchannel_logout_uri=backchannel,
         webhook_url=webhook,
         client_secret=secret,
-        hash_client_secret=True,
+        # A public client has no secret; hashing would store a hash of "" for nothing.
+        hash_client_secret=bool(secret),
         # Applications are the operator's own (first-party): no consent screen.
         skip_authorization=True,
         algorithm=Application.RS256_ALGORITHM,
