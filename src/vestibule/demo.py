@@ -8,14 +8,28 @@ The demo administrator ``admin@acme.test`` shares the SSO domain on purpose:
 holding ``administrator`` (which implies ``sso-admin``), they are routed to
 the password step and stay a break-glass administrator; a new connection also
 lists the account's administrators of its domains as ignored emails.
+
+Two applications are registered for the examples under ``examples/`` (a
+Flask app on Authlib, a Django app on mozilla-django-oidc). Their client
+credentials are printed and written to ``$VESTIBULE_DATA_DIR/
+demo-applications.json``, where the examples read them; a client secret is
+stored hashed, so a re-run keeps the secret that file still holds (the
+examples keep working across demo restarts) and makes a new one only when the
+file no longer has it.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.hashers import check_password
 from django.db import transaction
 
 from vestibule.accounts.models import Account, Membership, Project, ProjectAccess, User
@@ -24,18 +38,42 @@ from vestibule.authority.models import ApiKey
 from vestibule.connections import rules
 from vestibule.connections.models import Connection
 from vestibule.connections.rules import ConnectionRuleError
+from vestibule.provider import applications
+from vestibule.provider.models import Application
 from vestibule.testidp import idp
 
 ADMIN_EMAIL = "admin@acme.test"
 DEMO_DOMAIN = "acme.test"
 DEMO_CONNECTION_NAME = "Test identity provider (demo)"
+DEMO_APPLICATIONS_FILE = "demo-applications.json"
 
 
-def seed_demo() -> list[str]:
+@dataclass(frozen=True)
+class DemoApplication:
+    """One example under ``examples/``: where it listens and the paths Vestibule sends the browser back to."""
+
+    key: str  # the example's folder name, and its entry in demo-applications.json
+    name: str
+    origin: str
+    callback_path: str
+    home_path: str = "/"
+
+
+DEMO_APPLICATIONS = (
+    DemoApplication("flask-authlib", "Flask example (Authlib)", "http://127.0.0.1:5001", "/callback"),
+    DemoApplication(
+        "django-mozilla-oidc", "Django example (mozilla-django-oidc)", "http://127.0.0.1:5002", "/oidc/callback/"
+    ),
+)
+
+
+def seed_demo(*, example_origins: Mapping[str, str] | None = None) -> list[str]:
     """Seed (idempotently) and return the lines that tell how to sign in.
 
     URLs come from ``VESTIBULE_BASE_URL``, which ``vestibule demo --port``
     sets when the operator did not: what is printed is where the server is.
+    ``example_origins`` moves an example off its usual port (a test runs it
+    on a free one): ``{"flask-authlib": "http://127.0.0.1:54321"}``.
     """
     # One transaction for all of it; the lines are collected inside it, since a
     # generator would run its body (and its writes) after the block had ended.
@@ -55,6 +93,8 @@ def seed_demo() -> list[str]:
             ProjectAccess.objects.get_or_create(user=admin, project=project, source="manual", connection=None)
         _, key = ApiKey.issue(account=None, name="demo operator key")
         sso_lines = list(seed_demo_connections(account))
+        registered = seed_demo_applications(example_origins or {})
+    app_lines = write_demo_applications(registered)
 
     base = settings.VESTIBULE_BASE_URL
     return [
@@ -66,6 +106,7 @@ def seed_demo() -> list[str]:
         f"  Operator API key: {key}",
         f"  Try: curl -H 'Authorization: Bearer {key}' {base}/api/v1/accounts",
         f"  API docs: {base}/api/v1/docs",
+        *app_lines,
         "=" * 72,
     ]
 
@@ -99,3 +140,86 @@ def seed_demo_connections(account: Account) -> Iterator[str]:
     yield f"  Sign in via SAML: open {base}/login and type any name@{DEMO_DOMAIN}"
     yield f"    (the built-in test identity provider asks who you want to be; IdP-initiated: {base}/test-idp/login)"
     yield f"    connection {connection.pk}, test IdP metadata: {base}/test-idp/metadata"
+
+
+def demo_applications_path() -> Path:
+    return Path(settings.CONFIG.data_dir) / DEMO_APPLICATIONS_FILE
+
+
+def _previous_secrets() -> dict[str, str]:
+    """client_id -> client_secret from the file an earlier run wrote, if it is there and readable."""
+    try:
+        data = json.loads(demo_applications_path().read_text())
+        entries = data["applications"].values()
+        return {str(e["client_id"]): str(e["client_secret"]) for e in entries}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def seed_demo_applications(origins: Mapping[str, str]) -> list[tuple[DemoApplication, Application, str]]:
+    """Register the examples' applications, or bring them up to date; each with its client secret."""
+    previous = _previous_secrets()
+    out = []
+    for example in DEMO_APPLICATIONS:
+        origin = origins.get(example.key, example.origin).rstrip("/")
+        redirect_uris = [origin + example.callback_path]
+        logout_uris = [origin + example.home_path]
+        application = Application.objects.filter(name=example.name, revoked_at__isnull=True).order_by("pk").first()
+        if application is None:
+            registered = applications.register(
+                name=example.name, redirect_uris=redirect_uris, post_logout_redirect_uris=logout_uris, created_by="demo"
+            )
+            assert registered.client_secret is not None  # a confidential client
+            out.append((example, registered.application, registered.client_secret))
+            continue
+        application.redirect_uris = " ".join(redirect_uris)
+        application.post_logout_redirect_uris = " ".join(logout_uris)
+        application.save(update_fields=["redirect_uris", "post_logout_redirect_uris", "updated"])
+        secret = previous.get(application.client_id, "")
+        if not (secret and check_password(secret, application.client_secret)):
+            secret = applications.rotate_secret(application)
+        out.append((example, application, secret))
+    return out
+
+
+def write_demo_applications(registered: list[tuple[DemoApplication, Application, str]]) -> list[str]:
+    """Write demo-applications.json (readable by its owner only: it holds client secrets); the banner lines."""
+    issuer = settings.VESTIBULE_BASE_URL
+    entries: dict[str, Any] = {
+        example.key: {
+            "name": application.name,
+            "issuer": issuer,
+            "client_id": application.client_id,
+            "client_secret": secret,
+            "redirect_uris": application.redirect_uri_list(),
+            "post_logout_redirect_uris": application.post_logout_redirect_uri_list(),
+        }
+        for example, application, secret in registered
+    }
+    document = {
+        "issuer": issuer,
+        "discovery": f"{issuer}/.well-known/openid-configuration",
+        "applications": entries,
+    }
+    path = demo_applications_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside and renamed over, so an example never reads half a file.
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when a crashed run left the partial file behind
+    with os.fdopen(fd, "w") as handle:
+        json.dump(document, handle, indent=2)
+        handle.write("\n")
+    os.replace(partial, path)
+    lines = [f"  Example applications (client credentials also in {path}):"]
+    for example, application, secret in registered:
+        lines += [
+            f"    {application.name}: make -C examples/{example.key} run, then open {demo_home(application)}",
+            f"      client_id {application.client_id}  client_secret {secret}",
+        ]
+    return lines
+
+
+def demo_home(application: Application) -> str:
+    logout_uris = application.post_logout_redirect_uri_list()
+    return logout_uris[0] if logout_uris else ""

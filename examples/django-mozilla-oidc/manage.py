@@ -1,0 +1,11 @@
+#!/usr/bin/env python3
+"""Django's command-line utility for the example (``run.py`` is the one command to start it)."""
+
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_site.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
