@@ -124,7 +124,8 @@ def _read_active_key() -> ActiveKey:
 
 def published_keys() -> list[SigningKey]:
     """Next, active, and retired keys whose tokens may still be valid: what the JWKS lists."""
-    cutoff = timezone.now() - token_lifetime()
+    # A process that read the active key before another retired it signs with it for up to ACTIVE_KEY_TTL more.
+    cutoff = timezone.now() - token_lifetime() - timedelta(seconds=ACTIVE_KEY_TTL)
     rows = SigningKey.objects.exclude(state=SigningKey.State.RETIRED) | SigningKey.objects.filter(
         state=SigningKey.State.RETIRED, retired_at__gt=cutoff
     )
