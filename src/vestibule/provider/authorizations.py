@@ -10,6 +10,7 @@ the person or removing their membership ends the application's tokens too.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -58,25 +59,43 @@ def begin(*, user: User, application: Application, session: Any, account: Accoun
     )
 
 
-def refusal(authorization: Authorization) -> str | None:
-    """Why this sign-in may no longer be refreshed, or None if it still holds.
+@dataclass(frozen=True)
+class Judgement:
+    """A sign-in judged as things are now: why it no longer holds (or None), and its organization claims."""
 
-    Judged afresh at every refresh: the person and the application as they
-    are now, not as they were at sign-in.
+    refusal: str | None
+    organization: dict[str, Any]
+
+
+def judge(authorization: Authorization) -> Judgement:
+    """Judge the sign-in afresh (at the code exchange, every refresh and userinfo).
+
+    The person and the application as they are now, not as they were at
+    sign-in; the organization's claims are read in the same pass, and an
+    organization that no longer counts the person in force refuses it.
     """
     if authorization.ended_at is not None:
-        return authorization.ended_reason or "ended"
+        return Judgement(authorization.ended_reason or "ended", {})
     if not authorization.user.is_active:
-        return "person_deactivated"
+        return Judgement("person_deactivated", {})
     if authorization.application.revoked_at is not None:
-        return "application_revoked"
-    for account_id in {authorization.account_id, authorization.only_account_id}:
-        if (
-            account_id is not None
-            and not Membership.objects.in_force().filter(user_id=authorization.user_id, account_id=account_id).exists()
-        ):
-            return "membership_ended"
-    return None
+        return Judgement("application_revoked", {})
+    scoped = authorization.only_account_id
+    if (
+        scoped is not None
+        and scoped != authorization.account_id
+        and not Membership.objects.in_force().filter(user_id=authorization.user_id, account_id=scoped).exists()
+    ):
+        return Judgement("membership_ended", {})
+    organization = organization_claims(authorization)
+    if authorization.account_id is not None and not organization:
+        return Judgement("membership_ended", {})
+    return Judgement(None, organization)
+
+
+def refusal(authorization: Authorization) -> str | None:
+    """Why this sign-in may no longer be used, or None if it still holds (see :func:`judge`)."""
+    return judge(authorization).refusal
 
 
 def organization_claims(authorization: Authorization) -> dict[str, Any]:
@@ -94,8 +113,10 @@ def organization_claims(authorization: Authorization) -> dict[str, Any]:
     }
 
 
-def claims(authorization: Authorization, scopes: Iterable[str]) -> dict[str, Any]:
-    """The person's claims for these scopes (``sub`` always)."""
+def claims(
+    authorization: Authorization, scopes: Iterable[str], organization: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The person's claims for these scopes (``sub`` always); ``organization`` if :func:`judge` read it already."""
     scopes = set(scopes)
     user = authorization.user
     result: dict[str, Any] = {"sub": str(user.subject)}
@@ -108,7 +129,7 @@ def claims(authorization: Authorization, scopes: Iterable[str]) -> dict[str, Any
     if "profile" in scopes:
         result["name"] = user.name
     if requested_organization(scopes)[0]:
-        result.update(organization_claims(authorization))
+        result.update(organization_claims(authorization) if organization is None else organization)
     return result
 
 
