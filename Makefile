@@ -6,6 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 OIDC_PEER := tests/interop/oidc_provider
+OIDC_RP_PEER := tests/interop/openid_client
 
 .PHONY: demo serve test install install-test peers lint typecheck bench clean
 
@@ -26,12 +27,14 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed
 
 # Third-party protocol peers the interoperability tests start: pysaml2's IdP
-# needs the xmlsec1 program; the OpenID Provider is an npm package.
+# needs the xmlsec1 program; the OpenID Provider and openid-client (the relying party
+# that tests Vestibule's own provider) are npm packages.
 peers:
 	@command -v xmlsec1 >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq xmlsec1 >/dev/null); \
 	  else echo "note: install xmlsec1 (apt-get install xmlsec1) for the pysaml2 interop tests"; fi; }
 	@if [ -f $(OIDC_PEER)/package-lock.json ]; then npm ci --prefix $(OIDC_PEER) --silent --no-audit --no-fund; fi
+	@if [ -f $(OIDC_RP_PEER)/package-lock.json ]; then npm ci --prefix $(OIDC_RP_PEER) --silent --no-audit --no-fund; fi
 
 demo: install
 	$(BIN)/vestibule demo --port $(PORT)
