@@ -34,9 +34,21 @@ AUTHORIZATION = "vestibule_authorization"
 ORGANIZATION = "vestibule_organization"
 
 
+# client_id -> client type. A client's type never changes (the API refuses to), so a process may remember it.
+_client_types: dict[str, str] = {}
+
+
 def pkce_required(client_id: str) -> bool:
     """PKCE is required of public clients (S256 only, everywhere: the ``plain`` method is refused)."""
-    return not Application.objects.filter(client_id=client_id, client_type=Application.CLIENT_CONFIDENTIAL).exists()
+    client_type = _client_types.get(client_id)
+    if client_type is None:
+        client_type = Application.objects.filter(client_id=client_id).values_list("client_type", flat=True).first()
+        if client_type is None:
+            return True
+        if len(_client_types) > 10_000:
+            _client_types.clear()
+        _client_types[client_id] = client_type
+    return client_type != Application.CLIENT_CONFIDENTIAL
 
 
 class Validator(OAuth2Validator):

@@ -204,6 +204,12 @@ class AuthorizeView(AuthorizationView):
         row = Application.objects.filter(client_id=self._credentials.get("client_id")).only("name").first()
         return row.name if row else "The application"
 
+    def validate_authorization_request(self, request: HttpRequest) -> Any:
+        # Validated once per request: dispatch() does it before anything else, the library's get() again.
+        if getattr(self, "_validated", None) is None:
+            self._validated = super().validate_authorization_request(request)
+        return self._validated
+
     def create_authorization_response(
         self, request: HttpRequest, scopes: str, credentials: dict[str, Any], allow: bool
     ) -> Any:
