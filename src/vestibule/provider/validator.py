@@ -21,6 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 from oauth2_provider.models import AbstractApplication, refresh_token_expire_timedelta
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors
 
@@ -65,6 +66,16 @@ class Validator(OAuth2Validator):
         # PKCE_REQUIRED is not among the library's import strings: the dotted path in the settings
         # stays a string, which is not callable and never ``is True``, so PKCE was optional for all.
         return pkce_required(client_id)
+
+    def validate_scopes(
+        self, client_id: str, scopes: list[str], client: Any, request: Any, *args: Any, **kwargs: Any
+    ) -> bool:
+        """Scope values Vestibule does not know (``address``, ``phone``, ``offline_access``...) are dropped, not
+        refused (OpenID Connect Core 3.1.2.1: ignored); the token response's ``scope`` says what was granted."""
+        available = set(get_scopes_backend().get_available_scopes(application=client, request=request))
+        known = [s for s in scopes if s in available]
+        request.scopes = known
+        return bool(known)
 
     def validate_redirect_uri(self, client_id: str, redirect_uri: str, request: Any, *args: Any, **kwargs: Any) -> bool:
         # Character for character (OpenID Connect Core 3.1.2.1): the library's match ignores the
