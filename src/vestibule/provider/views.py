@@ -64,6 +64,7 @@ def _without(request: HttpRequest, *names: str) -> str:
     return f"{request.path}?{query.urlencode()}"
 
 
+@method_decorator(csrf_exempt, name="dispatch")
 class AuthorizeView(AuthorizationView):
     """The authorization endpoint.
 
@@ -76,8 +77,14 @@ class AuthorizeView(AuthorizationView):
     template_name = "vestibule/provider/authorize.html"
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method == "POST":
+            # OpenID Connect Core 3.1.2.1: a form POST is accepted too, answered as the same request by GET
+            # (a POST changes nothing here, so the application's cross-site form needs no CSRF token).
+            again = HttpResponseRedirect(f"{request.path}?{request.POST.urlencode()}")
+            again.status_code = 303
+            return again
         if request.method != "GET":
-            return HttpResponse(status=405, headers={"Allow": "GET"})
+            return HttpResponse(status=405, headers={"Allow": "GET, POST"})
         # The client and its redirect URI are checked first: an unknown client or an
         # unregistered redirect URI is an error page here, never a redirect.
         try:
