@@ -95,6 +95,11 @@ class AuthorizeView(AuthorizationView):
             # OpenID Connect requires it (Core 3.1.2.1); the library would fall back to a lone registered URI.
             return cast(HttpResponse, self.error_response(FatalClientError(MissingRedirectURIError()), None))
         self._credentials = credentials
+        # Request objects are not supported (discovery says so): refused as Core 3.1.2.6 names it, not
+        # ignored, or what the application put in the object would silently not apply.
+        for name, refusal in (("request", "request_not_supported"), ("request_uri", "request_uri_not_supported")):
+            if name in request.GET:
+                return self._redirect_error(refusal)
         prompt = set(request.GET.get("prompt", "").split())
         if not request.user.is_authenticated:
             if "none" in prompt:
