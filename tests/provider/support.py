@@ -38,7 +38,10 @@ def register_app(**fields: Any) -> tuple[Any, str | None]:
     return done.application, done.client_secret
 
 
-def authorize_url(client_id: str, pkce: Pkce | None, *, scope: str = "openid email profile", **extra: str) -> str:
+def authorize_url(
+    client_id: str, pkce: Pkce | None, *, scope: str = "openid email profile", **extra: str | None
+) -> str:
+    """The authorization request's URL; an ``extra`` of None leaves that parameter out (``nonce=None``)."""
     params = {
         "response_type": "code",
         "client_id": client_id,
@@ -50,7 +53,7 @@ def authorize_url(client_id: str, pkce: Pkce | None, *, scope: str = "openid ema
     }
     if pkce is not None:
         params.update(code_challenge=pkce.challenge, code_challenge_method="S256")
-    return "/oauth/authorize?" + urlencode(params)
+    return "/oauth/authorize?" + urlencode({k: v for k, v in params.items() if v is not None})
 
 
 def code_from(response: Any) -> str:

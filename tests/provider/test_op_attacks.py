@@ -799,7 +799,7 @@ def test_iss_parameter_is_in_every_authorization_response(browser, client, app, 
     assert success["iss"] == ISSUER and "code" in success
     missing_pkce = query_of(browser.get(authorize_url(public_app.client_id, None)))
     assert missing_pkce["error"] == "invalid_request" and missing_pkce["iss"] == ISSUER
-    bad_scope = query_of(browser.get(authorize_url(application.client_id, Pkce.make(), scope="openid admin")))
+    bad_scope = query_of(browser.get(authorize_url(application.client_id, Pkce.make(), scope="admin")))
     assert bad_scope["error"] == "invalid_scope" and bad_scope["iss"] == ISSUER
     login_required = query_of(Client().get(authorize_url(application.client_id, Pkce.make(), prompt="none")))
     assert login_required["error"] == "login_required" and login_required["iss"] == ISSUER
