@@ -183,6 +183,9 @@ class AuthorizeView(AuthorizationView):
     def _organization(self, request: HttpRequest, scopes: list[str]) -> tuple[Account | None, HttpResponse | None]:
         user = cast(User, request.user)
         wanted, named = requested_organization(scopes)
+        if named and request.GET.get("organization") not in (None, "", named):
+            # The granted scope would name an organization the tokens do not speak for.
+            return None, self._redirect_error("invalid_request")
         named = request.GET.get("organization") or named
         if not wanted and not named:
             return None, None
