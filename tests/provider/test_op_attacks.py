@@ -159,6 +159,24 @@ def test_redirect_uri_of_another_application_is_refused(browser, app):
     assert own.status_code == 302 and own["Location"].startswith("https://other.example/callback?code=")
 
 
+def test_redirect_uri_mismatch_sent_by_post_is_an_error_page_too(browser, app):
+    """The form POST the endpoint accepts (Core 3.1.2.1) is judged as the same GET: no way around the checks."""
+    application, _ = app
+    before = issued()
+    params = {
+        "response_type": "code",
+        "client_id": application.client_id,
+        "redirect_uri": "https://evil.example/callback",
+        "scope": "openid",
+        "code_challenge": Pkce.make().challenge,
+        "code_challenge_method": "S256",
+    }
+    response = browser.post("/oauth/authorize", params)
+    assert response.status_code == 303 and response["Location"].startswith("/oauth/authorize?")
+    _refused_page(browser.get(response["Location"]))
+    assert issued() == before
+
+
 def test_unknown_client_id_is_an_error_page(browser):
     before = issued()
     _refused_page(browser.get(authorize_url("no-such-client", Pkce.make())))
@@ -720,6 +738,51 @@ def test_organization_the_person_is_not_a_member_of_is_refused(browser, app, mak
         browser.get(authorize_url(application.client_id, Pkce.make(), scope="openid organization", organization="acme"))
     )
     assert code
+
+
+def test_organization_parameter_contradicting_the_scope_is_refused(client, app, make_user, make_account):
+    """scope=organization:acme with organization=globex: the granted scope would name acme for a non-member of it.
+
+    An application that trusts the token response's ``scope`` (as OAuth lets it) would take a
+    member of globex for a member of acme; the contradiction is refused instead.
+    """
+    application, secret = app
+    make_account("acme")
+    bob = make_user("bob@globex.example", account="globex")
+    sign_in(client, bob.email)
+    before = issued()
+    response = client.get(
+        authorize_url(application.client_id, Pkce.make(), scope="openid organization:acme", organization="globex")
+    )
+    assert response.status_code in (302, 400, 403)
+    if response.status_code == 302:
+        params = query_of(response)
+        assert params["error"] == "invalid_request" and "code" not in params
+    assert issued() == before
+    # Positive control: the two agreeing.
+    pkce = Pkce.make()
+    url = authorize_url(application.client_id, pkce, scope="openid organization:globex", organization="globex")
+    got = exchange(client, application, secret, code_from(client.get(url)), pkce.verifier).json()
+    assert got["scope"].split() == ["openid", "organization:globex"]
+    assert id_claims(client, got["id_token"])["org"]["slug"] == "globex"
+
+
+def test_pending_code_dies_with_the_membership_it_speaks_for(browser, app):
+    application, secret = app
+    pkce = Pkce.make()
+    code = code_from(browser.get(authorize_url(application.client_id, pkce, scope="openid organization")))
+    Membership.objects.get(user__email="alice@example.com", account__slug="acme").delete()
+    assert _error(exchange(browser, application, secret, code, pkce.verifier)) == "invalid_grant"
+    assert not AccessToken.objects.exists()
+
+
+def test_pending_code_of_a_deactivated_person_cannot_be_redeemed(browser, app):
+    application, secret = app
+    pkce = Pkce.make()
+    code = code_from(browser.get(authorize_url(application.client_id, pkce)))
+    User.objects.filter(email="alice@example.com").update(is_active=False)
+    assert _error(exchange(browser, application, secret, code, pkce.verifier)) == "invalid_grant"
+    assert not AccessToken.objects.exists()
 
 
 def test_cross_tenant_person_gets_organization_claims_only_for_their_own_account(client, app, make_user, make_account):
