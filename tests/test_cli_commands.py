@@ -41,7 +41,7 @@ AGGREGATE = FIXTURES / "metadata" / "entities_descriptor.xml"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # The command paths this module (or test_demo_port.py, for the servers, and
-# test_cli_applications.py, for the OpenID Provider's) runs;
+# test_cli_applications.py and tests/provider/test_webhooks.py, for the OpenID Provider's) runs;
 # test_readme_commands_are_all_tested keeps it in step with the README.
 TESTED = {
     ("serve",), ("demo",), ("migrate",), ("check",), ("api-key", "create"), ("account", "create"), ("operator", "create"),
@@ -50,6 +50,7 @@ TESTED = {
     ("mapping-role", "update"), ("mapping-role", "delete"), ("connection", "sp-keys"),
     ("application", "create"), ("application", "list"), ("application", "show"), ("application", "rotate-secret"),
     ("application", "revoke"), ("signing-key", "list"), ("signing-key", "rotate"),
+    ("deliveries", "run"), ("deliveries", "list"),
 }  # fmt: skip
 
 
