@@ -97,6 +97,7 @@ def register(sub: Any) -> None:
         "Print the delivery log of one application, newest first: kind, event, URL, status, attempts, "
         "the last status code or error, and when the next attempt is due.",
         example="vestibule deliveries list --client-id CLIENT_ID --limit 20",
+        next_step="vestibule deliveries run --once                # retry what is due now",
     )  # fmt: skip
     p.add_argument("--client-id", required=True, help="the application's client_id")
     p.add_argument("--limit", type=_limit, default=50, help="how many (1 to 1000, default 50)")
