@@ -254,6 +254,12 @@ class TokenView(OAuthLibMixin, View):
     """
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        grant_type = request.POST.get("grant_type")
+        if grant_type and grant_type not in ("authorization_code", "refresh_token"):
+            # Refused before the library, whose device-code grant raises (a 500) on an unknown device code.
+            refused = JsonResponse({"error": "unsupported_grant_type"}, status=400)
+            refused["Cache-Control"] = "no-store"
+            return refused
         _url, headers, body, status = self.create_token_response(request)
         response = HttpResponse(content=body, status=status)
         for key, value in headers.items():
