@@ -883,3 +883,75 @@ def test_password_login_next_cannot_leave_for_an_application_uri(client, alice, 
     response = password_login(client, alice.email, PASSWORD, next_url=REDIRECT_URI)
     assert response.status_code == 302
     assert not response["Location"].startswith("https://")
+
+
+# --- the token endpoint's other doors -----------------------------------------------------------------
+
+
+def test_refresh_cannot_widen_the_scope(browser, app):
+    application, secret = app
+    got = tokens(browser, application, secret, scope="openid")
+    wider = browser.post(
+        "/oauth/token",
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": got["refresh_token"],
+            "scope": "openid email organization",
+            "client_id": application.client_id,
+            "client_secret": secret,
+        },
+    )
+    assert _error(wider) == "invalid_scope"
+    # Positive control: the same scope (or less) refreshes, and claims stay within it.
+    same = refresh(browser, application, secret, got["refresh_token"])
+    assert same.status_code == 200, same.content
+    assert set(userinfo(browser, same.json()["access_token"]).json()) == {"sub"}
+
+
+@pytest.mark.parametrize(
+    "grant",
+    [
+        {"grant_type": "client_credentials"},
+        {"grant_type": "password", "username": "alice@example.com", "password": PASSWORD},
+        {"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": "x"},
+        {"grant_type": "implicit"},
+        {"grant_type": ""},
+    ],
+    ids=["client_credentials", "password", "device_code", "implicit", "empty"],
+)
+def test_grant_types_other_than_code_and_refresh_are_refused(client, alice, app, grant):
+    application, secret = app
+    response = client.post("/oauth/token", {**grant, "client_id": application.client_id, "client_secret": secret})
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == "unsupported_grant_type"
+    assert not AccessToken.objects.exists()
+
+
+def test_implicit_and_hybrid_response_types_are_refused(browser, app):
+    application, _ = app
+    before = issued()
+    for response_type in ("token", "id_token", "id_token token", "code id_token", "code token"):
+        response = browser.get(authorize_url(application.client_id, Pkce.make(), response_type=response_type))
+        params = query_of(response)
+        assert "error" in params and not {"code", "access_token", "id_token"} & set(params), response_type
+        assert "#" not in response["Location"], response_type
+    assert issued() == before
+
+
+def test_token_revocation_by_another_client_is_refused(browser, app):
+    """RFC 7009 2.1: the server verifies the token was issued to the client asking for its revocation."""
+    application, secret = app
+    other, other_secret = register_app(name="Other")
+    got = tokens(browser, application, secret)
+    for token in (got["access_token"], got["refresh_token"]):
+        Client().post("/oauth/revoke", {"token": token, "client_id": other.client_id, "client_secret": other_secret})
+    assert userinfo(browser, got["access_token"]).status_code == 200
+    assert refresh(browser, application, secret, got["refresh_token"]).status_code == 200
+
+
+def test_an_id_token_is_not_an_access_token(browser, app):
+    application, secret = app
+    got = tokens(browser, application, secret)
+    assert userinfo(browser, got["id_token"]).status_code == 401
+    assert userinfo(browser, got["refresh_token"]).status_code == 401
+    assert userinfo(browser, got["access_token"]).status_code == 200
