@@ -41,6 +41,7 @@ and a deleted project's disappearance from ``projects``.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,8 @@ from django.utils import timezone
 from vestibule.accounts.models import Account, Membership, RoleGrant, User
 from vestibule.accounts.roles import accounts_payload, roles_changed
 from vestibule.provider import deliveries
+
+log = logging.getLogger("vestibule.provider.events")
 
 PERSON_CREATED = "person.created"
 PERSON_UPDATED = "person.updated"
@@ -101,8 +104,13 @@ class _Buffer:
 
     def flush(self) -> None:
         self.done = True
-        if self.events:
+        if not self.events:
+            return
+        try:
             _send(self)
+        except Exception:
+            # The change is committed whatever happens here; losing its events must not fail the caller.
+            log.exception("webhook events of a committed change could not be queued")
 
 
 class _Local(threading.local):
