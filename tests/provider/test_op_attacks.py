@@ -955,3 +955,24 @@ def test_an_id_token_is_not_an_access_token(browser, app):
     assert userinfo(browser, got["id_token"]).status_code == 401
     assert userinfo(browser, got["refresh_token"]).status_code == 401
     assert userinfo(browser, got["access_token"]).status_code == 200
+
+
+def test_logout_confirmation_forged_cross_site_is_refused(browser, app):
+    """The confirmation form (shown without an id_token_hint) needs Vestibule's CSRF token: another site
+    cannot post allow=on and sign the person out."""
+    application, secret = app
+    got = tokens(browser, application, secret)
+    forged = Client(enforce_csrf_checks=True)
+    forged.cookies = browser.cookies
+    response = forged.post("/oauth/logout", {"allow": "on", "client_id": application.client_id})
+    assert response.status_code == 403
+    assert _signed_in(browser)
+    assert userinfo(browser, got["access_token"]).status_code == 200
+    # Positive control: the confirmation page's own form, with its token, signs out.
+    page = forged.get("/oauth/logout")
+    assert page.status_code == 200
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())
+    assert token, page.content[:800]
+    done = forged.post("/oauth/logout", {"allow": "on", "csrfmiddlewaretoken": token.group(1)})
+    assert done.status_code in (200, 302)
+    assert not _signed_in(browser)
