@@ -166,7 +166,9 @@ OAUTH2_PROVIDER = {
     "SCOPES_BACKEND_CLASS": "vestibule.provider.scopes.Scopes",
     "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
     "OIDC_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": ["client_secret_basic", "client_secret_post", "none"],
-    "PKCE_REQUIRED": "vestibule.provider.validator.pkce_required",
+    # The validator decides per client (Validator.is_pkce_required): public clients must use PKCE,
+    # confidential ones may; S256 only. True here is what the library's deployment check reads.
+    "PKCE_REQUIRED": True,
     "CLIENT_SECRET_HASHER": "vestibule_client_secret",
     "CLIENT_SECRET_GENERATOR_LENGTH": 48,
     "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
