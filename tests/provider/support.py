@@ -15,6 +15,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 REDIRECT_URI = "https://app.example/callback"
+LOGOUT_URI = "https://app.example/signed-out"
 
 
 @dataclass

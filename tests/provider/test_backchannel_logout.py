@@ -37,15 +37,6 @@ LOGOUT_URI = "https://app.example/bye"
 
 
 @pytest.fixture
-def receiver(settings: Any) -> Any:
-    settings.VESTIBULE_DELIVERIES_INLINE = True
-    settings.VESTIBULE_OUTBOUND_ALLOW = ("127.0.0.1",)
-    server = Receiver().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def alice(make_user: Any) -> Any:
     return make_user("alice@example.com", roles=("analyst",))
 

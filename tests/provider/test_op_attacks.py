@@ -24,6 +24,7 @@ from joserfc.jwk import ECKey, RSAKey
 
 from tests.conftest import PASSWORD, password_login
 from tests.provider.support import (
+    LOGOUT_URI,
     REDIRECT_URI,
     Pkce,
     authorize_url,
@@ -48,27 +49,6 @@ from vestibule.provider.models import AccessToken, Authorization, Grant, Refresh
 pytestmark = pytest.mark.django_db
 
 ISSUER = "http://localhost"
-LOGOUT_URI = "https://app.example/signed-out"
-
-
-@pytest.fixture
-def alice(make_user: Any) -> User:
-    user: User = make_user("alice@example.com", roles=("analyst",))
-    return user
-
-
-@pytest.fixture
-def app() -> tuple[Any, str]:
-    application, secret = register_app(post_logout_redirect_uris=[LOGOUT_URI])
-    assert secret is not None
-    return application, secret
-
-
-@pytest.fixture
-def browser(client: Client, alice: User) -> Client:
-    """Alice's browser, signed in to Vestibule with her password."""
-    sign_in(client, alice.email)
-    return client
 
 
 def _error(response: Any) -> str:

@@ -23,6 +23,7 @@ from django.utils import timezone
 from tests.conftest import PASSWORD, ApiClient, password_login
 from tests.login.support import authenticator_code, current_step, give_totp
 from tests.provider.support import (
+    LOGOUT_URI,
     REDIRECT_URI,
     Pkce,
     authorize_url,
@@ -35,7 +36,6 @@ from tests.provider.support import (
     refresh,
     register_app,
     saml_connection,
-    sign_in,
     sso_login,
     tokens,
     userinfo,
@@ -46,27 +46,6 @@ from vestibule.provider import authorizations, keys
 from vestibule.provider.models import Authorization, SigningKey
 
 pytestmark = pytest.mark.django_db
-
-LOGOUT_URI = "https://app.example/signed-out"
-
-
-@pytest.fixture
-def alice(make_user: Any) -> User:
-    user: User = make_user("alice@example.com", roles=("analyst",))
-    return user
-
-
-@pytest.fixture
-def app() -> tuple[Any, str]:
-    application, secret = register_app(post_logout_redirect_uris=[LOGOUT_URI])
-    assert secret is not None
-    return application, secret
-
-
-@pytest.fixture
-def browser(client: Client, alice: User) -> Client:
-    sign_in(client, alice.email)
-    return client
 
 
 def _backdate_sign_in(browser: Client, seconds: int) -> None:

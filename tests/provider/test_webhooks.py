@@ -32,15 +32,6 @@ HOOK = "/hooks"
 
 
 @pytest.fixture
-def receiver(settings: Any) -> Any:
-    settings.VESTIBULE_DELIVERIES_INLINE = True
-    settings.VESTIBULE_OUTBOUND_ALLOW = ("127.0.0.1",)
-    server = Receiver().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def committed(django_capture_on_commit_callbacks: Any) -> Any:
     """``with committed():`` the changes inside are committed as far as events are concerned."""
     return lambda: django_capture_on_commit_callbacks(execute=True)

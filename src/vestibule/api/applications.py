@@ -194,15 +194,19 @@ def key_status_out() -> list[dict[str, Any]]:
 
 def application_detail(application: Application) -> dict[str, Any]:
     """The audit log's record of an application: what it is and where it sends people and messages."""
-    return {
-        "client_id": application.client_id,
-        "name": application.name,
-        "client_type": application.client_type,
-        "redirect_uris": application.redirect_uri_list(),
-        "post_logout_redirect_uris": application.post_logout_redirect_uri_list(),
-        "backchannel_logout_uri": application.backchannel_logout_uri or None,
-        "webhook_url": application.webhook_url or None,
-    }
+    described = applications.describe(application)
+    return {key: described[key] for key in AUDITED_FIELDS}
+
+
+AUDITED_FIELDS = (
+    "client_id",
+    "name",
+    "client_type",
+    "redirect_uris",
+    "post_logout_redirect_uris",
+    "backchannel_logout_uri",
+    "webhook_url",
+)
 
 
 def key_changes(action: str, before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, Any]:
