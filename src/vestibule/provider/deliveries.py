@@ -410,6 +410,16 @@ def _executor() -> ThreadPoolExecutor:
         return _pool[1]
 
 
+def _release_connections() -> None:
+    """Drop this thread's database connection if it is broken or past its age (a long-lived loop's duty).
+
+    Never inside a transaction: a caller that runs a sweep in its own
+    transaction (a test, an admin shell) keeps its connection.
+    """
+    if not connection.in_atomic_block:
+        close_old_connections()
+
+
 def _in_thread(message_ids: tuple[str, ...]) -> None:
     close_old_connections()
     try:
@@ -434,7 +444,7 @@ def run(*, once: bool = False, interval: float = SWEEP_INTERVAL, stop: threading
     stop = stop or threading.Event()
     last_purge: datetime | None = None
     while True:
-        close_old_connections()
+        _release_connections()
         try:
             total.add(sweep())
             if last_purge is None or timezone.now() - last_purge >= PURGE_INTERVAL:
@@ -446,7 +456,7 @@ def run(*, once: bool = False, interval: float = SWEEP_INTERVAL, stop: threading
             # A database hiccup must not end the loop; the next round tries again.
             log.exception("delivery sweep failed")
         finally:
-            close_old_connections()
+            _release_connections()
         if once or stop.wait(interval):
             return total
 
