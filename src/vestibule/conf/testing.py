@@ -34,6 +34,7 @@ class FastArgon2PasswordHasher(Argon2PasswordHasher):
     memory_cost = 256
     parallelism = 1
 
+
 # Deliveries to applications (logout tokens, webhooks) are sent in the request's own thread after
 # commit, not from the background pool: the in-memory SQLite test database has one writer.
 VESTIBULE_DELIVERIES_INLINE = True
