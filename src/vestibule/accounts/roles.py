@@ -120,39 +120,45 @@ def accounts_payload(user: User, only_account_id: int | None = None) -> list[dic
     catalog = get_catalog()
     # A membership that is deactivated or waiting for approval gives nothing yet.
     memberships = Membership.objects.in_force().filter(user=user)
+    grant_rows = RoleGrant.objects.filter(user=user)
+    access_rows = ProjectAccess.objects.filter(user=user)
     if only_account_id is not None:
         memberships = memberships.filter(account_id=only_account_id)
-    memberships = memberships.select_related("account").order_by("account__slug")
+        grant_rows = grant_rows.filter(account_id=only_account_id)
+        access_rows = access_rows.filter(project__account_id=only_account_id)
+    # Plain rows, not model instances: this runs at every token refresh of the OpenID Provider.
     grants: dict[int, dict[int | None, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for account_id, project_id, role in RoleGrant.objects.filter(user=user).values_list(
-        "account_id", "project_id", "role"
-    ):
+    for account_id, project_id, role in grant_rows.values_list("account_id", "project_id", "role"):
         grants[account_id][project_id].add(role)
-    projects: dict[int, dict[int, Project]] = defaultdict(dict)
-    for access in ProjectAccess.objects.filter(user=user).select_related("project"):
-        projects[access.project.account_id][access.project_id] = access.project
+    slugs: dict[int, dict[int, str]] = defaultdict(dict)
+    for project_id, slug, account_id in access_rows.values_list("project_id", "project__slug", "project__account_id"):
+        slugs[account_id][project_id] = slug
+    granted_only = {p for by_project in grants.values() for p in by_project if p is not None} - {
+        p for by_project in slugs.values() for p in by_project
+    }
+    if granted_only:
+        for project_id, slug, account_id in Project.objects.filter(pk__in=granted_only).values_list(
+            "pk", "slug", "account_id"
+        ):
+            slugs[account_id][project_id] = slug
     result = []
-    for membership in memberships:
-        account_id = membership.account_id
+    for account_id, account_slug, account_name in memberships.order_by("account__slug").values_list(
+        "account_id", "account__slug", "account__name"
+    ):
         account_roles = grants[account_id][None]
         account_effective = catalog.effective(r for r in account_roles if r in catalog.roles)
-        project_ids = set(projects[account_id]) | {p for p in grants[account_id] if p is not None}
+        project_ids = set(slugs[account_id]) | {p for p in grants[account_id] if p is not None}
         project_rows = []
-        for project in sorted(
-            (projects[account_id].get(pid) or Project.objects.get(pk=pid) for pid in project_ids),
-            key=lambda p: p.slug,
-        ):
-            scoped = grants[account_id][project.pk] | account_roles
+        for project_id in sorted(project_ids, key=lambda pid: slugs[account_id].get(pid, "")):
+            scoped = grants[account_id][project_id] | account_roles
             project_rows.append(
-                {"slug": project.slug, "roles": sorted(catalog.effective(r for r in scoped if r in catalog.roles))}
+                {
+                    "slug": slugs[account_id].get(project_id, ""),
+                    "roles": sorted(catalog.effective(r for r in scoped if r in catalog.roles)),
+                }
             )
         result.append(
-            {
-                "slug": membership.account.slug,
-                "name": membership.account.name,
-                "roles": sorted(account_effective),
-                "projects": project_rows,
-            }
+            {"slug": account_slug, "name": account_name, "roles": sorted(account_effective), "projects": project_rows}
         )
     return result
 
