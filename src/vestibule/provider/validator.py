@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from oauth2_provider.models import AbstractApplication, refresh_token_expire_timedelta
@@ -252,7 +252,10 @@ class Validator(OAuth2Validator):
             authorizations.end([getattr(request, AUTHORIZATION)], "refresh_token_reuse")
             raise errors.InvalidGrantError(request=request)
         if previous.access_token_id is not None:
-            AccessToken.objects.filter(pk=previous.access_token_id).delete()
+            # One plain DELETE: the UPDATE above already cleared the one reference to this row
+            # (the refresh token's), which Django's collector would otherwise read and clear again.
+            with connection.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {AccessToken._meta.db_table} WHERE id = %s", [previous.access_token_id])
         expires = now + timedelta(seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS))
         access_token = self._create_access_token(expires, request, token, source_refresh_token=previous)
         self._create_refresh_token(request, token["refresh_token"], access_token, previous)
