@@ -38,7 +38,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -508,10 +508,19 @@ class GuardedTransport(httpx.HTTPTransport):
             raise EncodingRefused("the server sent a compressed body although none was accepted")
 
 
-def guarded_client(policy: OutboundPolicy, *, user_agent: str = "Vestibule") -> httpx.Client:
-    """The ``httpx.Client`` for every server-side fetch, enforcing ``policy``."""
+def guarded_client(
+    policy: OutboundPolicy,
+    *,
+    user_agent: str = "Vestibule",
+    wrap: Callable[[httpx.BaseTransport], httpx.BaseTransport] | None = None,
+) -> httpx.Client:
+    """The ``httpx.Client`` for every server-side fetch, enforcing ``policy``.
+
+    ``wrap`` may put a transport around the guarded one (the Django side counts failed fetches).
+    """
+    transport: httpx.BaseTransport = GuardedTransport(policy)
     return httpx.Client(
-        transport=GuardedTransport(policy),
+        transport=wrap(transport) if wrap is not None else transport,
         timeout=httpx.Timeout(policy.read_timeout, connect=policy.connect_timeout),
         follow_redirects=False,
         # Environment proxies would carry the request past the guard; netrc would add credentials.

@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from vestibule.api.router import api
+from vestibule.conf.metrics import metrics_view
 
 urlpatterns = [
     path("", include("vestibule.login.urls")),
@@ -9,6 +10,7 @@ urlpatterns = [
     path("", include("vestibule.provider.urls")),
     path("", include("vestibule.testidp.urls")),
     path("api/v1/", api.urls),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler404 = "vestibule.login.views.not_found"

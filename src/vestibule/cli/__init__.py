@@ -92,8 +92,39 @@ def _warn_port_mismatch(port: int) -> None:
         )
 
 
+def _metrics_dir() -> None:
+    """Give the workers a fresh shared folder for their metric samples, unless the operator chose one.
+
+    ``prometheus_client`` reads ``PROMETHEUS_MULTIPROC_DIR`` when it is first
+    imported, so this runs before Django (and the metrics module) load.
+    """
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import atexit
+        import shutil
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="vestibule-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        owner = os.getpid()
+
+        def remove() -> None:
+            # When the server ends; not a worker, which runs atexit handlers too.
+            if os.getpid() == owner:
+                shutil.rmtree(folder, ignore_errors=True)
+
+        atexit.register(remove)
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    """gunicorn's hook: a finished worker's live gauges leave the scrape (its counters stay summed)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
 def cmd_serve(args: argparse.Namespace, *, test_idp: bool = False, before: Callable[[], None] | None = None) -> int:
     _base_url_for(args.host, args.port)
+    _metrics_dir()
     _setup(test_idp=test_idp, server=True)
     from django.conf import settings
 
@@ -120,6 +151,7 @@ def cmd_serve(args: argparse.Namespace, *, test_idp: bool = False, before: Calla
         "timeout": 30,
         "graceful_timeout": 10,
         "forwarded_allow_ips": "*" if settings.VESTIBULE_TRUSTED_PROXIES else "127.0.0.1",
+        "child_exit": _child_exit,
     }
 
     class Server(BaseApplication):  # type: ignore[misc]

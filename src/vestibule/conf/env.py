@@ -57,6 +57,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "Comma-separated host names, IP addresses or CIDR networks that server-side fetches may reach "
         "although not public, also over plain http (e.g. an internal identity provider).",
     ),
+    "VESTIBULE_METRICS_TOKEN": (
+        "(unset)",
+        "Bearer token that GET /metrics requires (Prometheus text format); unset, /metrics is a 404.",
+    ),
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -91,6 +95,8 @@ class Config:
     log_level: str
     #: Normalized VESTIBULE_OUTBOUND_ALLOW entries (see vestibule.outbound.parse_allow_entry).
     outbound_allow: tuple[str, ...] = ()
+    #: VESTIBULE_METRICS_TOKEN; empty turns GET /metrics off.
+    metrics_token: str = ""
 
     @property
     def secure(self) -> bool:
@@ -169,6 +175,13 @@ def _outbound_allow(raw: str) -> tuple[str, ...]:
     return tuple(entries)
 
 
+def _metrics_token(raw: str) -> str:
+    token = raw.strip()
+    if token and len(token) < 16:
+        raise ConfigError("VESTIBULE_METRICS_TOKEN must be at least 16 characters long (or unset)")
+    return token
+
+
 def _loopback_aliases(host: str) -> tuple[str, ...]:
     # A local deployment answers under every loopback name, as a new user would type it.
     loopback = ("127.0.0.1", "localhost", "[::1]")
@@ -235,4 +248,5 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         role_catalog_path=catalog_path,
         log_level=log_level,
         outbound_allow=_outbound_allow(env.get("VESTIBULE_OUTBOUND_ALLOW", "")),
+        metrics_token=_metrics_token(env.get("VESTIBULE_METRICS_TOKEN", "")),
     )

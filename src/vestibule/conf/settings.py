@@ -20,6 +20,8 @@ VESTIBULE_TRUSTED_PROXIES = CONFIG.trusted_proxies
 VESTIBULE_ROLE_CATALOG_PATH = CONFIG.role_catalog_path
 # Exceptions to the outbound guard (vestibule.outbound); read by adapters.http_client().
 VESTIBULE_OUTBOUND_ALLOW = CONFIG.outbound_allow
+# Bearer token of GET /metrics; empty = the endpoint is a 404 (vestibule.conf.metrics).
+VESTIBULE_METRICS_TOKEN = CONFIG.metrics_token
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -45,6 +47,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /healthz and /readyz answer load balancers before the ALLOWED_HOSTS check (see its docstring).
+    "vestibule.conf.health.HealthMiddleware",
+    # Second: times everything else, by URL route name.
+    "vestibule.conf.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "vestibule.conf.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

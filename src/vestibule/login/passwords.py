@@ -14,6 +14,7 @@ from vestibule.accounts.models import Account, User
 from vestibule.audit.events import client_ip, record
 from vestibule.audit.models import AuditEvent
 from vestibule.authority.ownership import home_account
+from vestibule.conf import metrics
 from vestibule.domain.emails import InvalidEmail, email_key
 from vestibule.login import ratelimit
 from vestibule.login.mail import absolute, send
@@ -35,6 +36,12 @@ def check_password_login(request: HttpRequest, email: str, password: str) -> Pas
     many attempts race in at once, at most ``PASSWORD_FAILURES_PER_EMAIL.attempts``
     passwords are checked per window; the others are refused as locked unchecked.
     """
+    outcome = _check_password_login(request, email, password)
+    metrics.password_login(outcome.error or "success")
+    return outcome
+
+
+def _check_password_login(request: HttpRequest, email: str, password: str) -> PasswordOutcome:
     try:
         key = email_key(email)
     except InvalidEmail:

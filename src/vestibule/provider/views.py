@@ -34,6 +34,7 @@ from oauthlib.oauth2.rfc6749.errors import MissingRedirectURIError
 
 from vestibule.accounts.models import Account, Membership, User
 from vestibule.authority.principal import SCOPE_ACCOUNT
+from vestibule.conf import metrics
 from vestibule.connections.models import Connection
 from vestibule.login.routing import route_email
 from vestibule.provider import authorizations, deliveries, keys
@@ -243,6 +244,24 @@ def authorizations_issuer() -> str:
     return str(oauth2_settings.OIDC_ISS_ENDPOINT)
 
 
+# RFC 6749 section 5.2's error codes: the token counter's outcome label stays a bounded set.
+_TOKEN_ERRORS = frozenset({
+    "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
+    "invalid_scope",
+})  # fmt: skip
+
+
+def _token_outcome(status: int, body: str | bytes) -> str:
+    """ "success", or the error code of a refused exchange ("error" for anything else)."""
+    if status == 200:
+        return "success"
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        return "error"
+    return error if error in _TOKEN_ERRORS else "error"
+
+
 @method_decorator(csrf_exempt, name="dispatch")
 @method_decorator(sensitive_post_parameters("client_secret", "code", "code_verifier", "refresh_token"), name="post")
 class TokenView(OAuthLibMixin, View):
@@ -259,8 +278,10 @@ class TokenView(OAuthLibMixin, View):
             # Refused before the library, whose device-code grant raises (a 500) on an unknown device code.
             refused = JsonResponse({"error": "unsupported_grant_type"}, status=400)
             refused["Cache-Control"] = "no-store"
+            metrics.token_issued("unsupported", "unsupported_grant_type")
             return refused
         _url, headers, body, status = self.create_token_response(request)
+        metrics.token_issued(grant_type or "missing", _token_outcome(status, body))
         response = HttpResponse(content=body, status=status)
         for key, value in headers.items():
             response[key] = value

@@ -18,10 +18,11 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from vestibule import __version__
+from vestibule.conf import metrics
 from vestibule.connections.keys import ensure_sp_keys, read_secrets, sp_key_arguments
 from vestibule.connections.models import Connection
 from vestibule.oidc import OidcClientConfig, OidcRelyingParty
-from vestibule.outbound import OutboundPolicy, guarded_client
+from vestibule.outbound import OutboundError, OutboundPolicy, guarded_client
 from vestibule.saml import SamlSettings, ServiceProvider
 
 # ---- SAML
@@ -94,6 +95,29 @@ _http: tuple[tuple[str, ...], httpx.Client] | None = None
 _http_lock = threading.Lock()
 
 
+class CountingTransport(httpx.BaseTransport):
+    """Counts the fetches that fail (``vestibule_outbound_fetch_errors_total``), by bounded kind."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self.inner.handle_request(request)
+        except OutboundError as exc:
+            metrics.outbound_fetch_error(exc.reason)
+            raise
+        except httpx.TimeoutException:
+            metrics.outbound_fetch_error("outbound.timeout")
+            raise
+        except httpx.TransportError:
+            metrics.outbound_fetch_error("outbound.transport_error")
+            raise
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 def http_client() -> httpx.Client:
     """One pooled, guarded client per process (vestibule.outbound), for the current allow list.
 
@@ -107,7 +131,9 @@ def http_client() -> httpx.Client:
         return current[1]
     with _http_lock:
         if _http is None or _http[0] != allow:
-            client = guarded_client(OutboundPolicy.from_allow(allow), user_agent=f"Vestibule/{__version__}")
+            client = guarded_client(
+                OutboundPolicy.from_allow(allow), user_agent=f"Vestibule/{__version__}", wrap=CountingTransport
+            )
             _http = (allow, client)
         return _http[1]
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from vestibule.audit.events import client_ip, record
 from vestibule.audit.models import AuditEvent, LoginTrace
+from vestibule.conf import metrics
 from vestibule.connections.models import Connection
 from vestibule.domain.pipeline import LoginFailure
 from vestibule.domain.plan import TraceNote
@@ -72,6 +73,7 @@ class TraceRecorder:
             entry["detail_code"] = failure.detail_code
         self.steps.append(entry)
         self._save("failure", failure.code, failure.step)
+        metrics.sso_login(self.trace.protocol, "failure", failure.code)
         return record(
             failure.code,
             request=self.request,
@@ -86,6 +88,7 @@ class TraceRecorder:
 
     def succeed(self, user_email: str, **detail: Any) -> AuditEvent:
         self._save("success", "sso.login_succeeded", "")
+        metrics.sso_login(self.trace.protocol, "success")
         return record(
             "sso.login_succeeded",
             request=self.request,
