@@ -105,10 +105,6 @@ def new_message_id() -> str:
     return f"msg_{uuid.uuid4().hex}"
 
 
-def _issuer() -> str:
-    return str(oauth2_settings.OIDC_ISS_ENDPOINT or settings.VESTIBULE_BASE_URL)
-
-
 def _after_commit(message_ids: Sequence[str]) -> None:
     if message_ids:
         transaction.on_commit(partial(_start, tuple(message_ids)), robust=True)
@@ -121,7 +117,7 @@ def logout_claims(authorization: Authorization, message_id: str, now: datetime) 
     """The logout token's claims (Back-Channel Logout 1.0 section 2.4): ``sub`` and ``sid``, and no ``nonce``."""
     issued = int(now.timestamp())
     return {
-        "iss": _issuer(),
+        "iss": keys.issuer(),
         "aud": authorization.application.client_id,
         "iat": issued,
         "exp": issued + int(LOGOUT_TOKEN_LIFETIME.total_seconds()),

@@ -173,6 +173,19 @@ def verify(token: str) -> dict[str, Any]:
         raise TokenRejected("signature does not verify") from exc
 
 
+def issuer() -> str:
+    """The provider's issuer (``VESTIBULE_BASE_URL``): the ``iss`` of every token it signs."""
+    return str(oauth2_settings.OIDC_ISS_ENDPOINT)
+
+
+def verify_issued(token: str) -> dict[str, Any]:
+    """:func:`verify`, and the token names this provider as its issuer (an ``id_token_hint``)."""
+    claims = verify(token)
+    if claims.get("iss") != issuer():
+        raise TokenRejected("issued by another provider")
+    return claims
+
+
 def _header(token: str) -> str:
     head = token.split(".", 1)[0]
     return base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)).decode()

@@ -25,7 +25,6 @@ from oauth2_provider.exceptions import (
     InvalidOIDCRedirectURIError,
     OAuthToolkitError,
 )
-from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views.base import AuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauth2_provider.views.oidc import ConnectDiscoveryInfoView, RPInitiatedLogoutView
@@ -132,28 +131,20 @@ class AuthorizeView(AuthorizationView):
         next_url = request.get_full_path()
         hint = request.GET.get("login_hint", "").strip()
         slug = request.GET.get("organization") or requested_organization(scopes)[1]
+        # The named organization's enabled connections, else those that serve the hinted address.
+        connections: list[Connection] = []
         if slug:
             connections = list(
                 Connection.objects.filter(account__slug=slug, enabled=True).select_related("account").order_by("name")
             )
-            if len(connections) == 1:
-                return self._to_sso(connections[0], next_url, hint)
-            if connections:
-                return render(
-                    request,
-                    "vestibule/login_choose.html",
-                    {"connections": connections, "next": next_url, "email": hint},
-                )
-        if hint:
-            route = route_email(hint)
-            if route.kind == "sso":
-                return self._to_sso(route.connections[0], next_url, hint)
-            if route.kind == "choose":
-                return render(
-                    request,
-                    "vestibule/login_choose.html",
-                    {"connections": route.connections, "next": next_url, "email": hint},
-                )
+        if not connections and hint:
+            connections = route_email(hint).connections
+        if len(connections) == 1:
+            return self._to_sso(connections[0], next_url, hint)
+        if connections:
+            return render(
+                request, "vestibule/login_choose.html", {"connections": connections, "next": next_url, "email": hint}
+            )
         return self._to_login(request, next_url, email=hint)
 
     def _to_sso(self, connection: Connection, next_url: str, hint: str) -> HttpResponse:
@@ -177,7 +168,7 @@ class AuthorizeView(AuthorizationView):
         params = [("error", error)]
         if self._credentials.get("state"):
             params.append(("state", self._credentials["state"]))
-        params.append(("iss", authorizations_issuer()))
+        params.append(("iss", keys.issuer()))
         return HttpResponseRedirect(add_params_to_uri(self._credentials["redirect_uri"], params))
 
     # --- after sign-in ----------------------------------------------------------------------
@@ -236,12 +227,8 @@ class AuthorizeView(AuthorizationView):
         response = super().error_response(error, application, **kwargs)
         if response.status_code == 302:
             # RFC 9207: error responses name the issuer too (the library adds it to successes only).
-            response["Location"] = add_params_to_uri(response["Location"], [("iss", authorizations_issuer())])
+            response["Location"] = add_params_to_uri(response["Location"], [("iss", keys.issuer())])
         return response
-
-
-def authorizations_issuer() -> str:
-    return str(oauth2_settings.OIDC_ISS_ENDPOINT)
 
 
 # RFC 6749 section 5.2's error codes: the token counter's outcome label stays a bounded set.
@@ -332,11 +319,9 @@ class LogoutView(RPInitiatedLogoutView):
         if not id_token_hint:
             return None
         try:
-            claims = keys.verify(id_token_hint)
+            claims = keys.verify_issued(id_token_hint)
         except keys.TokenRejected:
             raise InvalidIDTokenError() from None
-        if claims.get("iss") != authorizations_issuer():
-            raise InvalidIDTokenError()
         jti = claims.get("jti")
         row = (
             IDToken.objects.select_related("application", "user").filter(jti=jti).first()
