@@ -291,37 +291,6 @@ _COLUMNS = {
 }
 
 
-def _apply(application: Application, changes: dict[str, Any]) -> str | None:
-    """Validate and set the changed fields with the registration's rules; returns a new webhook secret, if any."""
-    if "name" in changes:
-        name = changes["name"].strip()
-        if not name:
-            raise ApplicationError("a name of 1 to 200 characters is required", field="name")
-        application.name = name
-    if "redirect_uris" in changes:
-        uris = applications.check_uris(changes["redirect_uris"], field="redirect_uris", required=True)
-        application.redirect_uris = " ".join(uris)
-    if "post_logout_redirect_uris" in changes:
-        uris = applications.check_uris(
-            changes["post_logout_redirect_uris"], field="post_logout_redirect_uris", required=False
-        )
-        application.post_logout_redirect_uris = " ".join(uris)
-    if "backchannel_logout_uri" in changes:
-        application.backchannel_logout_uri = applications.check_uri(
-            changes["backchannel_logout_uri"], field="backchannel_logout_uri", allow_empty=True
-        )
-    new_secret = None
-    if "webhook_url" in changes:
-        had_webhook = bool(application.webhook_url)
-        application.webhook_url = applications.check_uri(changes["webhook_url"], field="webhook_url", allow_empty=True)
-        if not application.webhook_url:
-            # No URL, nothing signed: the secret goes with it, and a later URL gets a fresh one.
-            application.webhook_secret_sealed = ""
-        elif not had_webhook or not application.webhook_secret_sealed:
-            new_secret = applications.set_webhook_secret(application)
-    return new_secret
-
-
 @router.patch("/applications/{client_id}", response={200: ApplicationChanged, **_REFUSALS})
 def patch_application(request: HttpRequest, client_id: str, payload: ApplicationPatch) -> dict[str, Any]:
     """Change an application's name or URIs; the same rules as at registration apply. All or nothing."""
@@ -336,7 +305,7 @@ def patch_application(request: HttpRequest, client_id: str, payload: Application
                 field="client_type",
             )
         try:
-            webhook_secret = _apply(application, changes)
+            webhook_secret = applications.change(application, changes)
         except ApplicationError as exc:
             raise _refused(exc) from None
         stored = {column for field in changes for column in _COLUMNS[field]}

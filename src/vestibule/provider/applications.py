@@ -74,6 +74,13 @@ def check_uris(uris: Any, *, field: str, required: bool) -> list[str]:
     return list(dict.fromkeys(checked))
 
 
+def check_name(name: Any) -> str:
+    stripped = name.strip() if isinstance(name, str) else ""
+    if not stripped or len(stripped) > 200:
+        raise ApplicationError("a name of 1 to 200 characters is required", field="name")
+    return stripped
+
+
 @dataclass(frozen=True)
 class Registered:
     application: Application
@@ -112,9 +119,7 @@ def register(
     created_by: str = "",
 ) -> Registered:
     """Register an application; a confidential one's secret is returned here once and stored hashed."""
-    name = (name or "").strip()
-    if not name or len(name) > 200:
-        raise ApplicationError("a name of 1 to 200 characters is required", field="name")
+    name = check_name(name)
     if client_type not in CLIENT_TYPES:
         raise ApplicationError(f"must be one of {', '.join(CLIENT_TYPES)}", field="client_type")
     redirects = check_uris(redirect_uris, field="redirect_uris", required=True)
@@ -141,6 +146,34 @@ def register(
     hook_secret = set_webhook_secret(application) if webhook else None
     application.save()
     return Registered(application, secret or None, hook_secret)
+
+
+def change(application: Application, changes: dict[str, Any]) -> str | None:
+    """Validate and set the changed fields with the registration's rules (not saved).
+
+    Returns a new webhook secret when the application gains a webhook URL: shown once.
+    """
+    if "name" in changes:
+        application.name = check_name(changes["name"])
+    if "redirect_uris" in changes:
+        application.redirect_uris = " ".join(check_uris(changes["redirect_uris"], field="redirect_uris", required=True))
+    if "post_logout_redirect_uris" in changes:
+        uris = check_uris(changes["post_logout_redirect_uris"], field="post_logout_redirect_uris", required=False)
+        application.post_logout_redirect_uris = " ".join(uris)
+    if "backchannel_logout_uri" in changes:
+        application.backchannel_logout_uri = check_uri(
+            changes["backchannel_logout_uri"], field="backchannel_logout_uri", allow_empty=True
+        )
+    new_secret = None
+    if "webhook_url" in changes:
+        had_webhook = bool(application.webhook_url)
+        application.webhook_url = check_uri(changes["webhook_url"], field="webhook_url", allow_empty=True)
+        if not application.webhook_url:
+            # No URL, nothing signed: the secret goes with it, and a later URL gets a fresh one.
+            application.webhook_secret_sealed = ""
+        elif not had_webhook or not application.webhook_secret_sealed:
+            new_secret = set_webhook_secret(application)
+    return new_secret
 
 
 def rotate_secret(application: Application) -> str:
