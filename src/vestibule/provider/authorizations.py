@@ -93,11 +93,6 @@ def judge(authorization: Authorization) -> Judgement:
     return Judgement(None, organization)
 
 
-def refusal(authorization: Authorization) -> str | None:
-    """Why this sign-in may no longer be used, or None if it still holds (see :func:`judge`)."""
-    return judge(authorization).refusal
-
-
 def organization_claims(authorization: Authorization) -> dict[str, Any]:
     """``org``, ``roles`` and ``projects`` of the organization the sign-in speaks for, as they are now."""
     if authorization.account_id is None:
