@@ -39,7 +39,6 @@ its use (:func:`purge`).
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
@@ -163,15 +162,11 @@ def queue_backchannel_logout(authorizations: Iterable[Authorization]) -> int:
     return len(rows)
 
 
-def _b64json(segment: str) -> Any:
-    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-
-
 def _fresh_logout_body(delivery: Delivery, now: datetime) -> str:
     """The queued token signed again with a new ``iat``/``exp`` (same ``jti``): a retry must not arrive expired."""
     token = delivery.body.partition("logout_token=")[2]
     # Our own token from our own table: its claims are read back, not trusted input.
-    claims = _b64json(token.split(".")[1])
+    claims = keys.segment_json(token.split(".")[1])
     issued = int(now.timestamp())
     claims.update(iat=issued, exp=issued + int(LOGOUT_TOKEN_LIFETIME.total_seconds()))
     return urlencode({"logout_token": keys.sign(claims, typ="logout+jwt")})

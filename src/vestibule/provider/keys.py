@@ -157,7 +157,7 @@ def verify(token: str) -> dict[str, Any]:
     algorithm than its key's, is refused.
     """
     try:
-        header = json.loads(_header(token))
+        header = segment_json(token.split(".", 1)[0])
         if not isinstance(header, dict):
             raise TypeError("header is not an object")
     except (ValueError, TypeError) as exc:
@@ -186,9 +186,9 @@ def verify_issued(token: str) -> dict[str, Any]:
     return claims
 
 
-def _header(token: str) -> str:
-    head = token.split(".", 1)[0]
-    return base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)).decode()
+def segment_json(segment: str) -> Any:
+    """One base64url (unpadded) segment of a JWT, decoded as JSON; unverified."""
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
 
 
 def rotate(action: str, *, algorithm: str = SigningKey.Algorithm.RS256) -> list[dict[str, Any]]:
