@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("vestibule.signin.urls")),
     path("", include("vestibule.provider.urls")),
     path("", include("vestibule.testidp.urls")),
+    path("scim/v2/", include("vestibule.directory.urls")),
     path("api/v1/", api.urls),
     path("metrics", metrics_view, name="metrics"),
 ]

@@ -6,6 +6,13 @@ or for schema validation ``{"detail": ..., "errors": [{"field", "message"}]}``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
+from vestibule.connections.rules import ConnectionRuleError
+
+T = TypeVar("T")
+
 
 class ApiError(Exception):
     status = 400
@@ -38,3 +45,11 @@ class Conflict(ApiError):
 
 class Unprocessable(ApiError):
     status = 422
+
+
+def applying_rules(fn: Callable[[], T]) -> T:
+    """Run a change through the connection rules, a broken rule answered as the API error it names."""
+    try:
+        return fn()
+    except ConnectionRuleError as exc:
+        raise ApiError(exc.detail, field=exc.field, status=exc.status) from None

@@ -21,6 +21,8 @@ from vestibule.api.accounts import router as accounts_router
 from vestibule.api.applications import router as applications_router
 from vestibule.api.audit import router as audit_router
 from vestibule.api.connections import router as connections_router
+from vestibule.api.directory import router as directory_router
+from vestibule.api.domains import router as domains_router
 from vestibule.api.errors import ApiError
 from vestibule.api.security import ApiKeyAuth, SessionAuth
 from vestibule.conf.middleware import content_security_policy
@@ -175,5 +177,7 @@ def _data_error(request: HttpRequest, exc: DataError) -> HttpResponse:
 
 api.add_router("", accounts_router)
 api.add_router("", connections_router)
+api.add_router("", domains_router)
 api.add_router("", audit_router)
 api.add_router("", applications_router)
+api.add_router("", directory_router)

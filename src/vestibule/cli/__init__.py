@@ -15,6 +15,7 @@ from typing import Any
 from vestibule.cli import applications as applications_cli
 from vestibule.cli import connections as connections_cli
 from vestibule.cli import deliveries as deliveries_cli
+from vestibule.cli import directory as directory_cli
 from vestibule.cli import mapping_roles as mapping_roles_cli
 from vestibule.cli.common import _actions, _help, _setup
 
@@ -385,6 +386,7 @@ def _extend(sub: Any) -> None:
     mapping_roles_cli.register(sub)
     applications_cli.register(sub)
     deliveries_cli.register(sub)
+    directory_cli.register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

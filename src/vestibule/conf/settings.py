@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "vestibule.signin",
     # The OpenID Provider the applications sign people in with.
     "vestibule.provider",
+    # SCIM 2.0: the customer's directory provisions and deprovisions people.
+    "vestibule.directory",
     # Models-free; its views answer 404 unless VESTIBULE_TEST_IDP is on.
     "vestibule.testidp",
     # The REST layer; its migrations still record the table ApiKey was born in.
