@@ -260,11 +260,46 @@ class ReplayEntry(models.Model):
         return cls.objects.filter(expires_at__gt=timezone.now())
 
 
+class DomainVerification(models.Model):
+    """An account's challenge to prove, by a DNS TXT record, that it controls a domain.
+
+    Only a :class:`DomainClaim` gives the domain to the account; a verification
+    that succeeds creates one. The token is random per challenge, so a record
+    published for one account (or an earlier challenge) proves nothing for
+    another. At most one challenge per account and domain: starting again
+    replaces the token.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        VERIFIED = "verified"
+        EXPIRED = "expired"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="domain_verifications")
+    domain = models.CharField(max_length=253)
+    token = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    verified_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "domain"], name="one_verification_per_account_domain"),
+        ]
+
+    def __str__(self) -> str:
+        return self.domain
+
+
 __all__ = [
     "Connection",
     "ConnectionDomain",
     "DomainClaim",
     "DomainShare",
+    "DomainVerification",
     "ExternalIdentity",
     "MappingRole",
     "MappingRoleGrant",
