@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
+from django.conf import settings
 from django.test import Client, override_settings
 
 from vestibule.conf import health
@@ -64,6 +68,33 @@ def test_readyz_is_red_when_the_cache_is_unreachable(client: Client) -> None:
     assert "127.0.0.1" not in body["checks"]["cache"]  # the class only, never the message
     assert body["checks"]["database"] == "ok"
     assert response["Cache-Control"] == "no-store"
+
+
+@pytest.mark.django_db
+def test_readyz_is_red_in_seconds_when_redis_accepts_but_never_answers(client: Client) -> None:
+    """A black-holed Redis: the TCP handshake succeeds, no reply ever comes."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    silent = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "OPTIONS": settings.REDIS_CACHE_OPTIONS,
+        }
+    }
+    try:
+        started = time.monotonic()
+        with override_settings(CACHES=silent):
+            response = client.get("/readyz")
+        elapsed = time.monotonic() - started
+    finally:
+        listener.close()
+    assert response.status_code == 503
+    assert response.json()["checks"]["cache"].startswith("error: ")
+    # 2 s with our timeouts; redis-py 8's own defaults take about 8 s, older releases forever.
+    assert elapsed < 5, f"the probe hung {elapsed:.1f} s on a silent Redis"
 
 
 @pytest.mark.django_db

@@ -91,12 +91,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# A Redis that stops answering (a black-holed node) must cost a request two
+# seconds, whatever redis-py release is installed: before 6 it waited on the
+# socket forever, 8's defaults hold a /readyz probe about 8 s.
+REDIS_CACHE_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 2}
 if CONFIG.redis_url:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": CONFIG.redis_url,
             "KEY_PREFIX": "vestibule",
+            "OPTIONS": REDIS_CACHE_OPTIONS,
         }
     }
 else:
