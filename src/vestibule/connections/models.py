@@ -5,6 +5,13 @@ in the whole deployment (the unique constraint is what settles a race between
 two accounts). The owner may :class:`DomainShare` it with other accounts, whose
 connections may then serve it too. :class:`ConnectionDomain` lists which
 claimed or shared domains a connection serves.
+
+IdP certificate lifecycle: an :class:`IdpMetadataSource` is the URL a SAML
+connection re-reads its identity provider's metadata from; every fetch that
+would change the IdP fields leaves a :class:`MetadataChange` (adopted, or held
+for an sso-admin when it would drop every trusted signing key). A
+:class:`CertificateNotice` records that an expiry threshold of one pinned
+certificate was announced, so several processes announce it once.
 """
 
 from __future__ import annotations
@@ -294,15 +301,96 @@ class DomainVerification(models.Model):
         return self.domain
 
 
+class IdpMetadataSource(models.Model):
+    """Where a SAML connection re-reads its IdP's metadata, and how that went.
+
+    ``next_fetch_at`` is also the claim of a periodic refresh: a process takes
+    a due source by moving it forward with a conditional UPDATE, so only one
+    of several workers fetches it (see ``connections.metadata_refresh.claim_due``).
+    """
+
+    connection = models.OneToOneField(Connection, on_delete=models.CASCADE, related_name="idp_metadata_source")
+    url = models.CharField(max_length=2000)
+    # None: the deployment's default interval.
+    refresh_seconds = models.PositiveIntegerField(null=True, blank=True)
+    next_fetch_at = models.DateTimeField(default=timezone.now, db_index=True)
+    last_fetched_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    # Our own words and the outbound guard's stable reason, never the remote side's text.
+    last_error = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class MetadataChange(models.Model):
+    """One fetched metadata document that differed from the connection's IdP settings.
+
+    ``before`` and ``after`` summarise the IdP fields (certificates by SHA-256
+    fingerprint); ``proposed`` keeps the full IdP fields (certificate PEMs) so a
+    held change can be adopted later exactly as it was fetched.
+    """
+
+    class Status(models.TextChoices):
+        ADOPTED = "adopted"  # applied automatically
+        PENDING = "pending"  # would drop every trusted signing key: waits for an sso-admin
+        CONFIRMED = "confirmed"  # a pending change an sso-admin adopted
+        DISCARDED = "discarded"  # a pending change an sso-admin refused
+        SUPERSEDED = "superseded"  # a pending change replaced by a later, different fetch
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="metadata_changes")
+    status = models.CharField(max_length=10, choices=Status.choices)
+    url = models.CharField(max_length=2000)
+    trigger = models.CharField(max_length=20)  # "schedule", "api", "cli"
+    triggered_by = models.CharField(max_length=300, blank=True)
+    before = models.JSONField(default=dict)
+    after = models.JSONField(default=dict)
+    proposed = models.JSONField(default=dict)
+    added_certificates = models.JSONField(default=list)
+    removed_certificates = models.JSONField(default=list)
+    changed_fields = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["connection", "status"], name="metadata_change_status")]
+
+
+class CertificateNotice(models.Model):
+    """An expiry threshold ("30d", "7d", "expired") announced for one pinned IdP certificate.
+
+    The unique constraint is the claim: whichever process inserts the row
+    audits the warning; the others find it taken.
+    """
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="certificate_notices")
+    fingerprint = models.CharField(max_length=95)
+    threshold = models.CharField(max_length=10)
+    not_after = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "fingerprint", "threshold"], name="certificate_threshold_once"
+            ),
+        ]
+
+
 __all__ = [
+    "CertificateNotice",
     "Connection",
     "ConnectionDomain",
     "DomainClaim",
     "DomainShare",
     "DomainVerification",
     "ExternalIdentity",
+    "IdpMetadataSource",
     "MappingRole",
     "MappingRoleGrant",
+    "MetadataChange",
     "mapping_roles_losing",
     "PendingLogin",
     "ReplayEntry",
