@@ -1,4 +1,4 @@
-"""REST endpoints: connections, SAML metadata import, SP keys, mapping roles."""
+"""REST endpoints: connections, SAML metadata import and refresh, IdP certificates, SP keys, mapping roles."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 from django.http import HttpRequest
+from django.utils import timezone
 from ninja import Router, Status
 from pydantic import Field
 
@@ -18,19 +19,28 @@ from vestibule.api.schemas import StrictSchema, changes_without_nulls
 from vestibule.api.security import account_for, connection_for, principal, who
 from vestibule.audit.events import record
 from vestibule.authority.principal import SSO_ADMIN
-from vestibule.connections import rules
+from vestibule.connections import metadata_refresh, rules
 from vestibule.connections.authorization import MappingRoleError, save_mapping_role
+from vestibule.connections.certificates import connection_certificates
 from vestibule.connections.keys import SpKeyError, read_secrets, rotate_sp_keys, sp_key_status
-from vestibule.connections.models import Connection, MappingRole, mapping_roles_losing
+from vestibule.connections.metadata_refresh import MetadataFetchError
+from vestibule.connections.models import Connection, MappingRole, MetadataChange, mapping_roles_losing
 from vestibule.connections.rules import ConnectionRuleError
 from vestibule.domain.claims import ClaimMapping
 from vestibule.oidc import OidcError
 from vestibule.outbound import NETWORK_REASONS
-from vestibule.signin import adapters
+from vestibule.signin import adapters, idp_lifecycle
 
 router = Router(tags=["connections"])
 
 MAX_METADATA_BYTES = 512 * 1024
+
+
+_IDP_METADATA_URL = (
+    "SAML only: the IdP's metadata URL (https; plain http only to a host in VESTIBULE_OUTBOUND_ALLOW), re-read "
+    "periodically through the guarded outbound client. null removes it"
+)
+_REFRESH_INTERVAL = "Seconds between two reads of idp_metadata_url (900 to 604800; null: 43200, 12 hours)"
 
 
 class ConnectionIn(StrictSchema):
@@ -45,6 +55,8 @@ class ConnectionIn(StrictSchema):
     ignored_emails: list[str] | None = Field(default=None, max_length=1000)
     sso_authorization: bool = False
     linked_projects: list[str] = Field(default_factory=list, max_length=200)
+    idp_metadata_url: str | None = Field(default=None, max_length=2000, description=_IDP_METADATA_URL)
+    idp_metadata_refresh_interval: int | None = Field(default=None, description=_REFRESH_INTERVAL)
 
 
 class ConnectionPatch(StrictSchema):
@@ -63,6 +75,8 @@ class ConnectionPatch(StrictSchema):
     linked_projects: list[str] | None = Field(default=None, max_length=200)
     saml: dict[str, Any] | None = None
     oidc: dict[str, Any] | None = None
+    idp_metadata_url: str | None = Field(default=None, max_length=2000, description=_IDP_METADATA_URL)
+    idp_metadata_refresh_interval: int | None = Field(default=None, description=_REFRESH_INTERVAL)
     external_tenant_id: None = Field(
         default=None,
         description="Only null: unbinds the external organization. 'Connect organization' binds it again (and replaces a binding only when the sso-admin confirms)",
@@ -114,6 +128,13 @@ def connection_out(connection: Connection) -> dict[str, Any]:
     if connection.protocol == Connection.Protocol.SAML:
         out.update(adapters.sp_urls(connection))
         out["saml"] = connection.saml_settings
+        # The pinned IdP signing certificates as the console shows them (the PEMs are in saml.certificates).
+        out["idp_certificates"] = [c.to_dict() for c in connection_certificates(connection, timezone.now())]
+        source = rules.metadata_source_out(connection)
+        if source is not None:
+            pending = connection.metadata_changes.filter(status=MetadataChange.Status.PENDING).order_by("-pk").first()
+            source["pending_change"] = pending.pk if pending else None
+        out["idp_metadata"] = source
     else:
         secrets = read_secrets(connection)
         out["oidc"] = {
@@ -273,6 +294,94 @@ def put_idp_metadata(request: HttpRequest, connection_id: str) -> dict[str, Any]
             idp_entity_id=settings["idp_entity_id"],
         )
     return settings
+
+
+# IdP metadata URL: refresh, change log, confirmation ----------------------------
+
+
+class MetadataDecisionIn(StrictSchema):
+    change_id: int = Field(description="The pending change's id (GET .../saml/metadata-changes)")
+
+
+def _saml_only(request: HttpRequest, connection_id: str) -> Connection:
+    connection = connection_or_404(request, connection_id)
+    if connection.protocol != Connection.Protocol.SAML:
+        raise Unprocessable("IdP metadata applies to SAML connections; this is an OIDC connection", field="id")
+    return connection
+
+
+@router.post("/connections/{connection_id}/saml/idp-metadata/refresh")
+def refresh_idp_metadata(request: HttpRequest, connection_id: str) -> dict[str, Any]:
+    """Read the connection's IdP metadata URL now (through the guarded outbound client) and apply it.
+
+    ``outcome``: ``unchanged``; ``adopted`` (the change keeps at least one
+    trusted signing certificate, e.g. a rollover adding the next one); or
+    ``pending`` (it would drop every trusted certificate: held until an
+    sso-admin confirms it). A URL that gives no usable metadata is a 502
+    (the server failed) or 422 (refused by the outbound guard, or not SAML
+    metadata) naming the reason; the connection keeps its settings.
+    """
+    connection = _saml_only(request, connection_id)
+    try:
+        result = applying_rules(
+            lambda: idp_lifecycle.refresh(connection, trigger="api", actor=who(request), request=request)
+        )
+    except MetadataFetchError as exc:
+        raise ApiError(
+            f"the IdP metadata URL gave no usable metadata: {exc.summary}",
+            field="idp_metadata_url",
+            status=502 if exc.upstream else 422,
+        ) from None
+    return {
+        "outcome": result.outcome,
+        "change": metadata_refresh.change_out(result.change) if result.change is not None else None,
+        "idp_metadata": rules.metadata_source_out(connection),
+    }
+
+
+@router.get("/connections/{connection_id}/saml/metadata-changes")
+def list_metadata_changes(request: HttpRequest, connection_id: str, status: str | None = None) -> list[dict[str, Any]]:
+    """The change log of the connection's IdP metadata URL, newest first (at most 200)."""
+    connection = _saml_only(request, connection_id)
+    changes = connection.metadata_changes.order_by("-pk")
+    if status is not None:
+        if status not in MetadataChange.Status.values:
+            raise Unprocessable(f"status is one of {', '.join(MetadataChange.Status.values)}", field="status")
+        changes = changes.filter(status=status)
+    return [metadata_refresh.change_out(change) for change in changes[:200]]
+
+
+@router.post("/connections/{connection_id}/saml/idp-metadata/confirm")
+def confirm_idp_metadata(request: HttpRequest, connection_id: str, payload: MetadataDecisionIn) -> dict[str, Any]:
+    """Adopt a held change: the connection then trusts exactly the certificates that metadata lists. Audited."""
+    connection = _saml_only(request, connection_id)
+    change = applying_rules(
+        lambda: metadata_refresh.confirm(
+            connection, payload.change_id, decided_by=idp_lifecycle.actor_label(who(request)), now=timezone.now()
+        )
+    )
+    record(
+        "connection.idp_metadata_confirmed", account=connection.account, connection=connection, **who(request),
+        change_id=change.pk, added_certificates=change.added_certificates,
+        removed_certificates=change.removed_certificates,
+    )  # fmt: skip
+    return {"change": metadata_refresh.change_out(change), "saml": connection.saml_settings}
+
+
+@router.post("/connections/{connection_id}/saml/idp-metadata/discard")
+def discard_idp_metadata(request: HttpRequest, connection_id: str, payload: MetadataDecisionIn) -> dict[str, Any]:
+    """Refuse a held change; the connection keeps its certificates. Audited."""
+    connection = _saml_only(request, connection_id)
+    change = applying_rules(
+        lambda: metadata_refresh.discard(
+            connection, payload.change_id, decided_by=idp_lifecycle.actor_label(who(request)), now=timezone.now()
+        )
+    )
+    record(
+        "connection.idp_metadata_discarded", account=connection.account, connection=connection, **who(request),
+        change_id=change.pk,
+    )  # fmt: skip
+    return {"change": metadata_refresh.change_out(change)}
 
 
 def _flag(value: str | None, field: str) -> bool:

@@ -123,6 +123,13 @@ def _child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
+def _worker_started(worker: Any) -> None:
+    """gunicorn's hook: each worker re-reads IdP metadata URLs and announces certificate expiry in a thread."""
+    from vestibule.signin import idp_lifecycle
+
+    idp_lifecycle.start()
+
+
 def cmd_serve(args: argparse.Namespace, *, test_idp: bool = False, before: Callable[[], None] | None = None) -> int:
     _base_url_for(args.host, args.port)
     _metrics_dir()
@@ -153,6 +160,7 @@ def cmd_serve(args: argparse.Namespace, *, test_idp: bool = False, before: Calla
         "graceful_timeout": 10,
         "forwarded_allow_ips": "*" if settings.VESTIBULE_TRUSTED_PROXIES else "127.0.0.1",
         "child_exit": _child_exit,
+        "post_worker_init": _worker_started,
     }
 
     class Server(BaseApplication):  # type: ignore[misc]

@@ -1,4 +1,4 @@
-"""``vestibule connection ...``: list, create (SAML or OIDC), enable/disable, import IdP metadata, SP keys.
+"""``vestibule connection ...``: list, create, enable/disable, IdP metadata (import, URL, refresh), certificates, SP keys.
 
 The rules live in ``connections.rules`` (the API uses the
 same functions); this module only parses arguments, prints, and turns a
@@ -297,6 +297,147 @@ def cmd_sp_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+_METADATA_URL_HELP = """\
+Set (or --remove) the URL a SAML connection re-reads its identity provider's
+metadata from: https, or plain http to a host in VESTIBULE_OUTBOUND_ALLOW.
+Every serve worker refreshes due URLs (every 12 hours unless --interval), and
+`vestibule connection refresh-metadata ID` reads it now. A fetched change that
+keeps at least one trusted signing certificate (a rollover) is adopted; one
+that would drop every trusted certificate is held until an sso-admin confirms
+it (`vestibule connection confirm-metadata`)."""
+
+
+def cmd_metadata_url(args: argparse.Namespace) -> int:
+    from django.db import transaction
+
+    from vestibule.connections import rules
+
+    connection = _connection(args.id)
+    if args.remove == bool(args.url):
+        raise CliError("give the URL, or --remove")
+    changes: dict[str, Any] = {"idp_metadata_url": None if args.remove else args.url}
+    if args.interval is not None:
+        changes["idp_metadata_refresh_interval"] = args.interval
+    with transaction.atomic():
+        rules.configure_metadata_source(connection, changes)
+        _audit("connection.updated", connection, fields=sorted(changes), **changes)
+    source = rules.metadata_source_out(connection)
+    if source is None:
+        print(f"connection {connection.pk} has no IdP metadata URL")
+    else:
+        print(f"connection {connection.pk} reads {source['url']} every {source['refresh_interval']} s")
+        print(f"  Next: vestibule connection refresh-metadata {connection.pk}", file=sys.stderr)
+    return 0
+
+
+def _print_change(change: Any) -> None:
+    added = ", ".join(change.added_certificates) or "none"
+    removed = ", ".join(change.removed_certificates) or "none"
+    print(f"change {change.pk}: {change.status} ({', '.join(change.changed_fields)})")
+    print(f"  certificates added:   {added}")
+    print(f"  certificates removed: {removed}")
+
+
+def cmd_refresh_metadata(args: argparse.Namespace) -> int:
+    from vestibule.connections.metadata_refresh import MetadataFetchError
+    from vestibule.signin import idp_lifecycle
+
+    if args.due:
+        if args.id:
+            raise CliError("give a connection ID or --due, not both")
+        passed = idp_lifecycle.run_once()
+        for connection_id, outcome in sorted(passed.refreshed.items()):
+            print(f"{connection_id}  {outcome}")
+        for connection_id, fingerprint, threshold in passed.announced:
+            print(f"{connection_id}  certificate {fingerprint}: {threshold} announced")
+        return 0
+    if not args.id:
+        raise CliError("give a connection ID, or --due for every due metadata URL")
+    connection = _connection(args.id)
+    if connection.protocol != "saml":
+        raise CliError(f"connection {connection.pk} is an OIDC connection; IdP metadata applies to SAML connections")
+    try:
+        result = idp_lifecycle.refresh(connection, trigger="cli", actor={})
+    except MetadataFetchError as exc:
+        raise CliError(f"the IdP metadata URL gave no usable metadata: {exc.summary}") from None
+    print(result.outcome)
+    if result.change is not None:
+        _print_change(result.change)
+    if result.outcome == "pending" and result.change is not None:
+        print(
+            f"  It drops every trusted signing certificate, so it was not adopted. If the IdP really replaced its "
+            f"keys: vestibule connection confirm-metadata {connection.pk} {result.change.pk}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_metadata_changes(args: argparse.Namespace) -> int:
+    from vestibule.connections.metadata_refresh import change_out
+
+    connection = _connection(args.id)
+    changes = [change_out(c) for c in connection.metadata_changes.order_by("-pk")[:200]]
+    if args.json:
+        print(json.dumps(changes, indent=2))
+        return 0
+    if not changes:
+        print(f"connection {connection.pk} has no IdP metadata changes", file=sys.stderr)
+    for change in changes:
+        print(f"{change['id']:>6}  {change['status']:10}  {change['created_at'][:19]}  {change['trigger']:8}  "
+              f"{', '.join(change['changed_fields'])}")  # fmt: skip
+    return 0
+
+
+def cmd_confirm_metadata(args: argparse.Namespace) -> int:
+    from django.db import transaction
+    from django.utils import timezone
+
+    from vestibule.connections import metadata_refresh
+
+    connection = _connection(args.id)
+    decide = metadata_refresh.discard if args.discard else metadata_refresh.confirm
+    with transaction.atomic():
+        change = decide(connection, args.change_id, decided_by="cli", now=timezone.now())
+        event = "connection.idp_metadata_discarded" if args.discard else "connection.idp_metadata_confirmed"
+        _audit(event, connection, change_id=change.pk, added_certificates=change.added_certificates,
+               removed_certificates=change.removed_certificates)  # fmt: skip
+    _print_change(change)
+    return 0
+
+
+def cmd_check_certificates(args: argparse.Namespace) -> int:
+    from django.utils import timezone
+
+    from vestibule.connections.certificates import connection_certificates
+    from vestibule.connections.models import Connection
+    from vestibule.signin import idp_lifecycle
+
+    now = timezone.now()
+    connections = Connection.objects.filter(protocol="saml").select_related("account").order_by("created_at")
+    if args.account:
+        connections = connections.filter(account=_account(args.account))
+    rows = []
+    for connection in connections:
+        announced = {i.fingerprint for i in idp_lifecycle.announce_expiry(connection, now)}
+        for info in connection_certificates(connection, now):
+            rows.append((connection, info, info.fingerprint in announced))
+    if args.json:
+        print(json.dumps([
+            {"connection": str(c.pk), "account": c.account.slug, **info.to_dict(), "announced_now": new}
+            for c, info, new in rows
+        ], indent=2))  # fmt: skip
+        return 0
+    print(f"{'CONNECTION':36}  {'STATUS':8}  {'NOT AFTER':10}  {'DAYS':>5}  SHA-256 FINGERPRINT")
+    for connection, info, new in rows:
+        print(f"{connection.pk!s:36}  {info.status:8}  {info.not_after.date().isoformat():10}  {info.days_left:>5}  "
+              f"{info.fingerprint}{'  (announced now)' if new else ''}")  # fmt: skip
+    if any(info.status != "ok" for _, info, _ in rows):
+        print(
+            "  Next: add the IdP's new certificate (or refresh its metadata), then remove the old one", file=sys.stderr
+        )
+    return 0
+
+
 def register(sub: Any) -> None:
     conn = _actions(
         sub, "connection", "manage SSO connections (SAML and OIDC)",
@@ -451,3 +592,68 @@ def register(sub: Any) -> None:
         "--json", action="store_true", help="print the API's JSON shape (GET /api/v1/connections/ID/sp-keys)"
     )
     p.set_defaults(func=lambda a: _run(cmd_sp_keys, a), sp_key_action=None)
+
+    p = _help(
+        conn, "metadata-url", "set or remove a SAML connection's IdP metadata URL (refreshed periodically)",
+        _METADATA_URL_HELP,
+        example="vestibule connection metadata-url 3f2b... https://idp.example.com/metadata --interval 21600",
+        next_step="vestibule connection refresh-metadata ID",
+    )  # fmt: skip
+    p.add_argument("id", metavar="ID", help="the SAML connection's ID")
+    p.add_argument("url", metavar="URL", nargs="?", help="the IdP's metadata URL")
+    p.add_argument("--remove", action="store_true", help="stop refreshing from a URL (the change log stays)")
+    p.add_argument(
+        "--interval", type=int, metavar="SECONDS", help="seconds between reads (900 to 604800; default 43200)"
+    )
+    p.set_defaults(func=lambda a: _run(cmd_metadata_url, a))
+
+    p = _help(
+        conn, "refresh-metadata", "read a SAML connection's IdP metadata URL now",
+        "Read the connection's IdP metadata URL now through the guarded outbound client and apply it: "
+        "unchanged, adopted (at least one trusted signing certificate kept), or pending (it would drop every "
+        "trusted certificate; an sso-admin confirms it). --due runs the serve workers' pass once instead: every "
+        "due metadata URL, and the certificate expiry announcements (for deployments that prefer cron).",
+        example="vestibule connection refresh-metadata 3f2b...",
+        next_step="vestibule connection metadata-changes ID",
+    )  # fmt: skip
+    p.add_argument("id", metavar="ID", nargs="?", help="the SAML connection's ID")
+    p.add_argument("--due", action="store_true", help="refresh every due metadata URL and announce expiries")
+    p.set_defaults(func=lambda a: _run(cmd_refresh_metadata, a))
+
+    p = _help(
+        conn, "metadata-changes", "show a SAML connection's IdP metadata change log",
+        "List the changes fetched from the connection's IdP metadata URL, newest first: adopted, pending "
+        "(waiting for confirmation), confirmed, discarded or superseded.",
+        example="vestibule connection metadata-changes 3f2b...",
+        next_step="vestibule connection confirm-metadata ID CHANGE_ID   (or --discard)",
+    )  # fmt: skip
+    p.add_argument("id", metavar="ID", help="the SAML connection's ID")
+    p.add_argument("--json", action="store_true", help="print the API's JSON shape")
+    p.set_defaults(func=lambda a: _run(cmd_metadata_changes, a))
+
+    p = _help(
+        conn, "confirm-metadata", "adopt (or --discard) a held IdP metadata change",
+        "A fetched metadata document that would drop every signing certificate the connection trusts is held: "
+        "that is what a rollover looks like when the IdP skipped publishing both keys, and also what a hijacked "
+        "metadata host would publish. Check the new certificates with the IdP's administrator, then adopt it "
+        "(the connection trusts exactly those certificates from then on), or --discard it.",
+        example="vestibule connection confirm-metadata 3f2b... 12",
+        next_step="vestibule connection check-certificates",
+    )  # fmt: skip
+    p.add_argument("id", metavar="ID", help="the SAML connection's ID")
+    p.add_argument("change_id", metavar="CHANGE_ID", help="the pending change (see metadata-changes)")
+    p.add_argument("--discard", action="store_true", help="refuse the change; the connection keeps its certificates")
+    p.set_defaults(func=lambda a: _run(cmd_confirm_metadata, a))
+
+    p = _help(
+        conn, "check-certificates", "show IdP signing certificates' expiry and announce crossed thresholds",
+        "List every SAML connection's pinned IdP signing certificates with their expiry: ok, expiring (30 days "
+        "or less) or expired. A threshold (30 days, 7 days, expired) crossed for the first time is audited "
+        "(connection.certificate_expiring / connection.certificate_expired), once per certificate whoever runs "
+        "it; the serve workers do the same every few minutes.",
+        example="vestibule connection check-certificates --account acme",
+        next_step="vestibule connection refresh-metadata ID   (or PATCH saml.certificates with the new one)",
+    )  # fmt: skip
+    p.add_argument("--account", metavar="SLUG", help="only this account's connections")
+    p.add_argument("--json", action="store_true", help="JSON, one object per certificate")
+    p.set_defaults(func=lambda a: _run(cmd_check_certificates, a))

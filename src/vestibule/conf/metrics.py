@@ -11,6 +11,12 @@ of :mod:`vestibule.domain.reasons` (a family such as ``sso.claim_missing.email``
 counts under its family), grant types, the ``outbound.*`` reasons and URL
 route names, never a raw path or anything a client sends.
 
+Some figures are the database's state rather than events counted by a worker
+(how soon an IdP certificate expires, which metadata changes wait for an
+admin). Lower layers hand a function to :func:`add_scrape_collector`; it runs
+at each scrape, so every process answers the same and nothing goes stale in
+a dead worker's multiprocess file.
+
 ``/metrics`` answers only ``Authorization: Bearer $VESTIBULE_METRICS_TOKEN``
 (compared in constant time): 404 while the variable is unset, 401 otherwise.
 """
@@ -20,7 +26,7 @@ from __future__ import annotations
 import hmac
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
@@ -34,11 +40,16 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from vestibule.domain.reasons import UnknownReason, reason
 
 __all__ = [
     "RequestMetricsMiddleware",
+    "add_scrape_collector",
+    "idp_certificate_warning",
+    "idp_metadata_refresh",
     "metrics_view",
     "outbound_fetch_error",
     "password_login",
@@ -59,6 +70,16 @@ OUTBOUND_FETCH_ERRORS = Counter(
     "vestibule_outbound_fetch_errors", "Server-side fetches that failed or were refused, by reason", ["kind"]
 )
 OP_TOKENS = Counter("vestibule_op_tokens", "Token endpoint answers of the OpenID Provider", ["grant", "outcome"])
+IDP_CERTIFICATE_WARNINGS = Counter(
+    "vestibule_idp_certificate_warnings",
+    "IdP signing certificate expiry announcements (audited once per certificate and threshold), by threshold",
+    ["threshold"],
+)
+IDP_METADATA_REFRESHES = Counter(
+    "vestibule_idp_metadata_refreshes",
+    "IdP metadata fetches from a connection's metadata URL, by outcome (unchanged, adopted, pending, failed)",
+    ["outcome"],
+)
 
 
 def sso_login(protocol: str, outcome: str, code: str = "") -> None:
@@ -86,6 +107,39 @@ def token_issued(grant: str, outcome: str) -> None:
     OP_TOKENS.labels(grant=grant, outcome=outcome).inc()
 
 
+def idp_certificate_warning(threshold: str) -> None:
+    """An expiry threshold ("30d", "7d", "expired") of one pinned IdP certificate was announced."""
+    IDP_CERTIFICATE_WARNINGS.labels(threshold=threshold).inc()
+
+
+def idp_metadata_refresh(outcome: str) -> None:
+    """One metadata fetch ended: "unchanged", "adopted", "pending" or "failed"."""
+    IDP_METADATA_REFRESHES.labels(outcome=outcome).inc()
+
+
+_SCRAPE_COLLECTORS: list[Callable[[], Iterable[Metric]]] = []
+
+
+def add_scrape_collector(collect: Callable[[], Iterable[Metric]]) -> None:
+    """Run ``collect`` at every scrape (idempotent: a function is added once)."""
+    if collect not in _SCRAPE_COLLECTORS:
+        _SCRAPE_COLLECTORS.append(collect)
+
+
+class _AtScrape(Collector):
+    def collect(self) -> Iterable[Metric]:
+        for collect in list(_SCRAPE_COLLECTORS):
+            yield from collect()
+
+    def describe(self) -> Iterable[Metric]:
+        # Registering must not query the database; the names are not needed up front.
+        return []
+
+
+_AT_SCRAPE = _AtScrape()
+REGISTRY.register(_AT_SCRAPE)
+
+
 def _route(request: HttpRequest) -> str:
     match = getattr(request, "resolver_match", None)
     if match is None:
@@ -111,6 +165,7 @@ def _registry() -> CollectorRegistry:
         return REGISTRY
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    registry.register(_AT_SCRAPE)
     return registry
 
 

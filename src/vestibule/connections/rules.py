@@ -6,19 +6,32 @@ and the field it concerns); the API layer only translates.
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from vestibule.accounts.models import Account, Project, ProjectAccess, Source, User
 from vestibule.accounts.roles import effective_account_roles, get_catalog
 from vestibule.connections.authorization import lockout_warnings, release_managed_roles
 from vestibule.connections.keys import ensure_sp_keys, read_secrets, write_secrets
-from vestibule.connections.models import Connection, ConnectionDomain, DomainClaim, DomainShare, ExternalIdentity
+from vestibule.connections.models import (
+    Connection,
+    ConnectionDomain,
+    DomainClaim,
+    DomainShare,
+    ExternalIdentity,
+    IdpMetadataSource,
+)
 from vestibule.domain.claims import ClaimMapping, ClaimMappingError
 from vestibule.domain.emails import InvalidEmail, email_domain, email_key, normalize_domain, normalize_email
 from vestibule.oidc import OidcClientConfig, OidcConfigError
+from vestibule.outbound import OutboundPolicy, address_problem
 from vestibule.saml import SamlError, SamlSettings, SamlSettingsError, default_settings, node_saml, parse_idp_metadata
 
 MAX_DOMAINS = 50
@@ -225,6 +238,126 @@ def import_idp_metadata(
     return dict(settings)
 
 
+# IdP metadata URL -------------------------------------------------------------
+
+DEFAULT_METADATA_REFRESH_SECONDS = 12 * 3600
+MIN_METADATA_REFRESH_SECONDS = 15 * 60
+MAX_METADATA_REFRESH_SECONDS = 7 * 86400
+MAX_METADATA_URL = 2000
+
+
+def validate_metadata_url(value: Any, field: str = "idp_metadata_url") -> str:
+    """An IdP metadata URL the guarded outbound client may fetch: https, or a host the operator allow-listed.
+
+    The fetch itself is guarded again (every resolved address is checked
+    then); this refuses early, with the field named, what could never work.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise _unprocessable("the IdP metadata URL must be a non-empty string (null removes it)", field)
+    url: str = value.strip()
+    if len(url) > MAX_METADATA_URL:
+        raise _unprocessable(f"the IdP metadata URL has at most {MAX_METADATA_URL} characters", field)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise _unprocessable("the IdP metadata URL is not a valid URL", field) from None
+    if parts.username is not None or parts.password is not None:
+        raise _unprocessable("the IdP metadata URL must not carry credentials", field)
+    if parts.fragment:
+        raise _unprocessable("the IdP metadata URL must not have a #fragment", field)
+    if not host:
+        raise _unprocessable("the IdP metadata URL has no host", field)
+    policy = OutboundPolicy.from_allow(settings.VESTIBULE_OUTBOUND_ALLOW)
+    if parts.scheme == "http":
+        if not policy.allows_host(host):
+            raise _unprocessable(
+                "the IdP metadata URL must be https:// (plain http only to a host listed in VESTIBULE_OUTBOUND_ALLOW)",
+                field,
+            )
+    elif parts.scheme != "https":
+        raise _unprocessable("the IdP metadata URL must be an https:// URL", field)
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None and not policy.allows_host(host) and (problem := address_problem(literal)):
+        raise _unprocessable(f"the IdP metadata URL points to {problem}, which Vestibule does not fetch", field)
+    return url
+
+
+def validate_refresh_interval(value: Any, field: str = "idp_metadata_refresh_interval") -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _unprocessable("the refresh interval is a number of seconds", field)
+    if not MIN_METADATA_REFRESH_SECONDS <= value <= MAX_METADATA_REFRESH_SECONDS:
+        raise _unprocessable(
+            f"the refresh interval is between {MIN_METADATA_REFRESH_SECONDS} and {MAX_METADATA_REFRESH_SECONDS} "
+            "seconds (null: the default, 12 hours)",
+            field,
+        )
+    return value
+
+
+def refresh_interval(source: IdpMetadataSource) -> dt.timedelta:
+    return dt.timedelta(seconds=source.refresh_seconds or DEFAULT_METADATA_REFRESH_SECONDS)
+
+
+def configure_metadata_source(connection: Connection, changes: Mapping[str, Any]) -> None:
+    """Set, change or remove (URL null) a SAML connection's IdP metadata URL and its refresh interval.
+
+    A new or changed URL is due at once: the next refresh pass (or
+    ``POST .../saml/idp-metadata/refresh``) reads it. Removing the URL keeps
+    the change log.
+    """
+    if "idp_metadata_url" not in changes and "idp_metadata_refresh_interval" not in changes:
+        return
+    if connection.protocol != Connection.Protocol.SAML:
+        raise _unprocessable("only SAML connections have an IdP metadata URL", "idp_metadata_url")
+    source = IdpMetadataSource.objects.filter(connection=connection).first()
+    if "idp_metadata_url" in changes and changes["idp_metadata_url"] is None:
+        if source is not None:
+            source.delete()
+        if changes.get("idp_metadata_refresh_interval") is not None:
+            raise _unprocessable("a refresh interval needs an IdP metadata URL", "idp_metadata_refresh_interval")
+        return
+    url = validate_metadata_url(changes["idp_metadata_url"]) if "idp_metadata_url" in changes else None
+    if source is None:
+        if url is None:
+            raise _unprocessable(
+                "set idp_metadata_url first (the interval applies to it)", "idp_metadata_refresh_interval"
+            )
+        source = IdpMetadataSource(connection=connection, url=url)
+    if url is not None and url != source.url:
+        source.url = url
+        source.next_fetch_at = timezone.now()
+        source.consecutive_failures, source.last_error = 0, ""
+    if "idp_metadata_refresh_interval" in changes:
+        source.refresh_seconds = validate_refresh_interval(changes["idp_metadata_refresh_interval"])
+    source.save()
+
+
+def metadata_source_out(connection: Connection) -> dict[str, Any] | None:
+    source = IdpMetadataSource.objects.filter(connection=connection).first()
+    if source is None:
+        return None
+
+    def when(value: dt.datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "url": source.url,
+        "refresh_interval": int(refresh_interval(source).total_seconds()),
+        "next_fetch_at": when(source.next_fetch_at),
+        "last_fetched_at": when(source.last_fetched_at),
+        "last_success_at": when(source.last_success_at),
+        "consecutive_failures": source.consecutive_failures,
+        "last_error": source.last_error or None,
+    }
+
+
 def split_oidc(doc: dict[str, Any], existing_secrets: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validate OIDC settings; return (public settings, secrets). Secrets are write-only."""
     secrets = {k: existing_secrets[k] for k in OIDC_SECRET_FIELDS if existing_secrets.get(k)}
@@ -356,6 +489,10 @@ def create_connection(
         ConnectionDomain(connection=connection, domain=c.domain, claim=c) for c in claims
     )
     connection.linked_projects.set(resolve_projects(account, data.get("linked_projects") or []))
+    configure_metadata_source(
+        connection,
+        {k: data[k] for k in ("idp_metadata_url", "idp_metadata_refresh_interval") if data.get(k) is not None},
+    )
     return connection
 
 
@@ -427,6 +564,7 @@ def update_connection(connection: Connection, changes: dict[str, Any]) -> list[s
         # Unbinding only: a tenant is set by "connect organization", which verifies it by a real login.
         connection.external_tenant_id = ""
         connection.tenant_verified_at = None
+    configure_metadata_source(connection, changes)
     if changes.get("enabled") and not connection.enabled:
         missing = is_complete(connection)
         if missing:
