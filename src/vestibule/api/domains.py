@@ -1,11 +1,19 @@
-"""REST endpoints: email domains an account claims, and the shares that let other accounts' connections serve them."""
+"""REST endpoints: email domains an account claims, and the shares that let other accounts' connections serve them.
+
+An account's administrator claims a domain by DNS verification (a TXT record,
+see :mod:`vestibule.connections.verification`); the operator claims directly.
+Owning a domain makes the account the home account of every address under it
+(DESIGN "Identity ownership"), a power over people and not only over sign-in,
+so starting, checking and cancelling a verification needs ``administrator``,
+not ``sso-admin`` alone; an ``sso-admin`` may read them.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Router, Status
 from pydantic import Field
@@ -14,11 +22,13 @@ from vestibule.accounts.models import Account
 from vestibule.api.errors import Conflict, NotFound, Unprocessable, applying_rules
 from vestibule.api.schemas import StrictSchema
 from vestibule.api.security import account_for, principal, require_operator, who
-from vestibule.audit.events import record
-from vestibule.authority.principal import SSO_ADMIN
-from vestibule.connections import rules
-from vestibule.connections.models import DomainClaim, DomainShare
+from vestibule.audit.events import record, record_many
+from vestibule.audit.models import AuditEvent
+from vestibule.authority.principal import ADMINISTRATOR, SSO_ADMIN
+from vestibule.connections import rules, verification
+from vestibule.connections.models import DomainClaim, DomainShare, DomainVerification
 from vestibule.domain.emails import InvalidEmail, normalize_domain
+from vestibule.login import ratelimit
 from vestibule.signin import revocation
 
 router = Router(tags=["domains"])
@@ -90,6 +100,7 @@ def claim_domain(request: HttpRequest, slug: str, payload: DomainIn) -> Status[A
     require_operator(request)
     account = account_for(request, slug)
     domain = _domain(payload.domain)
+    applying_rules(lambda: verification.refuse_public_mail(domain))
     if DomainClaim.objects.filter(domain=domain, account=account).exists():
         raise Conflict(f"domain {domain} is already claimed by '{slug}'", field="domain")
     claim = applying_rules(lambda: rules.claim_domain(account, domain))
@@ -232,4 +243,138 @@ def decline_offer(request: HttpRequest, slug: str, domain: str) -> Status[None]:
         domain=share.claim.domain,
         declined_by=account.slug,
     )
+    return Status(204, None)
+
+
+# Domain verification ---------------------------------------------------------
+
+# Beside the per-challenge interval (verification.CHECK_INTERVAL): all of an
+# account's challenges together cause at most this many DNS queries.
+DNS_CHECKS_PER_ACCOUNT = ratelimit.Limit("domain_checks_per_account", 30, 60)
+# How a failed check answers: the record is not there yet (409), or can never be (422).
+_CHECK_FAILURE_STATUS = {"public_mail_domain": 422}
+
+
+def verification_out(challenge: DomainVerification) -> dict[str, Any]:
+    return {
+        "domain": challenge.domain,
+        "record_name": verification.record_name(challenge.domain),
+        "record_type": "TXT",
+        "record_value": verification.record_value(challenge),
+        "status": verification.effective_status(challenge),
+        "created_at": challenge.created_at,
+        "expires_at": challenge.expires_at,
+        "verified_at": challenge.verified_at,
+        "last_checked_at": challenge.last_checked_at,
+        "last_error": challenge.last_error,
+    }
+
+
+def _challenge(account: Account, domain: str) -> DomainVerification:
+    challenge = (
+        DomainVerification.objects.filter(account=account, domain=_domain(domain)).select_related("account").first()
+    )
+    if challenge is None:
+        raise NotFound(f"account '{account.slug}' has no verification of {domain}", field="domain")
+    return challenge
+
+
+@router.get("/accounts/{slug}/domain-verifications")
+def list_verifications(request: HttpRequest, slug: str) -> dict[str, Any]:
+    account = account_for(request, slug, ADMINISTRATOR, SSO_ADMIN)
+    challenges = DomainVerification.objects.filter(account=account).order_by("domain")
+    return {"items": [verification_out(c) for c in challenges]}
+
+
+@router.post("/accounts/{slug}/domain-verifications", response={200: dict, 201: dict})
+def start_verification(request: HttpRequest, slug: str, payload: DomainIn) -> Status[Any]:
+    """Start proving control of a domain: publish the returned TXT record, then check.
+
+    A challenge still pending is returned as it is (200), so its record stays valid.
+    """
+    account = account_for(request, slug, ADMINISTRATOR)
+    challenge, created = applying_rules(lambda: verification.start(account, payload.domain))
+    if not created:
+        return Status(200, verification_out(challenge))
+    record(
+        "domain.verification_started",
+        account=account,
+        **who(request),
+        domain=challenge.domain,
+        record_name=verification.record_name(challenge.domain),
+        expires_at=challenge.expires_at.isoformat(),
+    )
+    return Status(201, verification_out(challenge))
+
+
+@router.get("/accounts/{slug}/domain-verifications/{domain}")
+def get_verification(request: HttpRequest, slug: str, domain: str) -> dict[str, Any]:
+    account = account_for(request, slug, ADMINISTRATOR, SSO_ADMIN)
+    return verification_out(_challenge(account, domain))
+
+
+@router.post(
+    "/accounts/{slug}/domain-verifications/{domain}/check", response={200: dict, 409: dict, 422: dict, 429: dict}
+)
+def check_verification(request: HttpRequest, response: HttpResponse, slug: str, domain: str) -> Status[Any]:
+    """Look the TXT record up now. 200 with status verified: the domain is the account's.
+
+    Otherwise the challenge stays pending and the answer names the reason
+    (``no_record``, ``wrong_value``, ``dns_timeout``, ``dns_error``, ``expired``,
+    ``unavailable``, ``released``); 429 with Retry-After when checked moments ago.
+    """
+    account = account_for(request, slug, ADMINISTRATOR)
+    challenge = _challenge(account, domain)
+    if ratelimit.hit(DNS_CHECKS_PER_ACCOUNT, account.slug) > DNS_CHECKS_PER_ACCOUNT.attempts:
+        response["Retry-After"] = str(DNS_CHECKS_PER_ACCOUNT.window_seconds)
+        return Status(
+            429, {"detail": "too many domain checks in this account; try again in a minute", "field": "domain"}
+        )
+    try:
+        outcome = verification.check(challenge)
+    except verification.TooSoon as exc:
+        response["Retry-After"] = str(exc.retry_after)
+        return Status(429, {"detail": str(exc), "field": "domain"})
+    body = verification_out(outcome.verification)
+    if outcome.claimed:
+        actor = who(request)
+        record_many(
+            [
+                {
+                    "code": "domain.verified",
+                    "account": account,
+                    **actor,
+                    "domain": challenge.domain,
+                    "method": "dns_txt",
+                },
+                {
+                    "code": "domain.claimed",
+                    "account": account,
+                    **actor,
+                    "domain": challenge.domain,
+                    "method": "dns_txt",
+                },
+            ]
+        )
+    if outcome.verified:
+        return Status(200, body)
+    record(
+        "domain.verification_failed",
+        outcome=AuditEvent.Outcome.FAILURE,
+        account=account,
+        **who(request),
+        domain=challenge.domain,
+        reason=outcome.reason,
+    )
+    status = _CHECK_FAILURE_STATUS.get(outcome.reason, 409)
+    return Status(status, {"detail": outcome.detail, "field": "domain", "reason": outcome.reason, "verification": body})
+
+
+@router.delete("/accounts/{slug}/domain-verifications/{domain}", response={204: None})
+def cancel_verification(request: HttpRequest, slug: str, domain: str) -> Status[None]:
+    """Forget a challenge. A domain it already claimed stays claimed (releasing one is the operator's)."""
+    account = account_for(request, slug, ADMINISTRATOR)
+    challenge = _challenge(account, domain)
+    challenge.delete()
+    record("domain.verification_cancelled", account=account, **who(request), domain=challenge.domain)
     return Status(204, None)

@@ -7,6 +7,7 @@ what is expected; the CLI prints that line and exits instead of a traceback.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -61,6 +62,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "(unset)",
         "Bearer token that GET /metrics requires (Prometheus text format); unset, /metrics is a 404.",
     ),
+    "VESTIBULE_DNS_RESOLVER": (
+        "(the system's resolver)",
+        "DNS server that domain verification asks for the _vestibule-challenge TXT records: "
+        "an IP address with an optional port, e.g. 10.0.0.53, 10.0.0.53:5353 or [2001:db8::53]:53.",
+    ),
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -97,6 +103,8 @@ class Config:
     outbound_allow: tuple[str, ...] = ()
     #: VESTIBULE_METRICS_TOKEN; empty turns GET /metrics off.
     metrics_token: str = ""
+    #: VESTIBULE_DNS_RESOLVER as (IP address, port); None asks the system's resolver.
+    dns_resolver: tuple[str, int] | None = None
 
     @property
     def secure(self) -> bool:
@@ -182,6 +190,41 @@ def _metrics_token(raw: str) -> str:
     return token
 
 
+def _dns_resolver(raw: str) -> tuple[str, int] | None:
+    """``host[:port]`` with an IP address for host: a name would need a resolver to find the resolver."""
+    value = raw.strip()
+    if not value:
+        return None
+    problem = (
+        f"VESTIBULE_DNS_RESOLVER={raw!r} must be an IP address with an optional port, "
+        "e.g. 10.0.0.53, 10.0.0.53:5353, 2001:db8::53 or [2001:db8::53]:5353"
+    )
+    host, port_text = value, ""
+    if value.startswith("["):
+        host, bracket, rest = value[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ConfigError(problem)
+        port_text = rest[1:] if rest else ""
+        if rest and not port_text:
+            raise ConfigError(problem)
+    elif value.count(":") == 1:
+        host, port_text = value.split(":")
+        if not port_text:
+            raise ConfigError(problem)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(problem) from None
+    if value.startswith("[") and address.version != 6:
+        raise ConfigError(problem)
+    port = 53
+    if port_text:
+        if not port_text.isascii() or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise ConfigError(f"VESTIBULE_DNS_RESOLVER={raw!r} has an invalid port; use 1 to 65535")
+        port = int(port_text)
+    return str(address), port
+
+
 def _loopback_aliases(host: str) -> tuple[str, ...]:
     # A local deployment answers under every loopback name, as a new user would type it.
     loopback = ("127.0.0.1", "localhost", "[::1]")
@@ -249,4 +292,5 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         log_level=log_level,
         outbound_allow=_outbound_allow(env.get("VESTIBULE_OUTBOUND_ALLOW", "")),
         metrics_token=_metrics_token(env.get("VESTIBULE_METRICS_TOKEN", "")),
+        dns_resolver=_dns_resolver(env.get("VESTIBULE_DNS_RESOLVER", "")),
     )

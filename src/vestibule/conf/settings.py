@@ -22,6 +22,8 @@ VESTIBULE_ROLE_CATALOG_PATH = CONFIG.role_catalog_path
 VESTIBULE_OUTBOUND_ALLOW = CONFIG.outbound_allow
 # Bearer token of GET /metrics; empty = the endpoint is a 404 (vestibule.conf.metrics).
 VESTIBULE_METRICS_TOKEN = CONFIG.metrics_token
+# (IP, port) of the DNS server domain verification asks; None = the system's resolver.
+VESTIBULE_DNS_RESOLVER = CONFIG.dns_resolver
 
 INSTALLED_APPS = [
     "django.contrib.auth",
