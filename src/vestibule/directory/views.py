@@ -1,0 +1,241 @@
+"""SCIM 2.0 endpoints (RFC 7644 §3) under ``/scim/v2``: thin translators over ``directory.provisioning``.
+
+Each view authenticates the bearer token (which names the account), reads
+the request with ``directory.documents``, calls one provisioning function
+and answers ``application/scim+json``. Every refusal is a
+:class:`~vestibule.scim.errors.ScimError` rendered as RFC 7644 §3.12 asks.
+CSRF does not apply: the credential is a header a browser never sends by
+itself, never a cookie.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from vestibule.directory import provisioning as prov
+from vestibule.directory.documents import group_document, read_json, resource_id, user_document
+from vestibule.directory.models import ScimToken
+from vestibule.directory.query import GROUP_FIELDS, USER_FIELDS, page, to_q
+from vestibule.directory.tokens import base_url
+from vestibule.domain.text import is_storable
+from vestibule.scim import resources
+from vestibule.scim.errors import ScimError
+from vestibule.scim.filters import parse_filter
+from vestibule.scim.patch import GROUP_SCHEMA, USER_SCHEMA, apply_patch, parse_patch
+
+MEDIA_TYPE = "application/scim+json"
+# Query parameters that would carry a credential: never accepted (they end up in logs and Referer headers).
+_CREDENTIAL_PARAMS = ("access_token", "token", "bearer")
+
+
+def _respond(body: dict[str, Any] | None, status: int = 200, *, location: str | None = None) -> HttpResponse:
+    response = HttpResponse(b"" if body is None else json.dumps(body).encode(), status=status, content_type=MEDIA_TYPE)
+    if body is None:
+        del response["Content-Type"]
+    if location is not None:
+        response["Location"] = location
+    return response
+
+
+def _error(exc: ScimError) -> HttpResponse:
+    response = _respond(exc.body(), exc.status)
+    if exc.status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="scim"'
+    return response
+
+
+def _authenticate(request: HttpRequest) -> ScimToken:
+    if any(p in request.GET for p in _CREDENTIAL_PARAMS):
+        raise ScimError("send the SCIM token in the Authorization header, never in the URL", status=401)
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    token = ScimToken.authenticate(presented.strip()) if scheme.lower() == "bearer" else None
+    if token is None:
+        raise ScimError(
+            "a valid SCIM token is required: 'Authorization: Bearer <token>' "
+            "(POST /api/v1/accounts/<slug>/scim-tokens makes one)",
+            status=401,
+        )
+    # Coarse last-use tracking, as for API keys: at most one write per token per minute.
+    now = timezone.now()
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+        ScimToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
+
+
+Handler = Callable[..., HttpResponse]
+
+
+def scim_endpoint(**handlers: Handler) -> Callable[..., HttpResponse]:
+    """A view dispatching on the method to ``handlers`` (get=, post=, …), each called with the directory."""
+
+    @csrf_exempt
+    def view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        try:
+            directory = prov.Directory(_authenticate(request), request)
+            handler = handlers.get(request.method.lower() if request.method else "")
+            if handler is None:
+                allowed = ", ".join(sorted(m.upper() for m in handlers))
+                raise ScimError(f"{request.method} is not supported here (allowed: {allowed})", status=405)
+            return handler(directory, request, **kwargs)
+        except ScimError as exc:
+            return _error(exc)
+
+    return view
+
+
+def _listing(request: HttpRequest, rows: Any, fields: Any, render: Callable[[Any], dict[str, Any]]) -> HttpResponse:
+    text = request.GET.get("filter")
+    if text:
+        if not is_storable(text):
+            raise ScimError("the filter contains NUL or another control character", scim_type="invalidFilter")
+        rows = rows.filter(to_q(parse_filter(text), fields)).distinct()
+    paging = page(request.GET.get("startIndex"), request.GET.get("count"), resources.MAX_RESULTS)
+    total = rows.count()
+    first = paging.start_index - 1
+    chosen = rows[first : first + paging.count] if paging.count else []
+    shown = [_project(request, render(row)) for row in chosen]
+    return _respond(resources.list_response(shown, total=total, start_index=paging.start_index))
+
+
+def _project(request: HttpRequest, resource: dict[str, Any]) -> dict[str, Any]:
+    return resources.project(
+        resource,
+        attributes=resources.attribute_list(request.GET.get("attributes")),
+        excluded=resources.attribute_list(request.GET.get("excludedAttributes")),
+    )
+
+
+def _not_found(kind: str, value: str) -> ScimError:
+    return ScimError(f"no {kind} with id '{value}' in this directory", status=404)
+
+
+# Discovery ------------------------------------------------------------------------------
+
+
+def _service_provider_config(directory: prov.Directory, request: HttpRequest) -> HttpResponse:
+    return _respond(resources.service_provider_config(base_url()))
+
+
+def _resource_types(directory: prov.Directory, request: HttpRequest, item: str = "") -> HttpResponse:
+    return _discovery(resources.resource_types(base_url()), item, "ResourceType")
+
+
+def _schemas(directory: prov.Directory, request: HttpRequest, item: str = "") -> HttpResponse:
+    return _discovery(resources.schemas(base_url()), item, "Schema")
+
+
+def _discovery(items: list[dict[str, Any]], item: str, kind: str) -> HttpResponse:
+    if not item:
+        return _respond(resources.list_response(items, total=len(items), start_index=1))
+    for candidate in items:
+        if candidate["id"] == item:
+            return _respond(candidate)
+    raise ScimError(f"no {kind} '{item}'", status=404)
+
+
+# Users ----------------------------------------------------------------------------------
+
+
+def _list_users(directory: prov.Directory, request: HttpRequest) -> HttpResponse:
+    return _listing(request, prov.user_members(directory), USER_FIELDS, prov.render_user)
+
+
+def _create_user(directory: prov.Directory, request: HttpRequest) -> HttpResponse:
+    membership = prov.create_user(directory, user_document(read_json(request)))
+    resource = prov.render_user(membership)
+    return _respond(resource, 201, location=resource["meta"]["location"])
+
+
+def _member(directory: prov.Directory, user_id: str) -> Any:
+    membership = prov.find_member(directory, resource_id(user_id))
+    if membership is None:
+        raise _not_found("User", user_id)
+    return membership
+
+
+def _get_user(directory: prov.Directory, request: HttpRequest, user_id: str) -> HttpResponse:
+    return _respond(_project(request, prov.render_user(_member(directory, user_id))))
+
+
+def _replace_user(directory: prov.Directory, request: HttpRequest, user_id: str) -> HttpResponse:
+    membership = _member(directory, user_id)
+    doc = user_document(read_json(request))
+    return _respond(prov.render_user(prov.replace_user(directory, membership, doc)))
+
+
+def _patch_user(directory: prov.Directory, request: HttpRequest, user_id: str) -> HttpResponse:
+    membership = _member(directory, user_id)
+    operations = parse_patch(read_json(request))
+    patched = apply_patch(prov.render_user(membership), operations, USER_SCHEMA)
+    return _respond(prov.render_user(prov.patch_user(directory, membership, user_document(patched))))
+
+
+def _delete_user(directory: prov.Directory, request: HttpRequest, user_id: str) -> HttpResponse:
+    prov.delete_user(directory, _member(directory, user_id))
+    return _respond(None, 204)
+
+
+# Groups ---------------------------------------------------------------------------------
+
+
+def _list_groups(directory: prov.Directory, request: HttpRequest) -> HttpResponse:
+    return _listing(request, prov.groups(directory), GROUP_FIELDS, prov.render_group)
+
+
+def _create_group(directory: prov.Directory, request: HttpRequest) -> HttpResponse:
+    group = prov.create_group(directory, group_document(read_json(request)))
+    resource = prov.render_group(group)
+    return _respond(resource, 201, location=resource["meta"]["location"])
+
+
+def _group(directory: prov.Directory, group_id: str) -> Any:
+    group = prov.find_group(directory, resource_id(group_id))
+    if group is None:
+        raise _not_found("Group", group_id)
+    return group
+
+
+def _get_group(directory: prov.Directory, request: HttpRequest, group_id: str) -> HttpResponse:
+    return _respond(_project(request, prov.render_group(_group(directory, group_id))))
+
+
+def _replace_group(directory: prov.Directory, request: HttpRequest, group_id: str) -> HttpResponse:
+    group = _group(directory, group_id)
+    doc = group_document(read_json(request))
+    return _respond(prov.render_group(prov.update_group(directory, group, doc, members_=doc.members)))
+
+
+def _patch_group(directory: prov.Directory, request: HttpRequest, group_id: str) -> HttpResponse:
+    group = _group(directory, group_id)
+    operations = parse_patch(read_json(request))
+    patched = apply_patch(prov.render_group(group), operations, GROUP_SCHEMA)
+    doc = group_document(patched)
+    # After a PATCH the resource is whole: no members left means none, not "unchanged".
+    updated = prov.update_group(directory, group, doc, members_=doc.members or ())
+    return _respond(prov.render_group(updated))
+
+
+def _delete_group(directory: prov.Directory, request: HttpRequest, group_id: str) -> HttpResponse:
+    prov.delete_group(directory, _group(directory, group_id))
+    return _respond(None, 204)
+
+
+def _unknown(directory: prov.Directory, request: HttpRequest, rest: str = "") -> HttpResponse:
+    raise ScimError(f"no SCIM endpoint '/{rest}' (Users, Groups, ServiceProviderConfig, ResourceTypes, Schemas)",
+                    status=404)  # fmt: skip
+
+
+service_provider_config = scim_endpoint(get=_service_provider_config)
+resource_types = scim_endpoint(get=_resource_types)
+schemas = scim_endpoint(get=_schemas)
+users = scim_endpoint(get=_list_users, post=_create_user)
+user = scim_endpoint(get=_get_user, put=_replace_user, patch=_patch_user, delete=_delete_user)
+groups = scim_endpoint(get=_list_groups, post=_create_group)
+group = scim_endpoint(get=_get_group, put=_replace_group, patch=_patch_group, delete=_delete_group)
+unknown = scim_endpoint(get=_unknown, post=_unknown, put=_unknown, patch=_unknown, delete=_unknown)
