@@ -293,6 +293,20 @@ def test_a_failing_dns_server_is_409_dns_error(acme: Any, dns_zone: Zone) -> Non
     assert owner() is None
 
 
+def test_a_server_without_any_resolver_says_so(acme: Any, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dns.resolver
+
+    def unconfigured(*args: Any, **kwargs: Any) -> Any:
+        raise dns.resolver.NoResolverConfiguration("no nameservers")
+
+    settings.VESTIBULE_DNS_RESOLVER = None
+    monkeypatch.setattr(dns.resolver, "Resolver", unconfigured)
+    start(acme, "acme")
+    response = check(acme, "acme")
+    assert response.status_code == 409 and response.json()["reason"] == "dns_error"
+    assert "VESTIBULE_DNS_RESOLVER" in response.json()["detail"]
+
+
 def test_checks_are_rate_limited_per_challenge(acme: Any, dns_zone: Zone, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(verification, "CHECK_INTERVAL", timedelta(seconds=30))
     start(acme, "acme")
@@ -344,6 +358,17 @@ def test_public_mail_domains_cannot_be_claimed_by_the_operator(api: Any, acme: A
     assert not DomainClaim.objects.exists()
     # Positive control: the operator still claims a company's domain directly.
     assert api.post(f"{V1}/accounts/acme/domains", {"domain": DOMAIN}).status_code == 201
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rules.claim_domain does not refuse public mail domains yet: rules.py is the IdP-certificates "
+    "helper's; the patch is in the DNS-verification report. Remove this marker once it is applied.",
+)
+def test_the_operator_cannot_claim_a_public_mail_domain_by_creating_a_connection(api: Any, acme: Any) -> None:
+    response = api.post(f"{V1}/accounts/acme/connections", {"protocol": "saml", "name": "x", "domains": ["gmail.com"]})
+    assert response.status_code == 422 and "public mail domain" in response.json()["detail"]
+    assert not DomainClaim.objects.exists()
 
 
 def test_a_challenge_for_a_domain_listed_later_is_refused_at_check(
