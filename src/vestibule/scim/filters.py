@@ -37,6 +37,7 @@ from vestibule.scim.errors import ScimError
 __all__ = [
     "CORE_SCHEMA_URNS",
     "MAX_DEPTH",
+    "MAX_COMPARISONS",
     "MAX_FILTER_LENGTH",
     "OPERATORS",
     "And",
@@ -58,6 +59,9 @@ __all__ = [
 MAX_FILTER_LENGTH: Final = 4096
 # Parentheses, "not (…)" and value-filter brackets each count one level.
 MAX_DEPTH: Final = 32
+# Entra and Okta send one or two comparisons; a few dozen covers any honest query, and bounding
+# them bounds the tree every consumer walks (recursively, like a translation into a database query).
+MAX_COMPARISONS: Final = 64
 # A longer literal is no identifier a directory sends, and int() of thousands of digits is slow.
 MAX_NUMBER_LENGTH: Final = 64
 
@@ -322,9 +326,11 @@ def _is_name(name: str) -> bool:
 class _Parser:
     """Recursive descent over the token list, precedence not > and > or (§3.4.2.2, Table 4)."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, *, flatten: bool = False) -> None:
         self.tokens = _tokens(text)
         self.at = 0
+        self.comparisons = 0
+        self.flatten = flatten
 
     @property
     def token(self) -> _Token:
@@ -384,6 +390,9 @@ class _Parser:
 
     def comparison(self, attribute: str, after: _Token) -> Filter:
         token = self.token
+        self.comparisons += 1
+        if self.comparisons > MAX_COMPARISONS:
+            raise _refuse(f"the filter has more than {MAX_COMPARISONS} comparisons")
         op = token.text.lower() if token.kind == "word" else ""
         if op == "pr":
             self.at += 1
@@ -428,7 +437,7 @@ class _Parser:
             if not _is_name(sub.text):
                 raise _refuse(f"invalid sub-attribute {sub.text!r} at position {sub.position}")
             inner = And(inner, self.comparison(sub.text.lower(), sub))
-        if isinstance(inner, Compare | Present):
+        if isinstance(inner, Compare | Present) or self.flatten:
             return _prefixed(inner, path)
         raise _refuse(
             f"value filters combining several conditions ({token.text}[…]) are not supported: "
@@ -436,7 +445,14 @@ class _Parser:
         )
 
 
-def _prefixed(node: Compare | Present, path: AttrPath) -> Filter:
+def _prefixed(node: Filter, path: AttrPath) -> Filter:
+    """``node`` with its sub-attribute names made paths under ``path`` (its depth is bounded by MAX_DEPTH)."""
+    if isinstance(node, And):
+        return And(_prefixed(node.left, path), _prefixed(node.right, path))
+    if isinstance(node, Or):
+        return Or(_prefixed(node.left, path), _prefixed(node.right, path))
+    if isinstance(node, Not):
+        return Not(_prefixed(node.inner, path))
     attribute = AttrPath(path.urn, path.name, node.attribute).dotted
     return Present(attribute) if isinstance(node, Present) else Compare(attribute, node.op, node.value)
 
@@ -448,15 +464,21 @@ def _describe(token: _Token) -> str:
     return repr(text)
 
 
-def parse_filter(text: str) -> Filter:
-    """Parse a SCIM filter; ``ScimError(400, "invalidFilter")`` names what is wrong and where."""
+def parse_filter(text: str, *, flatten_value_filters: bool = False) -> Filter:
+    """Parse a SCIM filter; ``ScimError(400, "invalidFilter")`` names what is wrong and where.
+
+    With ``flatten_value_filters`` a value filter of several conditions is
+    accepted and flattened (``emails[type eq "work"].value eq "x"`` becomes
+    ``emails.type eq "work" and emails.value eq "x"``): the same only for a
+    store that keeps one value of that attribute per resource.
+    """
     if not isinstance(text, str):
         raise _refuse("the filter must be a string")
     if len(text) > MAX_FILTER_LENGTH:
         raise _refuse(f"the filter is longer than {MAX_FILTER_LENGTH} characters")
     if not text.strip():
         raise _refuse("the filter is empty")
-    parser = _Parser(text)
+    parser = _Parser(text, flatten=flatten_value_filters)
     result = parser.filter(0, None)
     if parser.token.kind != "end":
         raise _refuse(

@@ -184,7 +184,8 @@ def parse_patch(body: object) -> list[PatchOperation]:
     if not isinstance(operations, list) or not operations:
         raise _syntax("the PATCH body must carry a non-empty 'Operations' array")
     if len(operations) > MAX_OPERATIONS:
-        raise ScimError(f"a PATCH carries at most {MAX_OPERATIONS} operations", scim_type="tooMany")
+        # 413, as RFC 7644 §3.7.3 answers a bulk request over maxOperations.
+        raise ScimError(f"a PATCH carries at most {MAX_OPERATIONS} operations", status=413)
     return [_operation(raw, index) for index, raw in enumerate(operations)]
 
 
@@ -519,7 +520,7 @@ def _coerce_simple(attribute: Attribute, value: Any, where: str) -> Any:
 
 def _coerce_one(attribute: Attribute, value: Any) -> dict[str, Any]:
     """A complex value with its sub-attributes typed and spelt as the schema spells them."""
-    if isinstance(value, str) and attribute.sub("value") is not None:
+    if isinstance(value, str) and not attribute.multi_valued and attribute.sub("value") is not None:
         # Entra sends the enterprise manager as a bare id.
         value = {"value": value}
     if not isinstance(value, dict):
@@ -567,7 +568,8 @@ def _merged(attribute: Attribute, existing: list[Any], incoming: list[Any]) -> l
         if key in index and isinstance(element, dict) and isinstance(result[index[key]], dict):
             updated = dict(result[index[key]])
             for name, item in element.items():
-                _set(updated, name, item)
+                if name != "value":  # the same value, perhaps in other case: the stored spelling stays
+                    _set(updated, name, item)
             result[index[key]] = updated
         elif key not in index:
             index[key] = len(result)
