@@ -143,7 +143,9 @@ def start(account: Account, value: str) -> tuple[DomainVerification, bool]:
         ).count()
         if pending >= MAX_PENDING:
             raise ConnectionRuleError(
-                429, f"an account may have at most {MAX_PENDING} pending domain verifications", "domain"
+                409,
+                f"an account may have at most {MAX_PENDING} pending domain verifications; finish or cancel one first",
+                "domain",
             )
         fresh = {
             "token": secrets.token_urlsafe(32),
