@@ -19,7 +19,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from tests.connections_lifecycle.conftest import ENTITY, SSO, MetadataServer, metadata
+from tests.connections_lifecycle.conftest import ENTITY, SSO, metadata
+from tests.connections_lifecycle.metadata_server import MetadataServer
 from tests.saml_support import cert
 from vestibule import cli
 from vestibule.audit.models import AuditEvent
