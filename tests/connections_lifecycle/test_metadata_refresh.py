@@ -127,6 +127,17 @@ def test_a_connection_can_be_created_with_its_metadata_url(
     assert got["saml"]["idp_entity_id"] == ENTITY and [c["fingerprint"] for c in got["idp_certificates"]] == [fp("idp")]
 
 
+def test_refresh_needs_a_url_and_a_saml_connection(saml_connection: Any, api: Any, make_account: Any) -> None:
+    connection = saml_connection()
+    missing = refresh(api, connection)
+    assert missing.status_code == 409 and missing.json()["field"] == "idp_metadata_url"
+    body = {"protocol": "oidc", "name": "Entra", "domains": ["acme.com"],
+            "oidc": {"issuer": "https://login.example.com", "client_id": "x", "client_secret": "y"}}  # fmt: skip
+    oidc = api.post("/api/v1/accounts/acme/connections", body).json()
+    for answer in (refresh(api, oidc), api.get(f"/api/v1/connections/{oidc['id']}/saml/metadata-changes")):
+        assert answer.status_code == 422 and "SAML connections" in answer.json()["detail"]
+
+
 # --- Adopted changes ------------------------------------------------------------------------------
 
 
@@ -168,6 +179,24 @@ def test_a_rollover_is_adopted_in_two_steps(watched: dict[str, Any], api: Any, m
     assert second["outcome"] == "adopted" and second["change"]["removed_certificates"] == [fp("idp")]
     assert [c["fingerprint"] for c in current(api, watched)["idp_certificates"]] == [fp("idp_next")]
     assert codes() == ["connection.idp_metadata_changed"] * 2
+
+
+def test_an_aggregate_is_followed_by_the_trusted_entity_id(
+    watched: dict[str, Any], api: Any, metadata_server: MetadataServer
+) -> None:
+    """A federation's EntitiesDescriptor lists several IdPs; the connection follows its own."""
+    ours = metadata("idp", "idp_next").split(b"?>", 1)[1]
+    theirs = metadata("attacker", entity_id="https://other-idp.test/metadata").split(b"?>", 1)[1]
+    aggregate = (
+        b'<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata">'
+        + theirs
+        + ours
+        + b"</md:EntitiesDescriptor>"
+    )
+    metadata_server.serve(aggregate)
+    answer = refresh(api, watched).json()
+    assert answer["outcome"] == "adopted" and answer["change"]["added_certificates"] == [fp("idp_next")]
+    assert current(api, watched)["saml"]["idp_entity_id"] == ENTITY
 
 
 # --- Held changes -----------------------------------------------------------------------------------
@@ -409,3 +438,24 @@ def test_the_cli_sets_refreshes_lists_and_confirms(
     assert "metadata.http_status" in capsys.readouterr().err
     assert cli.main(["connection", "metadata-url", connection["id"], "--remove"]) == 0
     assert not IdpMetadataSource.objects.exists()
+
+
+def test_the_workers_loop_survives_a_failed_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``vestibule serve`` workers run this loop in a thread (gunicorn's post_worker_init starts it)."""
+    import threading
+
+    stop, passes = threading.Event(), []
+
+    def one_pass() -> None:
+        passes.append(1)
+        if len(passes) == 1:
+            raise RuntimeError("database went away")
+        stop.set()
+
+    monkeypatch.setattr(idp_lifecycle, "run_once", one_pass)
+    idp_lifecycle.run(interval=0.01, first=0.01, stop=stop)
+    assert len(passes) == 2
+    started = []
+    monkeypatch.setattr(idp_lifecycle, "start", lambda: started.append(True) or True)
+    cli._worker_started(None)
+    assert started == [True]

@@ -154,8 +154,14 @@ def apply_metadata(
     with transaction.atomic():
         # One decision at a time per connection: two workers (or a worker and an admin) see each other's result.
         locked = Connection.objects.select_for_update().get(pk=connection.pk)
-        proposed_settings = rules.import_idp_metadata(locked, xml, save=False)
         current = locked.saml_settings or {}
+        try:
+            proposed_settings = rules.import_idp_metadata(locked, xml, save=False)
+        except ConnectionRuleError:
+            # An aggregate (EntitiesDescriptor) lists several IdPs: follow the one the connection trusts.
+            if not current.get("idp_entity_id"):
+                raise
+            proposed_settings = rules.import_idp_metadata(locked, xml, entity_id=current["idp_entity_id"], save=False)
         before, after = summary(current), summary(proposed_settings)
         if before == after:
             # The IdP publishes what is configured: a held change is moot now.
