@@ -67,6 +67,7 @@ class SignedIn:
 
     browser: Client
     tokens: dict[str, Any]
+    sid: str  # of the application's sign-in: what its logout token names
 
 
 def sign_in_everywhere(email: str, app: applications.Registered) -> SignedIn:
@@ -79,7 +80,9 @@ def sign_in_everywhere(email: str, app: applications.Registered) -> SignedIn:
     assert response.status_code == 200, response.content
     tokens: dict[str, Any] = response.json()
     assert tokens["refresh_token"]
-    return SignedIn(browser, tokens)
+    authorization = Authorization.objects.filter(application=app.application).latest("pk")
+    assert authorization.account is not None and authorization.account.slug == "acme"
+    return SignedIn(browser, tokens, str(authorization.sid))
 
 
 def session_accounts(browser: Client) -> list[str] | None:
@@ -147,9 +150,9 @@ def assert_acme_access_ended(signed: SignedIn, app: applications.Registered, rec
     refused = refreshed(app, signed.tokens["refresh_token"])
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant", refused.content
     assert userinfo_status(signed.tokens["access_token"]) == 401
-    authorization = Authorization.objects.get(application=app.application)
-    assert authorization.ended_at is not None, "the application's sign-in for acme is still open"
-    assert logout_sids(receiver) == [str(authorization.sid)]
+    # The sign-in is ended, or gone with the person (a DELETE of someone with no other membership).
+    assert not Authorization.objects.filter(sid=signed.sid, ended_at__isnull=True).exists()
+    assert logout_sids(receiver) == [signed.sid]
     delivery = Delivery.objects.get(application=app.application, kind="backchannel_logout")
     assert delivery.status == "delivered", (delivery.status, delivery.last_error)
 

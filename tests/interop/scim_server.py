@@ -2,8 +2,10 @@
 
 The deployment is the one an operator runs: the installed ``vestibule``
 command, ``migrate``, ``account create``, ``scim-token create --account``
-(its JSON read for the token), then ``serve`` on a free port of 127.0.0.1,
-waited for at ``/readyz``. The database is an SQLite file in a fresh data
+(its JSON read for the token), an operator API key, then ``serve`` on a free
+port of 127.0.0.1, waited for at ``/readyz``, and the account's email domain
+claimed through ``POST /api/v1/accounts/<slug>/domains`` (SCIM provisions
+only people of the domains the account owns). The database is an SQLite file in a fresh data
 directory, or a fresh PostgreSQL database when ``VESTIBULE_TEST_DATABASE_URL``
 names one (as tests/multiprocess does); Redis when
 ``VESTIBULE_TEST_REDIS_URL`` is set. Nothing is skipped: a missing piece fails
@@ -38,6 +40,8 @@ from tests.multiprocess.servers import flush_redis, free_port, fresh_postgres_da
 
 VESTIBULE = Path(sys.executable).parent / "vestibule"
 ACCOUNT = "acme"
+#: The email domain acme owns (claimed by the operator): SCIM provisions only people of its domains.
+DOMAIN = "acme.test"
 STARTUP_TIMEOUT = 60.0
 
 
@@ -139,6 +143,7 @@ def live_scim_server() -> Iterator[LiveScim]:
         except (ValueError, KeyError, TypeError):
             pytest.fail(f"vestibule scim-token create did not print JSON with token and base_url:\n{printed[:2000]}")
         assert base_url == f"{url}/scim/v2", made
+        operator_key = vestibule(["api-key", "create", "--operator", "--name", "scim interop"], env).strip()
         with tempfile.NamedTemporaryFile(prefix=f"vestibule-scim-{port}-", suffix=".log", delete=False) as log:
             process = subprocess.Popen(
                 [str(VESTIBULE), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
@@ -148,6 +153,13 @@ def live_scim_server() -> Iterator[LiveScim]:
             )
         try:
             wait_ready(process, url, log.name)
+            claimed = httpx.post(
+                f"{url}/api/v1/accounts/{ACCOUNT}/domains",
+                json={"domain": DOMAIN},
+                headers={"Authorization": f"Bearer {operator_key}"},
+                timeout=10,
+            )
+            assert claimed.status_code == 201, f"claiming {DOMAIN} for {ACCOUNT}: {claimed.status_code} {claimed.text}"
             yield LiveScim(url=url, base_url=base_url, token=token, log_path=log.name)
         finally:
             stop(process)
