@@ -251,7 +251,7 @@ def test_patch_pathless_value_with_extension_object() -> None:
         ada(), {"op": "replace", "value": {ENTERPRISE_USER_URN: {"division": "R&D"}, "schemas": [USER_URN]}}
     )
     assert result[ENTERPRISE_USER_URN] == {"division": "R&D"}
-    assert result["schemas"] == [USER_URN]
+    assert result["schemas"] == [USER_URN, ENTERPRISE_USER_URN]
 
 
 def test_patch_boolean_strings_any_case() -> None:
@@ -391,6 +391,28 @@ def test_patch_refuses_wrong_value_types() -> None:
 
 def test_patch_refuses_nul_in_string_value() -> None:
     assert refusal(ada(), {"op": "replace", "path": "displayName", "value": "a\x00b"}).scim_type == "invalidValue"
+
+
+def test_patch_refuses_control_characters_and_lone_surrogates() -> None:
+    for text in ["\x1b[31mred", "a\ud800b"]:
+        assert refusal(ada(), {"op": "replace", "path": "name.givenName", "value": text}).scim_type == "invalidValue"
+
+
+def test_patch_null_sub_attribute_in_complex_value_unassigns_it() -> None:
+    result = patched(ada(), {"op": "replace", "path": "name", "value": {"givenName": None, "formatted": "Lovelace"}})
+    assert result["name"] == {"familyName": "Lovelace", "formatted": "Lovelace"}
+
+
+def test_patch_schemas_list_follows_the_extensions_present() -> None:
+    added = patched(ada(), {"op": "add", "path": f"{ENTERPRISE_USER_URN}:department", "value": "X"})
+    assert added["schemas"] == [USER_URN, ENTERPRISE_USER_URN]
+    removed = patched(added, {"op": "remove", "path": f"{ENTERPRISE_USER_URN}:department"})
+    assert removed["schemas"] == [USER_URN]
+    listed = ada() | {"schemas": [USER_URN, ENTERPRISE_USER_URN]}
+    assert patched(listed, {"op": "replace", "path": "title", "value": "x"})["schemas"] == [
+        USER_URN,
+        ENTERPRISE_USER_URN,
+    ]
 
 
 def test_patch_read_only_restated_unchanged_is_accepted() -> None:

@@ -37,6 +37,7 @@ from typing import Any, Final, Literal, cast
 
 from scim2_models import EnterpriseUser, Extension, Group, Resource, User
 
+from vestibule.domain.text import is_storable
 from vestibule.scim.errors import ScimError
 from vestibule.scim.filters import And, AttrPath, Compare, Filter, ValuePath, matches, parse_path
 
@@ -227,6 +228,7 @@ def _extension_key(text: str) -> str | None:
 def apply_patch(resource: dict[str, Any], operations: list[PatchOperation], schema: Schema) -> dict[str, Any]:
     """Apply ``operations`` in order to a copy of ``resource``; all of them or none (any error raises)."""
     patched = copy.deepcopy(resource)
+    held = {urn for urn in schema.extensions if _extension_container_key(resource, urn) is not None}
     for operation in operations:
         if operation.path is None:
             if operation.op == "remove":
@@ -234,7 +236,26 @@ def apply_patch(resource: dict[str, Any], operations: list[PatchOperation], sche
             _apply_pathless(patched, operation.op, operation.value, schema)
         else:
             _apply_path(patched, operation.op, operation.path, operation.value, schema)
+    _list_extensions(patched, schema, held)
     return patched
+
+
+def _list_extensions(resource: dict[str, Any], schema: Schema, held: set[str]) -> None:
+    """``schemas`` names an extension the PATCH added, and no longer one it removed (RFC 7643 §3).
+
+    An extension listed without data (Entra lists the enterprise one on every user) stays listed.
+    """
+    schemas = resource.get("schemas")
+    if not isinstance(schemas, list):
+        return
+    for urn in schema.extensions:
+        listed = [s for s in schemas if isinstance(s, str) and s.lower() == urn.lower()]
+        present = _extension_container_key(resource, urn) is not None
+        if present and not listed:
+            schemas = [*schemas, urn]
+        elif listed and not present and urn in held:
+            schemas = [s for s in schemas if s not in listed]
+    resource["schemas"] = schemas
 
 
 def _apply_pathless(resource: dict[str, Any], op: Op, value: Any, schema: Schema) -> None:
@@ -388,7 +409,7 @@ def _write_whole(container: dict[str, Any], attribute: Attribute, op: Op, curren
         _store_many(container, attribute, _merged(attribute, existing, incoming), written)
     elif attribute.type == "complex":
         merged = dict(current) if isinstance(current, dict) else {}
-        for key, item in _coerce_one(attribute, value).items():
+        for key, item in _coerce_one(attribute, value, keep_nulls=True).items():
             _set(merged, key, item)
         for key in [k for k, v in merged.items() if v is None]:
             del merged[key]
@@ -513,13 +534,17 @@ def _coerce_simple(attribute: Attribute, value: Any, where: str) -> Any:
         raise _invalid(f"{where} is complex and needs an object")
     if not isinstance(value, str):
         raise _invalid(f"{where} must be a string")
-    if "\x00" in value:
-        raise _invalid(f"{where} contains NUL")
+    if not is_storable(value):
+        # PostgreSQL refuses NUL and lone surrogates; other control characters mean nothing in a directory.
+        raise _invalid(f"{where} contains NUL, a lone surrogate or another control character")
     return value
 
 
-def _coerce_one(attribute: Attribute, value: Any) -> dict[str, Any]:
-    """A complex value with its sub-attributes typed and spelt as the schema spells them."""
+def _coerce_one(attribute: Attribute, value: Any, *, keep_nulls: bool = False) -> dict[str, Any]:
+    """A complex value with its sub-attributes typed and spelt as the schema spells them.
+
+    A null sub-attribute is dropped, or kept as None with ``keep_nulls`` so a merge can unassign it.
+    """
     if isinstance(value, str) and not attribute.multi_valued and attribute.sub("value") is not None:
         # Entra sends the enterprise manager as a bare id.
         value = {"value": value}
@@ -530,8 +555,12 @@ def _coerce_one(attribute: Attribute, value: Any) -> dict[str, Any]:
         sub = attribute.sub(key) if isinstance(key, str) else None
         if sub is None:
             raise ScimError(f"unknown sub-attribute {key!r} of {attribute.name}", scim_type="invalidPath")
-        if sub.mutability == "readOnly" or item is None:
+        if sub.mutability == "readOnly":
             continue  # read-only sub-attributes the client echoes back are ignored (RFC 7643 §2.2)
+        if item is None:
+            if keep_nulls:
+                out[sub.name] = None
+            continue
         out[sub.name] = _coerce_simple(sub, item, f"{attribute.name}.{sub.name}")
     return out
 
