@@ -226,6 +226,9 @@ def people(acme: Account, scim: ScimClient) -> dict[str, dict[str, Any]]:
         ('userName eq "ADA@example.com"', ["ada"]),
         ('emails.value eq "bob@example.com"', ["bob"]),
         ('emails[value eq "bob@example.com"]', ["bob"]),
+        ('emails[type eq "work"].value eq "bob@example.com"', ["bob"]),  # Entra's matching filter
+        ('emails[type eq "home"].value eq "bob@example.com"', []),
+        ("emails.primary eq true and emails.type pr", ["ada", "bob", "cy"]),
         ('externalId eq "E-2"', ["bob"]),
         ('externalId eq "e-2"', []),  # caseExact
         ('displayName co "y Te"', ["cy"]),

@@ -276,15 +276,17 @@ def _update_user(
             _change_email(directory, user, doc.user_name)
             changed.append("userName")
         if name != user.name:
-            if not manages_identity(account, user):
+            if manages_identity(account, user):
+                user.name = name
+                user.save(update_fields=["name"])
+                changed.append("name")
+            elif any(n is not None and n != user.name for n in (doc.display_name, doc.formatted)):
                 raise _identity_refused(directory, user, "the name")
-            user.name = name
-            user.save(update_fields=["name"])
-            changed.append("name")
+            # Given and family names alone stay in this directory's record: they name nobody's identity.
         before = _record_of(membership)
         previous_external = (before.external_id or None) if before is not None else None
         _keep_record(directory, membership, doc, replace=replace)
-        if doc.external_id_sent and doc.external_id != previous_external:
+        if (doc.external_id_sent or replace) and doc.external_id != previous_external:
             _link_external_id(directory, user, doc.external_id)
             changed.append("externalId")
         active_before = membership.is_active and user.is_active

@@ -30,7 +30,7 @@ class Field:
     """How one SCIM attribute is found in the database."""
 
     lookup: str
-    kind: str  # "text", "exact", "uuid", "active"
+    kind: str  # "text", "exact", "uuid", "active", "constant"
 
 
 USER_FIELDS = {
@@ -44,6 +44,10 @@ USER_FIELDS = {
     "externalid": Field("directory_record__external_id", "exact"),
     "id": Field("user__subject", "uuid"),
     "active": Field("", "active"),
+    # Every User has exactly one email, of type "work" and primary (see scim.resources.user_resource):
+    # these hold for all or none, so Entra's emails[type eq "work"].value eq "x" narrows by the value alone.
+    "emails.type": Field("work", "constant"),
+    "emails.primary": Field("", "constant"),
 }
 
 GROUP_FIELDS = {
@@ -75,7 +79,7 @@ def to_q(node: Filter, fields: dict[str, Field]) -> Q:
         return ~to_q(node.inner, fields)
     field = _field(node.attribute, fields)
     if isinstance(node, Present):
-        if field.kind == "active":
+        if field.kind in ("active", "constant"):
             return Q()
         present = Q(**{f"{field.lookup}__isnull": False})
         return present & ~Q(**{field.lookup: ""}) if field.kind in ("text", "exact") else present
@@ -100,6 +104,8 @@ def _compare(node: Compare, field: Field) -> Q:
         if op != "eq" or not isinstance(value, bool):
             raise ScimError("active is compared with eq true or eq false", scim_type="invalidFilter")
         return _active(value)
+    if field.kind == "constant":
+        return _constant(node, field)
     if field.kind == "uuid":
         if op != "eq" or not isinstance(value, str):
             raise ScimError(f"'{node.attribute}' is compared with eq and an id", scim_type="invalidFilter")
@@ -119,6 +125,17 @@ def _compare(node: Compare, field: Field) -> Q:
         # PostgreSQL refuses NUL even as a query parameter: a 400 here, not a 500 there.
         raise ScimError("a filter value contains NUL or another control character", scim_type="invalidFilter")
     return Q(**{f"{field.lookup}__{lookups[op]}": value})
+
+
+def _constant(node: Compare, field: Field) -> Q:
+    """``emails.type`` is "work" and ``emails.primary`` is true for everyone: a comparison is all or nothing."""
+    if field.lookup:  # emails.type
+        if node.op.lower() != "eq" or not isinstance(node.value, str):
+            raise ScimError(f"'{node.attribute}' is compared with eq and a string", scim_type="invalidFilter")
+        return Q() if node.value.lower() == field.lookup else _nothing()
+    if node.op.lower() != "eq" or not isinstance(node.value, bool):
+        raise ScimError(f"'{node.attribute}' is compared with eq true or eq false", scim_type="invalidFilter")
+    return Q() if node.value else _nothing()
 
 
 @dataclass(frozen=True)

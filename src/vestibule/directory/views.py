@@ -94,7 +94,7 @@ def _listing(request: HttpRequest, rows: Any, fields: Any, render: Callable[[Any
     if text:
         if not is_storable(text):
             raise ScimError("the filter contains NUL or another control character", scim_type="invalidFilter")
-        rows = rows.filter(to_q(parse_filter(text), fields)).distinct()
+        rows = rows.filter(to_q(parse_filter(text, flatten_value_filters=True), fields)).distinct()
     paging = page(request.GET.get("startIndex"), request.GET.get("count"), resources.MAX_RESULTS)
     total = rows.count()
     first = paging.start_index - 1
