@@ -254,6 +254,67 @@ def test_reactivation_restores_access_for_new_sign_ins_only(
     still_signed_in(again, app)
 
 
+def test_sso_and_scim_agree_on_the_external_id_and_the_sso_session_ends_at_active_false(
+    api: ApiClient,
+    operator_key: str,
+    make_account: Any,
+    app: applications.Registered,
+    receiver: Receiver,
+    committed: Any,
+) -> None:
+    """Entra provisions Ana with her object ID as externalId; her SAML NameID is that ID; SCIM then switches her off."""
+    from tests.e2e.drivers.saml_driver import SamlDriver
+    from tests.provider.support import saml_connection
+    from vestibule.connections.models import ExternalIdentity
+
+    make_account("acme", "Acme")
+    connection = saml_connection(operator_key, "acme", ("acme-sso.test",), name="Entra ID")
+    made = api.post("/api/v1/accounts/acme/scim-tokens", {"name": "Entra ID", "connection": connection["id"]})
+    assert made.status_code == 201, made.content
+    scim = ScimClient(made.json()["token"])
+    ana_email, object_id = "ana@acme-sso.test", "5c0f6d2e-0b1a-4c8e-9d3f-ana-object-id"
+    created = body(
+        scim.post(
+            "/Users",
+            {
+                "schemas": [USER_URN],
+                "userName": ana_email,
+                "externalId": object_id,
+                "name": {"givenName": "Ana", "familyName": "Sso"},
+                "emails": [{"value": ana_email, "type": "work", "primary": True}],
+                "active": True,
+            },
+        ),
+        201,
+    )
+
+    # Her first SSO sign-in finds the provisioned person by the NameID: one identity, not two.
+    browser = Client()
+    with committed():
+        done = SamlDriver().login(
+            browser, connection, subject=object_id, claims={"email": ana_email, "name": "Ana Sso"}
+        )
+    assert done.status_code == 302, done.content[:800]
+    assert User.objects.filter(email=ana_email).count() == 1
+    ana = User.objects.get_by_email(ana_email)
+    assert list(ExternalIdentity.objects.filter(user=ana).values_list("external_id", flat=True)) == [object_id]
+    assert session_accounts(browser) == ["acme"]
+    pkce = Pkce.make()
+    code = code_from(browser.get(authorize_url(app.application.client_id, pkce, scope=SCOPE)))
+    tokens = exchange(browser, app.application, app.client_secret, code, pkce.verifier).json()
+    sid = str(Authorization.objects.get(application=app.application).sid)
+    signed = SignedIn(browser, tokens, sid)
+    still_signed_in(signed, app)
+    receiver.clear()
+
+    with committed():
+        off = scim.patch(f"/Users/{created['id']}", {"op": "Replace", "path": "active", "value": "False"})
+    assert off.status_code in (200, 204), off.content
+    assert_acme_access_ended(signed, app, receiver)
+    # Her browser session was acme's (SSO through its connection): nothing of acme is left in it.
+    assert session_accounts(browser) in (None, [])
+
+
 # --- identity ownership and tenancy ---------------------------------------------------------------
 
 
@@ -372,5 +433,31 @@ def test_only_a_scim_token_opens_the_scim_api(
     # Nor does a SCIM token open the admin API.
     admin = ApiClient(Client(), issue_scim_token("acme"))
     assert admin.get("/api/v1/accounts/acme/users").status_code == 401
+    membership = membership_of(ALICE, "acme")
+    assert membership is not None and membership.is_active
+
+
+def test_a_revoked_token_is_refused_at_the_next_request_and_only_its_account_can_revoke_it(
+    alice: User, api: ApiClient, account_key: Any, make_account: Any
+) -> None:
+    made = api.post("/api/v1/accounts/acme/scim-tokens", {"name": "Okta"})
+    assert made.status_code == 201, made.content
+    scim = ScimClient(made.json()["token"])
+    user_id = scim_id(scim, ALICE)
+    [listed_token] = [t for t in api.get("/api/v1/accounts/acme/scim-tokens").json() if t["name"] == "Okta"]
+    prefix = listed_token["prefix"]
+    assert made.json()["token"] not in str(api.get("/api/v1/accounts/acme/scim-tokens").json())
+
+    # globex's administrator key neither sees nor revokes acme's token.
+    make_account("globex", "Globex")
+    globex_admin = api.as_key(account_key("globex"))
+    assert globex_admin.get("/api/v1/accounts/acme/scim-tokens").status_code in (403, 404)
+    assert globex_admin.delete(f"/api/v1/accounts/acme/scim-tokens/{prefix}").status_code in (403, 404)
+    assert globex_admin.delete(f"/api/v1/accounts/globex/scim-tokens/{prefix}").status_code == 404
+    assert body(scim.get(f"/Users/{user_id}"))["active"] is True
+
+    assert api.delete(f"/api/v1/accounts/acme/scim-tokens/{prefix}").status_code == 204
+    scim_error(scim.get(f"/Users/{user_id}"), 401)
+    scim_error(scim.patch(f"/Users/{user_id}", {"op": "replace", "path": "active", "value": False}), 401)
     membership = membership_of(ALICE, "acme")
     assert membership is not None and membership.is_active

@@ -308,3 +308,48 @@ def test_entra_group_named_after_a_mapping_role_grants_its_roles_to_its_members(
     removed = scim.patch(f"/Groups/{group['id']}", {"op": "Remove", "path": "members", "value": [{"value": ada["id"]}]})
     assert removed.status_code in (200, 204), removed.content
     assert "pii-viewer" not in member_view(api, ADA)["roles"]
+
+
+def test_entra_finds_a_user_by_work_email_value_filter(scim: ScimClient) -> None:
+    """Entra's other matching attribute: ``emails[type eq "work"].value eq "…"``."""
+    ada = provision(scim, ADA, "Ada", "Lovelace", "ext-ada")
+    provision(scim, GRACE, "Grace", "Hopper", "ext-grace")
+    [found] = listed(scim.get("/Users?filter=" + quote(f'emails[type eq "work"].value eq "{ADA}"')))
+    assert found["id"] == ada["id"]
+    [by_value] = listed(scim.get("/Users?filter=" + quote(f'emails.value eq "{ADA}"')))
+    assert by_value["id"] == ada["id"]
+    both = listed(scim.get("/Users?filter=" + quote(f'userName eq "{ADA}" or userName eq "{GRACE}"')))
+    assert sorted(u["userName"] for u in both) == sorted([ADA, GRACE])
+    assert listed(scim.get("/Users?filter=" + quote(f'userName eq "{ADA}" and externalId eq "ext-grace"'))) == []
+
+
+def test_entra_renames_the_username_within_the_accounts_domains(scim: ScimClient, api: ApiClient) -> None:
+    """ "Update User [Single-valued properties]": a new userName is the person's new address, at a domain acme owns."""
+    ada = provision(scim, ADA, "Ada", "Lovelace", "ext-ada")
+    person = User.objects.get_by_email(ADA)
+    response = scim.patch(f"/Users/{ada['id']}", {"op": "Replace", "path": "userName", "value": "ada.king@example.com"})
+    assert response.status_code in (200, 204), response.content
+    person.refresh_from_db()
+    assert person.email == "ada.king@example.com"
+    assert [u["id"] for u in find_user(scim, "ada.king@example.com")] == [ada["id"]]
+    assert find_user(scim, ADA) == []
+
+
+def test_entra_cannot_move_a_person_to_another_accounts_domain(
+    scim: ScimClient, api: ApiClient, make_account: Any
+) -> None:
+    """An email change may not cross owners: acme's IdP cannot hand Ada an address globex owns."""
+    make_account("globex", "Globex")
+    assert api.post("/api/v1/accounts/globex/domains", {"domain": "globex.test"}).status_code == 201
+    ada = provision(scim, ADA, "Ada", "Lovelace", "ext-ada")
+    for attempt in (
+        scim.patch(f"/Users/{ada['id']}", {"op": "Replace", "path": "userName", "value": "ada@globex.test"}),
+        scim.put(
+            f"/Users/{ada['id']}", {**entra_user("ada@globex.test", "Ada", "Lovelace", "ext-ada"), "id": ada["id"]}
+        ),
+    ):
+        assert 400 <= attempt.status_code < 500, (attempt.status_code, attempt.content)
+        scim_error(attempt, attempt.status_code)
+    assert User.objects.get(pk=User.objects.get_by_email(ADA).pk).email == ADA
+    assert not User.objects.filter(email="ada@globex.test").exists()
+    assert body(scim.get(f"/Users/{ada['id']}"))["userName"] == ADA

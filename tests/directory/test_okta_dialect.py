@@ -21,7 +21,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.conftest import ApiClient
-from tests.directory.conftest import GROUP_URN, USER_URN, ScimClient, body, listed, membership_of
+from tests.directory.conftest import GROUP_URN, USER_URN, ScimClient, body, listed, membership_of, scim_error
 from vestibule.accounts.models import User
 
 TEST_USER = "test.user@example.com"
@@ -210,3 +210,13 @@ def test_okta_group_push(scim: ScimClient) -> None:
     assert scim.delete(f"/Groups/{group_id}").status_code == 204
     assert scim.get(f"/Groups/{group_id}").status_code == 404
     assert in_force(TEST_USER) and in_force(OTHER_USER)
+
+
+def test_okta_lookup_and_uniqueness_ignore_the_case_of_the_username(scim: ScimClient) -> None:
+    """userName is caseExact false (RFC 7643 §4.1.1): Okta's lookup in another case finds the user, a create conflicts."""
+    created = okta_create(scim, TEST_USER, "Test", "User", "00u1")
+    [found] = lookup(scim, "Test.User@Example.COM")["Resources"]
+    assert found["id"] == created["id"]
+    again = scim.post("/Users", okta_user("TEST.USER@example.com", "Test", "User", external_id="00u2"))
+    scim_error(again, 409, "uniqueness")
+    assert User.objects.filter(email__iexact=TEST_USER).count() == 1
