@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from tests.conftest import PASSWORD, password_login
 from tests.domains.conftest import Zone
 from vestibule.audit.models import AuditEvent
 from vestibule.authority.models import ApiKey
@@ -93,6 +94,24 @@ def test_end_to_end_dns_verification_claims_the_domain_and_sso_can_use_it(acme: 
 
     codes = list(AuditEvent.objects.filter(account__slug="acme").values_list("code", flat=True))
     assert {"domain.verification_started", "domain.verified", "domain.claimed"} <= set(codes)
+
+
+def test_a_signed_in_administrator_verifies_and_the_audit_names_them(
+    acme: Any, make_user: Any, client: Any, dns_zone: Zone
+) -> None:
+    make_user("ada@acme.example", account="acme", roles=["administrator"])
+    password_login(client, "ada@acme.example", PASSWORD)
+    started = client.post(
+        f"{V1}/accounts/acme/domain-verifications", {"domain": DOMAIN}, content_type="application/json"
+    )
+    assert started.status_code == 201, started.content
+    dns_zone.publish(started.json()["record_name"], started.json()["record_value"])
+    checked = client.post(f"{V1}/accounts/acme/domain-verifications/{DOMAIN}/check")
+    assert checked.status_code == 200 and owner() == "acme"
+    for code in ("domain.verification_started", "domain.verified", "domain.claimed"):
+        event = AuditEvent.objects.select_related("actor_user").get(code=code)
+        assert event.actor_user is not None and event.actor_user.email == "ada@acme.example"
+        assert event.detail["domain"] == DOMAIN
 
 
 def test_checking_a_verified_challenge_again_is_200_without_a_dns_query(acme: Any, dns_zone: Zone) -> None:
@@ -435,8 +454,6 @@ def test_another_accounts_key_can_do_nothing_to_this_accounts_verifications(
 def test_another_accounts_administrator_person_gets_404(acme: Any, globex: Any, make_user: Any, client: Any) -> None:
     start(acme, "acme")
     make_user("gina@globex.example", account="globex", roles=["administrator"])
-    from tests.conftest import PASSWORD, password_login
-
     password_login(client, "gina@globex.example", PASSWORD)
     assert client.get(f"{V1}/accounts/acme/domain-verifications").status_code == 404
     assert client.get(f"{V1}/accounts/acme/domain-verifications/{DOMAIN}").status_code == 404
