@@ -174,3 +174,9 @@ def test_group_filters_and_listing(acme: Account, scim: ScimClient, ada: dict[st
     assert page["totalResults"] == 2 and "members" not in page["Resources"][0]
     scim_error(scim.get("/Groups?filter=" + "userName%20eq%20%22x%22"), 400, "invalidFilter")
     assert len(listed(scim.get("/Groups"))) == 2
+
+
+def test_patch_removes_a_groups_external_id(acme: Account, scim: ScimClient) -> None:
+    created = body(scim.post("/Groups", group("Finance", externalId="g1")), 201)
+    patched = body(scim.patch(f"/Groups/{created['id']}", {"op": "remove", "path": "externalId"}))
+    assert "externalId" not in patched and ScimGroup.objects.get().external_id == ""

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ApiClient
-from tests.directory.conftest import ScimClient, body, listed, scim_error, user_payload
+from tests.directory.conftest import USER_URN, ScimClient, body, listed, scim_error, user_payload
 from tests.directory.support import claim, patch_body, provision, search
 from vestibule.accounts.models import Account, Membership, User
 from vestibule.audit.models import AuditEvent
@@ -96,7 +96,8 @@ def test_unknown_and_foreign_shaped_ids_are_404(acme: Account, scim: ScimClient)
 def test_put_replaces_what_it_sends(acme: Account, scim: ScimClient) -> None:
     created = provision(scim, "ada@example.com", external_id="okta-1")
     replaced = body(scim.put(f"/Users/{created['id']}", user_payload("ada@example.com", "Augusta", "King")))
-    assert replaced["name"]["givenName"] == "Augusta" and replaced["displayName"] == "Augusta King"
+    assert replaced["name"] == {"formatted": "Augusta King", "givenName": "Augusta", "familyName": "King"}
+    assert "displayName" not in replaced  # never sent: what the directory sends is what it reads back
     assert replaced["externalId"] == "okta-1"  # not sent: kept
     assert User.objects.get(email_key="ada@example.com").name == "Augusta King"
 
@@ -165,7 +166,10 @@ def test_a_directory_manages_a_guests_membership_but_not_her_identity(guest: Use
     path = f"/Users/{guest.subject}"
     detail = scim_error(scim.patch(path, {"op": "replace", "path": "displayName", "value": "Mallory"}), 403)["detail"]
     assert "identity" in detail and "membership" in detail
-    scim_error(scim.put(path, user_payload("carol@globex.test", "Mal", "Lory")), 403)
+    scim_error(scim.put(path, user_payload("carol@globex.test", "Mal", "Lory", displayName="Mal Lory")), 403)
+    # The name object is the directory's own record of her: kept, renaming nobody.
+    described = body(scim.put(path, user_payload("carol@globex.test", "Caz", "Danvers")))
+    assert described["name"]["givenName"] == "Caz" and described["displayName"] == "Carol Danvers"
     scim_error(scim.patch(path, {"op": "replace", "path": "userName", "value": "mallory@example.com"}), 403)
     guest.refresh_from_db()
     assert guest.name == "Carol Danvers" and guest.email == "carol@globex.test"
@@ -344,3 +348,22 @@ def test_patch_message_must_be_a_patch_op(acme: Account, scim: ScimClient) -> No
         "mutability",
     )
     assert body(scim.get(f"/Users/{created['id']}"))["id"] == created["id"]
+
+
+def test_post_search_takes_a_search_request(people: dict[str, Any], scim: ScimClient) -> None:
+    request = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": 'userName sw "b"',
+        "attributes": ["userName"],
+        "startIndex": 1,
+        "count": 10,
+    }
+    page = body(scim.post("/Users/.search", request))
+    assert page["totalResults"] == 1 and page["Resources"] == [
+        {"schemas": [USER_URN], "id": people["bob"]["id"], "userName": "bob@example.com"}
+    ]
+    scim_error(scim.post("/Users/.search", {"filter": 5}), 400, "invalidFilter")
+    scim_error(scim.post("/Users/.search", {"count": "many"}), 400, "invalidValue")
+    scim_error(scim.post("/Users/.search", {"attributes": [1]}), 400, "invalidValue")
+    # Across resource types at once: not implemented, said so (RFC 7644 §3.12).
+    scim_error(scim.post("/.search", request), 501)

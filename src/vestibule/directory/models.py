@@ -105,6 +105,9 @@ class ScimUser(models.Model):
     # Denormalised from the membership so externalId is unique per account in the database itself.
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
     external_id = models.CharField(max_length=MAX_EXTERNAL_ID, blank=True, default="")
+    # The name attributes as the directory sent them ("" when absent); the identity's own name is User.name.
+    display_name = models.CharField(max_length=200, blank=True)
+    formatted = models.CharField(max_length=200, blank=True)
     given_name = models.CharField(max_length=200, blank=True)
     family_name = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -121,6 +121,12 @@ def _record_of(membership: Membership) -> ScimUser | None:
 
 
 def render_user(membership: Membership) -> dict[str, Any]:
+    """The User as the directory last described it, with the identity's current email, name and state.
+
+    ``name`` is the directory's own record (what it sent, round-tripped);
+    ``displayName`` is the person's name in Vestibule, shown while the
+    directory keeps one (a member it never described shows the name alone).
+    """
     user = membership.user
     kept = _record_of(membership)
     location = f"{base_url()}/Users/{user.subject}"
@@ -129,7 +135,8 @@ def render_user(membership: Membership) -> dict[str, Any]:
     return resources.user_resource(
         id=str(user.subject),
         user_name=user.email,
-        display_name=user.name,
+        display_name=user.name if kept is None or kept.display_name else "",
+        formatted=kept.formatted if kept is not None else user.name,
         given_name=kept.given_name if kept is not None else "",
         family_name=kept.family_name if kept is not None else "",
         active=membership.is_active and user.is_active,
@@ -146,8 +153,12 @@ def _external_id_taken(directory: Directory, external_id: str) -> ScimError:
 
 
 def _keep_record(directory: Directory, membership: Membership, doc: UserDocument, replace: bool) -> None:
-    """Store the directory's own view of the member: externalId and name parts."""
-    kept = _record_of(membership) or ScimUser(membership=membership, account=directory.account)
+    """Store the directory's own view of the member: externalId and the name attributes (``replace``: all of them)."""
+    name = membership.user.name
+    # A member the directory never described reads as their name alone (render_user): the record starts there.
+    kept = _record_of(membership) or ScimUser(
+        membership=membership, account=directory.account, display_name=name, formatted=name
+    )
     if doc.external_id_sent or replace:
         if doc.external_id_sent and doc.external_id is not None:
             clash = ScimUser.objects.filter(account=directory.account, external_id=doc.external_id)
@@ -156,10 +167,9 @@ def _keep_record(directory: Directory, membership: Membership, doc: UserDocument
             if clash.exists():
                 raise _external_id_taken(directory, doc.external_id)
         kept.external_id = doc.external_id or ""
-    if replace or doc.given_name is not None:
-        kept.given_name = doc.given_name or ""
-    if replace or doc.family_name is not None:
-        kept.family_name = doc.family_name or ""
+    for field in ("display_name", "formatted", "given_name", "family_name"):
+        if replace or getattr(doc, field) is not None:
+            setattr(kept, field, getattr(doc, field) or "")
     kept.updated_at = timezone.now()
     try:
         with transaction.atomic():
@@ -223,53 +233,45 @@ def create_user(directory: Directory, doc: UserDocument) -> Membership:
     return membership
 
 
-def _current(membership: Membership) -> UserDocument:
-    user, kept = membership.user, _record_of(membership)
-    return UserDocument(
-        user_name=user.email,
-        display_name=user.name or None,
-        formatted=user.name or None,
-        given_name=(kept.given_name or None) if kept is not None else None,
-        family_name=(kept.family_name or None) if kept is not None else None,
-        active=membership.is_active and user.is_active,
-        external_id=(kept.external_id or None) if kept is not None else None,
-        external_id_sent=True,
-    )
-
-
-def _patched_name(current: UserDocument, wanted: UserDocument, name: str) -> str:
-    """The one name after a PATCH: whichever name attribute the operations changed decides."""
-    if wanted.display_name and wanted.display_name != current.display_name:
-        return wanted.display_name
-    if wanted.formatted and wanted.formatted != current.formatted:
-        return wanted.formatted
-    if (wanted.given_name, wanted.family_name) != (current.given_name, current.family_name):
-        return " ".join(p for p in (wanted.given_name, wanted.family_name) if p) or name
-    return name
-
-
 def replace_user(directory: Directory, membership: Membership, doc: UserDocument) -> Membership:
     """PUT /Users/<id>: attributes sent replace; attributes left out keep their value."""
-    user = membership.user
-    name_sent = any(v is not None for v in (doc.display_name, doc.formatted, doc.given_name, doc.family_name))
-    name = doc.full_name() if name_sent else user.name
-    return _update_user(directory, membership, doc, name=name, replace=False)
+    return _update_user(directory, membership, doc, replace=False)
 
 
 def patch_user(directory: Directory, membership: Membership, patched: UserDocument) -> Membership:
-    """PATCH /Users/<id>, given the resource as the operations left it (``scim.patch.apply_patch``)."""
-    current = _current(membership)
-    name = _patched_name(current, patched, membership.user.name)
+    """PATCH /Users/<id>, given the whole resource as the operations left it (``scim.patch.apply_patch``)."""
     if patched.active is None:
-        # "remove active" has no meaning for a membership: it stays as it is.
-        patched = UserDocument(**{**patched.__dict__, "active": current.active})
-    return _update_user(directory, membership, patched, name=name, replace=True)
+        # "remove active" has no meaning for a membership (the schema says it is required): it stays as it is.
+        patched = replace(patched, active=membership.is_active and membership.user.is_active)
+    return _update_user(directory, membership, patched, replace=True)
 
 
-def _update_user(
-    directory: Directory, membership: Membership, doc: UserDocument, *, name: str, replace: bool
-) -> Membership:
+def _new_name(user: User, kept: ScimUser | None, doc: UserDocument, *, replace: bool) -> str:
+    """The identity's one name after this request: what the directory changed decides.
+
+    A changed displayName first, else a changed name.formatted, else changed
+    given or family names joined; nothing changed (or everything removed)
+    leaves the name as it is. Without ``replace`` (PUT), an attribute left
+    out is unchanged.
+    """
+    before = (
+        (kept.display_name, kept.formatted, kept.given_name, kept.family_name)
+        if kept is not None
+        else (user.name, user.name, "", "")
+    )
+    sent = (doc.display_name, doc.formatted, doc.given_name, doc.family_name)
+    after = tuple((v or "") if (replace or v is not None) else b for v, b in zip(sent, before, strict=True))
+    for index in (0, 1):
+        if after[index] and after[index] != before[index]:
+            return after[index]
+    if after[2:] != before[2:]:
+        return " ".join(p for p in after[2:] if p) or user.name
+    return user.name
+
+
+def _update_user(directory: Directory, membership: Membership, doc: UserDocument, *, replace: bool) -> Membership:
     account, user = directory.account, membership.user
+    name = _new_name(user, _record_of(membership), doc, replace=replace)
     changed: list[str] = []
     with transaction.atomic():
         if email_key(doc.user_name) != user.email_key or doc.user_name != user.email:
@@ -280,9 +282,9 @@ def _update_user(
                 user.name = name
                 user.save(update_fields=["name"])
                 changed.append("name")
-            elif any(n is not None and n != user.name for n in (doc.display_name, doc.formatted)):
-                raise _identity_refused(directory, user, "the name")
-            # Given and family names alone stay in this directory's record: they name nobody's identity.
+            elif doc.display_name is not None and doc.display_name != user.name:
+                raise _identity_refused(directory, user, "displayName")
+            # The name object alone stays in this directory's record: it renames nobody.
         before = _record_of(membership)
         previous_external = (before.external_id or None) if before is not None else None
         _keep_record(directory, membership, doc, replace=replace)
@@ -371,17 +373,12 @@ def find_group(directory: Directory, group_id: uuid.UUID | None) -> ScimGroup | 
 
 def render_group(group: ScimGroup) -> dict[str, Any]:
     base = base_url()
-    rows = (
-        ScimGroupMember.objects.filter(group=group)
-        .select_related("user")
-        .order_by("pk")
-        .values_list("user__subject", "user__name", "user__email")
-    )
+    rows = ScimGroupMember.objects.filter(group=group).order_by("pk").values_list("user__subject", flat=True)
     return resources.group_resource(
         id=str(group.pk),
         display_name=group.display_name,
         external_id=group.external_id or None,
-        members=[(str(s), n or e, f"{base}/Users/{s}") for s, n, e in rows],
+        members=[(str(s), f"{base}/Users/{s}") for s in rows],
         meta=resources.meta("Group", f"{base}/Groups/{group.pk}", group.created_at, group.updated_at),
     )
 
@@ -439,8 +436,13 @@ def create_group(directory: Directory, doc: GroupDocument) -> ScimGroup:
     return group
 
 
-def update_group(directory: Directory, group: ScimGroup, doc: GroupDocument, *, members_: Any) -> ScimGroup:
-    """PUT or PATCH /Groups/<id>; ``members_`` is the full member list wanted, or None to leave it as it is."""
+def update_group(
+    directory: Directory, group: ScimGroup, doc: GroupDocument, *, members_: Any, whole: bool = False
+) -> ScimGroup:
+    """PUT or PATCH /Groups/<id>; ``members_`` is the full member list wanted, or None to leave it as it is.
+
+    ``whole``: ``doc`` is the entire resource (after a PATCH), so an attribute it lacks was removed.
+    """
     with transaction.atomic():
         _check_group_unique(directory, doc, group)
         renamed = doc.display_name != group.display_name
@@ -453,7 +455,7 @@ def update_group(directory: Directory, group: ScimGroup, doc: GroupDocument, *, 
             ScimGroupMember.objects.bulk_create(ScimGroupMember(group=group, user_id=pk) for pk in wanted - have)
             affected = have ^ wanted
         group.display_name = doc.display_name
-        if doc.external_id_sent:
+        if doc.external_id_sent or whole:
             group.external_id = doc.external_id or ""
         group.updated_at = timezone.now()
         _save_group(group)

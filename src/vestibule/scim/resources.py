@@ -44,7 +44,16 @@ _SERVED: dict[str, dict[str, set[str] | None]] = {
         "active": None,
         "emails": {"value", "type", "primary"},
     },
-    "Group": {"displayName": None, "members": {"value", "$ref", "type", "display"}},
+    # members.display is left out: RFC 7643 §8.7.1 lists value, $ref and type, and a display the
+    # directory could set would be a second name for a person who already has one.
+    "Group": {"displayName": None, "members": {"value", "$ref", "type"}},
+}
+# Where Vestibule's storage differs from the RFC's defaults, the schema says so (RFC 7643 §7).
+_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
+    # The one email is userName's: it changes with userName, never on its own.
+    ("User", "emails"): {"mutability": "readOnly"},
+    # Every membership is active or not: there is no "unknown".
+    ("User", "active"): {"required": True},
 }
 
 
@@ -57,8 +66,20 @@ def _served_schema(model: Any, resource: str, base: str) -> dict[str, Any]:
             continue
         subs = keep[attribute["name"]]
         if subs is not None and attribute.get("subAttributes"):
-            attribute = {**attribute, "subAttributes": [s for s in attribute["subAttributes"] if s["name"] in subs]}
-        attributes.append(attribute)
+            attribute = {
+                **attribute,
+                "subAttributes": [
+                    {**s, **_OVERRIDES.get((resource, f"{attribute['name']}.{s['name']}"), {})}
+                    for s in attribute["subAttributes"]
+                    if s["name"] in subs
+                ],
+            }
+            if (resource, attribute["name"]) in _OVERRIDES and "mutability" in _OVERRIDES[
+                (resource, attribute["name"])
+            ]:
+                # A read-only attribute has read-only parts.
+                attribute["subAttributes"] = [{**s, "mutability": "readOnly"} for s in attribute["subAttributes"]]
+        attributes.append({**attribute, **_OVERRIDES.get((resource, attribute["name"]), {})})
     schema["attributes"] = attributes
     schema["meta"] = {"resourceType": "Schema", "location": f"{base}/Schemas/{schema['id']}"}
     return schema
@@ -137,16 +158,20 @@ def user_resource(
     id: str,
     user_name: str,
     display_name: str,
+    formatted: str,
     given_name: str,
     family_name: str,
     active: bool,
     external_id: str | None,
     meta: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """A User (RFC 7643 §4.1): ``userName`` is the email, which is also the one primary work email."""
+    """A User (RFC 7643 §4.1): ``userName`` is the email, which is also the one primary work email.
+
+    Empty strings are attributes without a value, left out.
+    """
     name: dict[str, str] = {}
-    if display_name:
-        name["formatted"] = display_name
+    if formatted:
+        name["formatted"] = formatted
     if given_name:
         name["givenName"] = given_name
     if family_name:
@@ -170,17 +195,15 @@ def group_resource(
     id: str,
     display_name: str,
     external_id: str | None,
-    members: Iterable[tuple[str, str, str]],
+    members: Iterable[tuple[str, str]],
     meta: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """A Group (RFC 7643 §4.2); ``members`` are (id, display, $ref) of Users."""
+    """A Group (RFC 7643 §4.2); ``members`` are (id, $ref) of Users."""
     resource: dict[str, Any] = {"schemas": [GROUP_URN], "id": id}
     if external_id is not None:
         resource["externalId"] = external_id
     resource["displayName"] = display_name
-    resource["members"] = [
-        {"value": value, "display": display, "$ref": ref, "type": "User"} for value, display, ref in members
-    ]
+    resource["members"] = [{"value": value, "$ref": ref, "type": "User"} for value, ref in members]
     resource["meta"] = dict(meta)
     return resource
 
