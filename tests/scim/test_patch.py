@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from vestibule.scim.errors import ScimError
 from vestibule.scim.patch import (
     ENTERPRISE_USER_URN,
     GROUP_SCHEMA,
+    MAX_ELEMENT_VISITS,
     MAX_OPERATIONS,
     PATCH_OP_URN,
     USER_SCHEMA,
@@ -465,3 +467,48 @@ def test_patch_operations_apply_in_order() -> None:
         {"op": "add", "path": "title", "value": "last"},
     )
     assert result["title"] == "last"
+
+
+# --- cost ---------------------------------------------------------------------------------------------------
+
+
+def big_group(size: int) -> dict[str, Any]:
+    return {
+        "id": "g",
+        "displayName": "All",
+        "members": [{"value": f"id-{i}", "display": f"P {i}"} for i in range(size)],
+    }
+
+
+def test_patch_okta_batch_of_member_removals_walks_the_group_once() -> None:
+    group = big_group(50_000)
+    operations = [{"op": "remove", "path": f'members[value eq "id-{i}"]'} for i in range(MAX_OPERATIONS)]
+    started = time.perf_counter()
+    result = patched(group, *operations, schema=GROUP_SCHEMA)
+    assert time.perf_counter() - started < 2
+    assert len(result["members"]) == 50_000 - MAX_OPERATIONS
+    assert result["members"][0] == {"value": f"id-{MAX_OPERATIONS}", "display": f"P {MAX_OPERATIONS}"}
+
+
+def test_patch_batch_of_member_additions_walks_the_group_once() -> None:
+    operations = [
+        {"op": "add", "path": "members", "value": [{"value": f"new-{i}"}, {"value": "id-0"}]}
+        for i in range(MAX_OPERATIONS)
+    ]
+    started = time.perf_counter()
+    result = patched(big_group(50_000), *operations, schema=GROUP_SCHEMA)
+    assert time.perf_counter() - started < 2
+    assert len(result["members"]) == 50_000 + MAX_OPERATIONS
+
+
+def test_patch_refuses_operations_walking_too_many_values_with_413() -> None:
+    # Alternating operations cannot be merged: each walks the whole group, and the budget stops them.
+    group = big_group(20_000)
+    operations = [
+        {"op": "add" if i % 2 else "remove", "path": "members", "value": [{"value": f"id-{i}"}]} for i in range(400)
+    ]
+    started = time.perf_counter()
+    error = refusal(group, *operations, schema=GROUP_SCHEMA)
+    assert time.perf_counter() - started < 3
+    assert error.status == 413
+    assert f"{MAX_ELEMENT_VISITS}" in error.detail

@@ -257,3 +257,36 @@ def test_parse_patch_arbitrary_json_raises_only_scim_error(body: Any) -> None:
         parse_patch(body)
     except ScimError as error:
         assert error.scim_type in {"invalidSyntax", "invalidPath"}
+
+
+MEMBER_OPERATIONS = st.lists(
+    st.one_of(
+        st.builds(
+            lambda op, ids: {"op": op, "path": "members", "value": [{"value": i} for i in ids]},
+            st.sampled_from(["add", "Add", "remove", "Remove"]),
+            st.lists(st.sampled_from(["u1", "u2", "u3", "U1", "u4"]), max_size=3),
+        ),
+        st.builds(lambda i: {"op": "remove", "path": f'members[value eq "{i}"]'}, st.sampled_from(["u1", "u3", "U2"])),
+        st.builds(
+            lambda i: {"op": "add", "path": "members", "value": {"value": i, "display": i.upper()}},
+            st.sampled_from(["u2", "u5"]),
+        ),
+        st.just({"op": "replace", "path": "displayName", "value": "H"}),
+        st.just({"op": "remove", "path": 'members[display eq "U5"]'}),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@FAST
+@given(MEMBER_OPERATIONS)
+def test_patch_batched_operations_equal_one_by_one(operations: list[dict[str, Any]]) -> None:
+    # apply_patch merges runs of membership operations; the result must be that of applying each in turn.
+    at_once = apply_patch(_group(), parse_patch({"schemas": [PATCH_OP_URN], "Operations": operations}), GROUP_SCHEMA)
+    one_by_one = _group()
+    for operation in operations:
+        one_by_one = apply_patch(
+            one_by_one, parse_patch({"schemas": [PATCH_OP_URN], "Operations": [operation]}), GROUP_SCHEMA
+        )
+    assert at_once == one_by_one

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping
+import operator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from vestibule.scim.errors import ScimError
 
@@ -49,7 +50,10 @@ __all__ = [
     "Present",
     "Value",
     "ValuePath",
+    "Predicate",
     "attributes",
+    "compile_filter",
+    "matches",
     "parse_attr_path",
     "parse_filter",
     "parse_path",
@@ -571,65 +575,92 @@ def _render_value(value: Value) -> str:
 # Evaluating a filter against an element (PATCH value selection)
 
 
-def matches(f: Filter, element: Mapping[str, object], *, case_exact: frozenset[str] = frozenset()) -> bool:
-    """Whether a complex value (an element of a multi-valued attribute) satisfies ``f``.
+Predicate: TypeAlias = Callable[[Mapping[str, object]], bool]
 
-    Attribute names are looked up case-insensitively; strings compare
-    case-insensitively unless their attribute is in ``case_exact`` (RFC 7643 §2.2).
+_STRING_TESTS: Final[dict[str, Callable[[str, str], bool]]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "co": lambda a, e: e in a,
+    "sw": str.startswith,
+    "ew": str.endswith,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
+}
+_ORDER_TESTS: Final[dict[str, Callable[[Any, Any], bool]]] = {
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
+}
+
+
+def compile_filter(f: Filter, *, case_exact: frozenset[str] = frozenset()) -> Predicate:
+    """A predicate over complex values (elements of a multi-valued attribute) that says whether ``f`` holds.
+
+    Built once and applied to every element, so a PATCH through a value filter
+    costs one cheap call per element. Attribute names are looked up
+    case-insensitively; strings compare case-insensitively unless their
+    attribute is in ``case_exact`` (RFC 7643 §2.2); a boolean never equals a number.
     """
     if isinstance(f, And):
-        return matches(f.left, element, case_exact=case_exact) and matches(f.right, element, case_exact=case_exact)
+        left, right = compile_filter(f.left, case_exact=case_exact), compile_filter(f.right, case_exact=case_exact)
+        return lambda element: left(element) and right(element)
     if isinstance(f, Or):
-        return matches(f.left, element, case_exact=case_exact) or matches(f.right, element, case_exact=case_exact)
+        left, right = compile_filter(f.left, case_exact=case_exact), compile_filter(f.right, case_exact=case_exact)
+        return lambda element: left(element) or right(element)
     if isinstance(f, Not):
-        return not matches(f.inner, element, case_exact=case_exact)
-    found = _lookup(element, f.attribute)
+        inner = compile_filter(f.inner, case_exact=case_exact)
+        return lambda element: not inner(element)
+    name = f.attribute
     if isinstance(f, Present):
-        return found not in (None, "", [], {})
-    return _compare(found, f.op, f.value, exact=f.attribute in case_exact)
+        return lambda element: _lookup(element, name) not in (None, "", [], {})
+    return _comparison(name, f.op, f.value, exact=name in case_exact)
+
+
+def _comparison(name: str, op: str, expected: Value, *, exact: bool) -> Predicate:
+    if isinstance(expected, str):
+        test = _STRING_TESTS[op]
+        wanted = expected if exact else expected.casefold()
+
+        def string_test(element: Mapping[str, object]) -> bool:
+            actual = _lookup(element, name)
+            if not isinstance(actual, str):
+                return op == "ne"
+            return test(actual if exact else actual.casefold(), wanted)
+
+        return string_test
+    if op in ("eq", "ne"):
+        equal = op == "eq"
+
+        def equality(element: Mapping[str, object]) -> bool:
+            actual = _lookup(element, name)
+            same = isinstance(actual, bool) == isinstance(expected, bool) and actual == expected
+            return same if equal else not same
+
+        return equality
+    order = _ORDER_TESTS[op]
+
+    def ordering(element: Mapping[str, object]) -> bool:
+        actual = _lookup(element, name)
+        numeric = isinstance(actual, int | float) and not isinstance(actual, bool)
+        return (
+            numeric and isinstance(expected, int | float) and not isinstance(expected, bool) and order(actual, expected)
+        )
+
+    return ordering
+
+
+def matches(f: Filter, element: Mapping[str, object], *, case_exact: frozenset[str] = frozenset()) -> bool:
+    """Whether one complex value satisfies ``f`` (see :func:`compile_filter` to test many)."""
+    return compile_filter(f, case_exact=case_exact)(element)
 
 
 def _lookup(element: Mapping[str, object], attribute: str) -> object:
+    if attribute in element:  # the common case: "value", "type", "primary" are spelt in lower case
+        return element[attribute]
     for key, value in element.items():
-        if key.lower() == attribute:
+        if isinstance(key, str) and key.lower() == attribute:
             return value
     return None
-
-
-def _compare(actual: object, op: str, expected: Value, *, exact: bool) -> bool:
-    if isinstance(actual, str) and isinstance(expected, str):
-        a, e = (actual, expected) if exact else (actual.casefold(), expected.casefold())
-        return {
-            "eq": a == e,
-            "ne": a != e,
-            "co": e in a,
-            "sw": a.startswith(e),
-            "ew": a.endswith(e),
-            "gt": a > e,
-            "ge": a >= e,
-            "lt": a < e,
-            "le": a <= e,
-        }[op]
-    if op == "eq":
-        return _same_type(actual, expected) and actual == expected
-    if op == "ne":
-        return not (_same_type(actual, expected) and actual == expected)
-    numeric = (int, float)
-    if (
-        isinstance(actual, numeric)
-        and isinstance(expected, numeric)
-        and not isinstance(actual, bool)
-        and not isinstance(expected, bool)
-    ):
-        return {
-            "gt": actual > expected,
-            "ge": actual >= expected,
-            "lt": actual < expected,
-            "le": actual <= expected,
-        }.get(op, False)
-    return False
-
-
-def _same_type(a: object, b: object) -> bool:
-    # True == 1 in Python; in SCIM a boolean never equals a number.
-    return isinstance(a, bool) == isinstance(b, bool)

@@ -32,18 +32,21 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Final, Literal, cast
 
 from scim2_models import EnterpriseUser, Extension, Group, Resource, User
 
 from vestibule.domain.text import is_storable
 from vestibule.scim.errors import ScimError
-from vestibule.scim.filters import And, AttrPath, Compare, Filter, ValuePath, matches, parse_path
+from vestibule.scim.filters import And, AttrPath, Compare, Filter, ValuePath, compile_filter, parse_path
 
 __all__ = [
     "ENTERPRISE_USER_URN",
     "GROUP_SCHEMA",
+    "MAX_ELEMENT_VISITS",
     "MAX_OPERATIONS",
     "PATCH_OP_URN",
     "USER_SCHEMA",
@@ -58,6 +61,9 @@ PATCH_OP_URN: Final = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 ENTERPRISE_USER_URN: Final = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 # Entra batches membership changes; a thousand operations is far above what it sends in one request.
 MAX_OPERATIONS: Final = 1000
+# Each operation on a multi-valued attribute walks its values once: a PATCH may walk this many in all
+# (a hundred operations on a group of twenty thousand members), about a second of work at worst.
+MAX_ELEMENT_VISITS: Final = 2_000_000
 
 Op = Literal["add", "replace", "remove"]
 
@@ -75,7 +81,12 @@ class Attribute:
     case_exact: bool = False
 
     def sub(self, name: str) -> Attribute | None:
-        return _find(self.sub_attributes, name)
+        return self._subs.get(name.lower())
+
+    @cached_property
+    def _subs(self) -> dict[str, Attribute]:
+        # Looked up once per element of a multi-valued attribute: a dict, not a scan.
+        return {s.name.lower(): s for s in self.sub_attributes}
 
 
 @dataclass(frozen=True)
@@ -229,15 +240,77 @@ def apply_patch(resource: dict[str, Any], operations: list[PatchOperation], sche
     """Apply ``operations`` in order to a copy of ``resource``; all of them or none (any error raises)."""
     patched = copy.deepcopy(resource)
     held = {urn for urn in schema.extensions if _extension_container_key(resource, urn) is not None}
-    for operation in operations:
-        if operation.path is None:
-            if operation.op == "remove":
-                raise ScimError("remove needs a 'path'", scim_type="noTarget")
-            _apply_pathless(patched, operation.op, operation.value, schema)
-        else:
-            _apply_path(patched, operation.op, operation.path, operation.value, schema)
+    token = _BUDGET.set(_Budget())
+    try:
+        for operation in _coalesced(operations, schema):
+            if operation.path is None:
+                if operation.op == "remove":
+                    raise ScimError("remove needs a 'path'", scim_type="noTarget")
+                _apply_pathless(patched, operation.op, operation.value, schema)
+            else:
+                _apply_path(patched, operation.op, operation.path, operation.value, schema)
+    finally:
+        _BUDGET.reset(token)
     _list_extensions(patched, schema, held)
     return patched
+
+
+def _coalesced(operations: list[PatchOperation], schema: Schema) -> list[PatchOperation]:
+    """Runs of membership operations merged into one, so a batch walks the member list once, not once per member.
+
+    Okta removes each member with its own ``members[value eq "ID"]`` operation, and
+    clients add or remove members a few per operation. A run of such operations
+    on the same multi-valued attribute does what one operation over all their
+    values does (adding and removing by value are order-independent within a
+    run), so it is applied as one.
+    """
+    merged: list[PatchOperation] = []
+    run_key: tuple[str, str] | None = None
+    for operation in operations:
+        key, values = _batchable(operation, schema)
+        if key is not None and key == run_key:
+            last = merged[-1]
+            merged[-1] = PatchOperation(last.op, last.path, [*last.value, *values])
+            continue
+        run_key = key
+        merged.append(operation if key is None else PatchOperation(operation.op, key[1], list(values)))
+    return merged
+
+
+def _batchable(operation: PatchOperation, schema: Schema) -> tuple[tuple[str, str] | None, list[Any]]:
+    """(the run it can join: (op, attribute path), its values as a list), or (None, []) when it stands alone."""
+    if operation.path is None or _extension_key(operation.path) is not None:
+        return None, []
+    try:
+        path = parse_path(operation.path)
+    except ScimError:
+        return None, []  # refused when applied, in its turn
+    found = schema.extension(path.attribute.urn) if path.attribute.urn is not None else ("", schema.attributes)
+    attribute = _find(found[1], path.attribute.name) if found is not None else None
+    if (
+        attribute is None
+        or not (attribute.multi_valued and attribute.type == "complex")
+        or attribute.mutability == "readOnly"
+        or path.attribute.sub is not None
+        or path.sub is not None
+    ):
+        return None, []
+    target = path.attribute.dotted
+    if path.filter is None and operation.op in ("add", "remove") and operation.value is not None:
+        values = operation.value if isinstance(operation.value, list) else [operation.value]
+        return (operation.op, target), values
+    selector = path.filter
+    if (
+        operation.op == "remove"
+        and isinstance(selector, Compare)
+        and selector.attribute == "value"
+        and selector.op == "eq"
+        and isinstance(selector.value, str)
+        and attribute.sub("value") is not None
+    ):
+        # members[value eq "ID"] removes exactly what a removal of {"value": "ID"} removes.
+        return ("remove", target), [{"value": selector.value}]
+    return None, []
 
 
 def _list_extensions(resource: dict[str, Any], schema: Schema, held: set[str]) -> None:
@@ -458,11 +531,13 @@ def _write_selected(
 ) -> None:
     exact = frozenset(s.name.lower() for s in attribute.sub_attributes if s.case_exact)
     elements = _elements(_get(container, attribute.name))
-    selected = [i for i, e in enumerate(elements) if matches(selector, e, case_exact=exact)]
+    test = compile_filter(selector, case_exact=exact)
+    selected = [i for i, e in enumerate(elements) if isinstance(e, dict) and test(e)]
     if op == "remove":
         if sub is None:
             # Idempotent: removing a member who is already gone is what Okta and Entra retry.
-            elements = [e for i, e in enumerate(elements) if i not in selected]
+            doomed = set(selected)
+            elements = [e for i, e in enumerate(elements) if i not in doomed]
         else:
             for i in selected:
                 _write_element_sub(elements[i], sub, op, None, attribute.name)
@@ -573,23 +648,51 @@ def _coerce_many(attribute: Attribute, value: Any) -> list[dict[str, Any]] | lis
 
 
 def _elements(current: Any) -> list[Any]:
-    return [dict(e) if isinstance(e, dict) else e for e in current] if isinstance(current, list) else []
+    # The list is the working copy's own (apply_patch deep-copied the resource): elements change in place.
+    if not isinstance(current, list):
+        return []
+    _charge(len(current))
+    return list(current)
 
 
-def _identity(attribute: Attribute, element: Any) -> str:
+class _Budget:
+    def __init__(self) -> None:
+        self.left = MAX_ELEMENT_VISITS
+
+
+_BUDGET: ContextVar[_Budget | None] = ContextVar("scim_patch_budget", default=None)
+
+
+def _charge(visits: int) -> None:
+    """Count the elements an operation walks; a PATCH over the budget is refused, not run for minutes."""
+    budget = _BUDGET.get()
+    if budget is None:
+        return
+    budget.left -= visits
+    if budget.left < 0:
+        raise ScimError(
+            f"this PATCH walks more than {MAX_ELEMENT_VISITS} values of multi-valued attributes; "
+            "send its operations in several requests",
+            status=413,
+        )
+
+
+def _identity(attribute: Attribute, element: Any) -> tuple[str, str]:
     """Elements with the same ``value`` are one element (a member, an address), whatever else they carry."""
     if isinstance(element, dict):
-        found = _get(element, "value")
-        if found is not None:
+        found = element["value"] if "value" in element else _get(element, "value")
+        if isinstance(found, str):
             sub = attribute.sub("value")
-            text = found if (sub is not None and sub.case_exact) or not isinstance(found, str) else found.casefold()
-            return "value:" + json.dumps(text)
-        return "element:" + json.dumps(element, sort_keys=True, default=str)
-    return "simple:" + json.dumps(element, default=str)
+            return ("value", found if sub is not None and sub.case_exact else found.casefold())
+        if found is not None:
+            return ("json", json.dumps(found, sort_keys=True, default=str))
+        return ("element", json.dumps(element, sort_keys=True, default=str))
+    return ("simple", json.dumps(element, default=str))
 
 
 def _merged(attribute: Attribute, existing: list[Any], incoming: list[Any]) -> list[Any]:
     """``existing`` followed by ``incoming``; an element already present is updated in place, not repeated."""
+    _charge(len(incoming))
     result = list(existing)
     index = {_identity(attribute, e): i for i, e in enumerate(result)}
     for element in incoming:
@@ -607,7 +710,7 @@ def _merged(attribute: Attribute, existing: list[Any], incoming: list[Any]) -> l
 
 
 def _store_many(
-    container: dict[str, Any], attribute: Attribute, elements: list[Any], written: set[str] | None = None
+    container: dict[str, Any], attribute: Attribute, elements: list[Any], written: set[tuple[str, str]] | None = None
 ) -> None:
     if attribute.sub("primary") is not None:
         # RFC 7643 §2.4: one primary at most; one this operation wrote wins, else the last.
