@@ -356,3 +356,29 @@ def test_patch_okta_replace_members() -> None:
     }
     result = apply(okta_group(), body, GROUP_SCHEMA)
     assert result["members"] == [{"value": "23a35c27-23d3-4c03-b4c5-6443c09e7173", "display": "test.user@okta.local"}]
+
+
+def test_patch_entra_default_attribute_mapping_applies_cleanly() -> None:
+    # Entra's default user mapping also writes attributes Vestibule does not keep; they must not fail the PATCH.
+    body = {
+        "schemas": [PATCH_OP_URN],
+        "Operations": [
+            {"op": "Add", "path": "title", "value": "Engineer"},
+            {"op": "Add", "path": "preferredLanguage", "value": "en-GB"},
+            {"op": "Add", "path": 'addresses[type eq "work"].streetAddress', "value": "1 Main St"},
+            {"op": "Add", "path": 'addresses[type eq "work"].locality', "value": "Leeds"},
+            {"op": "Add", "path": 'phoneNumbers[type eq "mobile"].value', "value": "+44 7700 900000"},
+            {"op": "Add", "path": f"{ENTERPRISE_USER_URN}:department", "value": "R&D"},
+            {
+                "op": "Add",
+                "path": "roles",
+                "value": [{"primary": "True", "type": "WindowsAzureActiveDirectoryRole", "value": "Admin"}],
+            },
+        ],
+    }
+    result = apply(entra_user(), body)
+    assert result["addresses"] == [{"type": "work", "streetAddress": "1 Main St", "locality": "Leeds"}]
+    assert result["phoneNumbers"] == [{"type": "mobile", "value": "+44 7700 900000"}]
+    assert result["roles"] == [{"primary": True, "type": "WindowsAzureActiveDirectoryRole", "value": "Admin"}]
+    assert result["userName"] == entra_user()["userName"]
+    assert result["active"] is True
