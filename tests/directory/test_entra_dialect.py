@@ -353,3 +353,28 @@ def test_entra_cannot_move_a_person_to_another_accounts_domain(
     assert User.objects.get(pk=User.objects.get_by_email(ADA).pk).email == ADA
     assert not User.objects.filter(email="ada@globex.test").exists()
     assert body(scim.get(f"/Users/{ada['id']}"))["userName"] == ADA
+
+
+def test_entra_work_email_replace_is_accepted_and_never_moves_the_identity(
+    scim: ScimClient, api: ApiClient, make_account: Any
+) -> None:
+    """ "Update User [Multi-valued properties]" as documented: the work email and the family name in one PATCH.
+
+    Entra maps emails from ``mail`` and userName from the UPN, so the two may
+    differ; refusing the message would stall Entra's provisioning of the
+    person. Vestibule's address is the userName: an emails write must not be
+    a way around the userName's ownership check (here an address globex owns).
+    """
+    make_account("globex", "Globex")
+    assert api.post("/api/v1/accounts/globex/domains", {"domain": "globex.test"}).status_code == 201
+    ada = provision(scim, ADA, "Ada", "Lovelace", "ext-ada")
+    response = scim.patch(
+        f"/Users/{ada['id']}",
+        {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "ada@globex.test"},
+        {"op": "Replace", "path": "name.familyName", "value": "updatedFamilyName"},
+    )
+    assert response.status_code in (200, 204), response.content
+    assert body(scim.get(f"/Users/{ada['id']}"))["name"]["familyName"] == "updatedFamilyName"
+    person = User.objects.get(pk=User.objects.get_by_email(ADA).pk)
+    assert person.email == ADA and not User.objects.filter(email="ada@globex.test").exists()
+    assert member_view(api, ADA)["email"] == ADA
