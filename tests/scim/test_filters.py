@@ -395,3 +395,9 @@ def test_parse_path_refusals_are_invalid_path() -> None:
         with pytest.raises(ScimError) as caught:
             parse_path(text)
         assert caught.value.scim_type == "invalidPath"
+
+
+def test_filter_refuses_raw_lone_surrogates() -> None:
+    # A JSON body (POST .search) can carry them; no database can store or compare them.
+    refused('userName eq "a\ud800"')
+    refused("user\udc00Name pr")
