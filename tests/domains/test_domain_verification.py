@@ -379,11 +379,6 @@ def test_public_mail_domains_cannot_be_claimed_by_the_operator(api: Any, acme: A
     assert api.post(f"{V1}/accounts/acme/domains", {"domain": DOMAIN}).status_code == 201
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rules.claim_domain does not refuse public mail domains yet: rules.py is the IdP-certificates "
-    "helper's; the patch is in the DNS-verification report. Remove this marker once it is applied.",
-)
 def test_the_operator_cannot_claim_a_public_mail_domain_by_creating_a_connection(api: Any, acme: Any) -> None:
     response = api.post(f"{V1}/accounts/acme/connections", {"protocol": "saml", "name": "x", "domains": ["gmail.com"]})
     assert response.status_code == 422 and "public mail domain" in response.json()["detail"]

@@ -28,6 +28,7 @@ from vestibule.connections.models import (
     ExternalIdentity,
     IdpMetadataSource,
 )
+from vestibule.connections.public_mail_domains import is_public_mail_domain
 from vestibule.domain.claims import ClaimMapping, ClaimMappingError
 from vestibule.domain.emails import InvalidEmail, email_domain, email_key, normalize_domain, normalize_email
 from vestibule.oidc import OidcClientConfig, OidcConfigError
@@ -71,12 +72,25 @@ def normalize_domains(domains: Iterable[str], field: str = "domains") -> list[st
     return result
 
 
-def claim_domain(account: Account, domain: str) -> DomainClaim:
-    """Claim ``domain`` for ``account`` (operator only; the caller checks).
+def refuse_public_mail(domain: str) -> None:
+    """Raise a 422 for a public mail domain (normalized): nobody may ever claim one."""
+    if is_public_mail_domain(domain):
+        raise ConnectionRuleError(
+            422,
+            f"{domain} is a public mail domain: its addresses belong to the provider's many customers, "
+            "not to one organization, so no account can claim it",
+            "domain",
+        )
 
-    The unique constraint settles concurrent claims: exactly one account wins
-    and the other gets a 409, on every database.
+
+def claim_domain(account: Account, domain: str) -> DomainClaim:
+    """Claim ``domain`` for ``account`` (the operator directly, or a verified DNS challenge; the caller checks).
+
+    Every claim passes here, so a public mail domain is refused whichever
+    path asks. The unique constraint settles concurrent claims: exactly one
+    account wins and the other gets a 409, on every database.
     """
+    refuse_public_mail(domain)
     existing = DomainClaim.objects.filter(domain=domain).select_related("account").first()
     if existing is not None:
         if existing.account_id == account.pk:

@@ -32,7 +32,7 @@ from django.utils import timezone
 from vestibule.accounts.models import Account
 from vestibule.connections.models import DomainClaim, DomainVerification
 from vestibule.connections.public_mail_domains import is_public_mail_domain
-from vestibule.connections.rules import ConnectionRuleError, claim_domain
+from vestibule.connections.rules import ConnectionRuleError, claim_domain, refuse_public_mail
 from vestibule.domain.emails import InvalidEmail, normalize_domain
 
 __all__ = [
@@ -44,7 +44,6 @@ __all__ = [
     "effective_status",
     "record_name",
     "record_value",
-    "refuse_public_mail",
     "start",
 ]
 
@@ -101,17 +100,6 @@ def effective_status(verification: DomainVerification) -> str:
     if verification.status == DomainVerification.Status.PENDING and verification.expires_at <= timezone.now():
         return DomainVerification.Status.EXPIRED
     return verification.status
-
-
-def refuse_public_mail(domain: str) -> None:
-    """Raise a 422 for a public mail domain (normalized): nobody may ever claim one."""
-    if is_public_mail_domain(domain):
-        raise ConnectionRuleError(
-            422,
-            f"{domain} is a public mail domain: its addresses belong to the provider's many customers, "
-            "not to one organization, so no account can claim it",
-            "domain",
-        )
 
 
 def claimable_domain(value: str) -> str:
