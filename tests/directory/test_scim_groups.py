@@ -180,3 +180,31 @@ def test_patch_removes_a_groups_external_id(acme: Account, scim: ScimClient) -> 
     created = body(scim.post("/Groups", group("Finance", externalId="g1")), 201)
     patched = body(scim.patch(f"/Groups/{created['id']}", {"op": "remove", "path": "externalId"}))
     assert "externalId" not in patched and ScimGroup.objects.get().external_id == ""
+
+
+def test_a_member_removed_elsewhere_leaves_the_groups(
+    acme: Account, scim: ScimClient, ada: dict[str, Any], bob: dict[str, Any], api: ApiClient
+) -> None:
+    """The admin API removes bob: acme's groups drop him, and the next PATCH of the group still works."""
+    created = body(scim.post("/Groups", group("Finance", ada, bob)), 201)
+    pk = User.objects.get(subject=bob["id"]).pk
+    assert api.delete(f"/api/v1/accounts/acme/users/{pk}").status_code == 204
+    patched = body(scim.patch(f"/Groups/{created['id']}", {"op": "replace", "path": "displayName", "value": "Fin"}))
+    assert [m["value"] for m in patched["members"]] == [ada["id"]]
+
+
+def test_a_large_group_still_takes_one_more_member(acme: Account, scim: ScimClient, ada: dict[str, Any]) -> None:
+    """Entra adds members to big groups one PATCH at a time: the 1001st must not hit the per-request bound."""
+    from vestibule.accounts.models import Membership
+    from vestibule.directory.models import ScimGroupMember
+
+    people = User.objects.bulk_create(
+        User(email=f"p{i}@example.com", email_key=f"p{i}@example.com") for i in range(1000)
+    )
+    Membership.objects.bulk_create(Membership(user=u, account=acme) for u in people)
+    created = body(scim.post("/Groups", group("Everyone")), 201)
+    ScimGroupMember.objects.bulk_create(ScimGroupMember(group_id=created["id"], user=u) for u in people)
+    patched = body(
+        scim.patch(f"/Groups/{created['id']}", {"op": "add", "path": "members", "value": [{"value": ada["id"]}]})
+    )
+    assert len(patched["members"]) == 1001

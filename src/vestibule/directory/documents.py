@@ -26,6 +26,8 @@ from vestibule.scim.errors import ScimError
 MAX_BODY = 256 * 1024
 MAX_DEPTH = 16
 MAX_MEMBERS = 1000
+# A group after a PATCH: its stored members plus at most the operations' additions.
+MAX_GROUP_SIZE = 100_000
 MAX_NAME = 200
 MEDIA_TYPES = frozenset({"application/scim+json", "application/json", ""})
 
@@ -174,7 +176,7 @@ class GroupDocument:
     members: tuple[uuid.UUID, ...] | None
 
 
-def group_document(unverified: Any) -> GroupDocument:
+def group_document(unverified: Any, *, max_members: int = MAX_MEMBERS) -> GroupDocument:
     body = _lower_keys(_object(unverified, "a Group"))
     display_name = _text(body, "displayname", "displayName")
     if not display_name or not display_name.strip():
@@ -184,8 +186,8 @@ def group_document(unverified: Any) -> GroupDocument:
         raw = body["members"]
         if not isinstance(raw, list):
             raise ScimError("members must be a list", scim_type="invalidValue")
-        if len(raw) > MAX_MEMBERS:
-            raise ScimError(f"at most {MAX_MEMBERS} members in one request; add more with PATCH", scim_type="tooMany")
+        if len(raw) > max_members:
+            raise ScimError(f"at most {max_members} members in one request; add more with PATCH", scim_type="tooMany")
         seen: dict[uuid.UUID, None] = {}
         for index, item in enumerate(raw):
             member = _lower_keys(_object(item, f"members[{index}]"))

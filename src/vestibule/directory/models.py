@@ -208,6 +208,13 @@ def sync_account(account_id: int) -> None:
     sync_roles(account, set(users) | set(stale))
 
 
+@receiver(post_delete, sender=Membership, dispatch_uid="directory.membership_deleted")
+def _membership_deleted(sender: Any, instance: Membership, **kwargs: Any) -> None:
+    # Removed by any path (the admin API, the console, SCIM): out of the account's groups too, or the next
+    # PATCH of a group would carry a member the account no longer has.
+    ScimGroupMember.objects.filter(group__account_id=instance.account_id, user_id=instance.user_id).delete()
+
+
 @receiver(post_save, sender=MappingRole, dispatch_uid="directory.mapping_role_saved")
 @receiver(post_delete, sender=MappingRole, dispatch_uid="directory.mapping_role_deleted")
 @receiver(post_delete, sender=MappingRoleGrant, dispatch_uid="directory.mapping_role_grant_deleted")

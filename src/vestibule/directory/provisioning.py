@@ -218,17 +218,21 @@ def create_user(directory: Directory, doc: UserDocument) -> Membership:
             f"(POST /api/v1/accounts/{account.slug}/users), then this directory can manage their membership",
             status=403,
         )
-    with transaction.atomic():
-        try:
+    try:
+        with transaction.atomic():
             user, created = members.add_member(account, doc.user_name, doc.full_name(), claim_identity=True)
-        except members.UserConflict as exc:
-            raise ScimError(str(exc), status=409, scim_type="uniqueness") from None
-        membership = Membership.objects.select_related("user").get(user=user, account=account)
-        _keep_record(directory, membership, doc, replace=True)
-        if doc.external_id is not None:
-            _link_external_id(directory, user, doc.external_id)
-        if doc.active is False:
-            _set_active(directory, membership, False)
+            membership = Membership.objects.select_related("user").get(user=user, account=account)
+            _keep_record(directory, membership, doc, replace=True)
+            if doc.external_id is not None:
+                _link_external_id(directory, user, doc.external_id)
+            if doc.active is False:
+                _set_active(directory, membership, False)
+    except (members.UserConflict, IntegrityError):
+        # Another request added the same person a moment ago (the checks above raced with it).
+        raise ScimError(
+            f"a User with userName '{doc.user_name}' already exists in this directory", status=409,
+            scim_type="uniqueness",
+        ) from None  # fmt: skip
     directory.audit("scim.user_created", subject_email=user.email, created_identity=created, active=doc.active)
     return membership
 
@@ -438,6 +442,16 @@ def create_group(directory: Directory, doc: GroupDocument) -> ScimGroup:
 
 def update_group(
     directory: Directory, group: ScimGroup, doc: GroupDocument, *, members_: Any, whole: bool = False
+) -> ScimGroup:
+    try:
+        return _update_group(directory, group, doc, members_=members_, whole=whole)
+    except IntegrityError:
+        # A concurrent change to the same group: the directory retries with the state it reads back.
+        raise ScimError("the group changed while this request ran; retry", status=409) from None
+
+
+def _update_group(
+    directory: Directory, group: ScimGroup, doc: GroupDocument, *, members_: Any, whole: bool
 ) -> ScimGroup:
     """PUT or PATCH /Groups/<id>; ``members_`` is the full member list wanted, or None to leave it as it is.
 

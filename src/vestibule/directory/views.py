@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from vestibule.directory import provisioning as prov
-from vestibule.directory.documents import group_document, read_json, resource_id, user_document
+from vestibule.directory.documents import MAX_GROUP_SIZE, group_document, read_json, resource_id, user_document
 from vestibule.directory.models import ScimToken
 from vestibule.directory.query import GROUP_FIELDS, USER_FIELDS, page, to_q
 from vestibule.directory.tokens import base_url
@@ -254,7 +254,7 @@ def _patch_group(directory: prov.Directory, request: HttpRequest, group_id: str)
     group = _group(directory, group_id)
     operations = parse_patch(read_json(request))
     patched = apply_patch(prov.render_group(group), operations, GROUP_SCHEMA)
-    doc = group_document(patched)
+    doc = group_document(patched, max_members=MAX_GROUP_SIZE)
     # After a PATCH the resource is whole: no members left means none, not "unchanged".
     updated = prov.update_group(directory, group, doc, members_=doc.members or (), whole=True)
     return _respond(prov.render_group(updated))
