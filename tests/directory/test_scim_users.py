@@ -367,3 +367,27 @@ def test_post_search_takes_a_search_request(people: dict[str, Any], scim: ScimCl
     scim_error(scim.post("/Users/.search", {"attributes": [1]}), 400, "invalidValue")
     # Across resource types at once: not implemented, said so (RFC 7644 §3.12).
     scim_error(scim.post("/.search", request), 501)
+
+
+def test_entras_email_patch_is_accepted_and_user_name_decides(acme: Account, scim: ScimClient) -> None:
+    """emails is read-only in /Schemas (it is userName's), yet Entra's default mapping PATCHes it: 200, nothing moves."""
+    created = provision(scim, "ada@example.com")
+    patched = body(
+        scim.patch(
+            f"/Users/{created['id']}",
+            {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "ada@example.com"},
+        )
+    )
+    assert patched["emails"] == [{"value": "ada@example.com", "type": "work", "primary": True}]
+
+
+def test_a_browser_session_riding_along_is_not_the_actor(
+    acme: Account, scim: ScimClient, make_user: Any, login: Any
+) -> None:
+    from tests.conftest import PASSWORD
+
+    make_user("admin@example.com", roles=("administrator",))
+    login(scim.client, "admin@example.com", PASSWORD)
+    provision(scim, "ada@example.com")
+    event = AuditEvent.objects.get(code="scim.user_created")
+    assert event.actor_user is None and event.detail["actor"].startswith("scim-token:")

@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -78,6 +79,9 @@ def scim_endpoint(**handlers: Handler) -> Callable[..., HttpResponse]:
     def view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
         try:
             directory = prov.Directory(_authenticate(request), request)
+            # The token is the only credential here: a browser session riding along (a cookie) is no one's
+            # authority in SCIM, and must not be named as the actor in the audit log either.
+            request.user = AnonymousUser()
             handler = handlers.get(request.method.lower() if request.method else "")
             if handler is None:
                 allowed = ", ".join(sorted(m.upper() for m in handlers))
