@@ -17,6 +17,7 @@ from vestibule.scim.filters import (
     Or,
     Present,
     attributes,
+    compile_filter,
     matches,
     parse_filter,
     parse_path,
@@ -401,3 +402,17 @@ def test_filter_refuses_raw_lone_surrogates() -> None:
     # A JSON body (POST .search) can carry them; no database can store or compare them.
     refused('userName eq "a\ud800"')
     refused("user\udc00Name pr")
+
+
+def test_compile_filter_orders_numbers_and_never_mixes_types() -> None:
+    element = {"weight": 5, "flag": True, "name": "m"}
+    assert compile_filter(parse_filter("weight gt 4.5"))(element)
+    assert not compile_filter(parse_filter("weight lt 5"))(element)
+    assert compile_filter(parse_filter("weight le 5"))(element)
+    assert not compile_filter(parse_filter("flag gt 0"))(element)  # a boolean is not a number
+    assert not compile_filter(parse_filter("flag eq 1"))(element)
+    assert not compile_filter(parse_filter('weight eq "5"'))(element)
+    assert compile_filter(parse_filter('weight ne "5"'))(element)
+    assert compile_filter(parse_filter('absent ne "x"'))(element)
+    assert not compile_filter(parse_filter("absent pr"))(element)
+    assert compile_filter(parse_filter("absent eq null"))(element)
