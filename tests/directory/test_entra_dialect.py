@@ -305,8 +305,30 @@ def test_entra_group_named_after_a_mapping_role_grants_its_roles_to_its_members(
     # Locked like SSO-managed roles: the grant is not a manual one an administrator edits away.
     assert {g["source"] for g in view["grants"] if g["role"] == "pii-viewer"} - {"manual"}, view["grants"]
 
+    # Locked: an administrator replacing Ada's roles does not take away what her directory group grants.
+    person = User.objects.get_by_email(ADA)
+    replaced = api.put(f"/api/v1/accounts/acme/users/{person.pk}/roles", {"roles": []})
+    assert replaced.status_code in (200, 409), replaced.content
+    assert "pii-viewer" in member_view(api, ADA)["roles"]
+
     removed = scim.patch(f"/Groups/{group['id']}", {"op": "Remove", "path": "members", "value": [{"value": ada["id"]}]})
     assert removed.status_code in (200, 204), removed.content
+    assert "pii-viewer" not in member_view(api, ADA)["roles"]
+
+    # Back in, then the group renamed away from the mapping role's name: the grant goes with the name.
+    assert scim.patch(
+        f"/Groups/{group['id']}", {"op": "Add", "path": "members", "value": [{"value": ada["id"]}]}
+    ).status_code in (200, 204)
+    assert "pii-viewer" in member_view(api, ADA)["roles"]
+    renamed = scim.patch(f"/Groups/{group['id']}", {"op": "Replace", "path": "displayName", "value": "Engineers"})
+    assert renamed.status_code in (200, 204), renamed.content
+    assert "pii-viewer" not in member_view(api, ADA)["roles"]
+    # And named so again, then deleted.
+    assert scim.patch(
+        f"/Groups/{group['id']}", {"op": "Replace", "path": "displayName", "value": "Engineering"}
+    ).status_code in (200, 204)
+    assert "pii-viewer" in member_view(api, ADA)["roles"]
+    assert scim.delete(f"/Groups/{group['id']}").status_code == 204
     assert "pii-viewer" not in member_view(api, ADA)["roles"]
 
 
