@@ -19,12 +19,14 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from django.test import Client
 
-from tests.conftest import ApiClient
+from tests.conftest import ApiClient, password_login
 from tests.directory.conftest import GROUP_URN, USER_URN, ScimClient, body, listed, membership_of, scim_error
 from vestibule.accounts.models import User
 
 TEST_USER = "test.user@example.com"
+OKTA_PASSWORD = "1mz050nq-Okta-synced-42"
 OTHER_USER = "other.user@example.com"
 
 
@@ -46,7 +48,7 @@ def okta_user(user_name: str, given: str, family: str, *, external_id: str, acti
         "locale": "en-US",
         "externalId": external_id,
         "groups": [],
-        "password": "1mz050nq-not-a-real-one",
+        "password": OKTA_PASSWORD,
         "active": active,
     }
 
@@ -74,6 +76,10 @@ def test_okta_user_lifecycle_create_get_put(scim: ScimClient, api: ApiClient) ->
     created = okta_create(scim, TEST_USER, "Test", "User", "00ujl29u0le5T6Aj10h7")
     user = User.objects.get_by_email(TEST_USER)
     assert user.name == "Test User" and user.is_active and in_force(TEST_USER)
+    # The password Okta synced is not a way in: /ServiceProviderConfig says changePassword is unsupported.
+    assert body(scim.get("/ServiceProviderConfig"))["changePassword"]["supported"] is False
+    assert not user.has_usable_password()
+    assert password_login(Client(), TEST_USER, OKTA_PASSWORD).status_code != 302
 
     page = lookup(scim, TEST_USER)
     assert page["totalResults"] == 1 and page["startIndex"] == 1 and page["itemsPerPage"] == 1, page
