@@ -22,6 +22,8 @@ from typing import overload
 
 import httpx
 import pytest
+from scim2_client import SCIMClientException
+from scim2_models import SCIMException
 from scim2_tester import CheckResult, Status, check_server
 
 from tests.interop.scim_server import DOMAIN, HttpxSCIMClient, live_scim_server
@@ -90,10 +92,14 @@ def described_client(http: httpx.Client) -> HttpxSCIMClient:
     such addresses as the attribute's examples (its source of values).
     """
     client = HttpxSCIMClient(http)
-    client.discover()
+    try:
+        client.discover()
+    except (SCIMClientException, SCIMException, ValueError):
+        # A description that does not hold together: scim2-tester's own discovery checks say what is wrong.
+        return HttpxSCIMClient(http)
     user = client.get_resource_model("User")
-    assert user is not None, "the server describes no User resource"
-    user.model_fields["user_name"].examples = OwnedAddresses(DOMAIN)  # type: ignore[assignment]
+    if user is not None:
+        user.model_fields["user_name"].examples = OwnedAddresses(DOMAIN)  # type: ignore[assignment]
     return client
 
 
