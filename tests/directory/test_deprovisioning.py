@@ -397,6 +397,16 @@ def test_another_accounts_scim_token_cannot_touch_acmes_member(
             globex.patch(f"/Groups/{group['id']}", {"op": "remove", "path": f'members[value eq "{user_id}"]'}), 404
         )
         scim_error(globex.delete(f"/Groups/{group['id']}"), 404)
+        # Nor put acme's person in a globex group by her id (an id of another directory is no member reference).
+        scim_error(
+            globex.post("/Groups", {"schemas": [GROUP_URN], "displayName": "Spies", "members": [{"value": user_id}]}),
+            400,
+        )
+        own = body(globex.post("/Groups", {"schemas": [GROUP_URN], "displayName": "Spies"}), 201)
+        scim_error(
+            globex.patch(f"/Groups/{own['id']}", {"op": "add", "path": "members", "value": [{"value": user_id}]}), 400
+        )
+        assert not body(globex.get(f"/Groups/{own['id']}")).get("members")
         # Provisioning acme's person into globex leaves her identity and her acme membership alone.
         pushed = globex.post("/Users", {"schemas": [USER_URN], "userName": ALICE, "name": {"familyName": "Owned"}})
         assert pushed.status_code in (201, 403, 409), pushed.content

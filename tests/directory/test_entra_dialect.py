@@ -400,3 +400,12 @@ def test_entra_work_email_replace_is_accepted_and_never_moves_the_identity(
     person = User.objects.get(pk=User.objects.get_by_email(ADA).pk)
     assert person.email == ADA and not User.objects.filter(email="ada@globex.test").exists()
     assert member_view(api, ADA)["email"] == ADA
+
+
+def test_entra_matches_addresses_with_plus_and_apostrophe(scim: ScimClient) -> None:
+    """Entra encodes the filter's spaces as '+' and a literal '+' as %2B: both reach the same person."""
+    for address in ("ada+scim@example.com", "o'brien@example.com"):
+        created = provision(scim, address, "Ada", "Obrien", f"ext-{address}")
+        [found] = listed(scim.get(f'/Users?filter=userName+eq+"{quote(address, safe="")}"'))
+        assert found["id"] == created["id"] and found["userName"] == address
+    assert listed(scim.get('/Users?filter=userName+eq+"ada scim@example.com"')) == []
