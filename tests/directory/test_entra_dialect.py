@@ -68,8 +68,11 @@ def entra_user(user_name: str, given: str, family: str, external_id: str) -> dic
 def provision(scim: ScimClient, user_name: str, given: str, family: str, external_id: str) -> dict[str, Any]:
     """What Entra does for each assigned person: look them up by userName, and create them when absent."""
     assert find_user(scim, user_name) == []
-    created = body(scim.post("/Users", entra_user(user_name, given, family, external_id)), 201)
+    response = scim.post("/Users", entra_user(user_name, given, family, external_id))
+    created = body(response, 201)
     assert created["id"] and created["userName"] == user_name and created["active"] is True, created
+    # RFC 7644 §3.3: the new resource's URI in the Location header and in meta.location.
+    assert response["Location"] == created["meta"]["location"]
     return created
 
 
