@@ -51,6 +51,10 @@ TESTED = {
     ("application", "create"), ("application", "list"), ("application", "show"), ("application", "rotate-secret"),
     ("application", "revoke"), ("signing-key", "list"), ("signing-key", "rotate"),
     ("deliveries", "run"), ("deliveries", "list"),
+    # In process: tests/connections_lifecycle (metadata refresh, certificate expiry), tests/directory/test_scim_tokens.py.
+    ("connection", "metadata-url"), ("connection", "refresh-metadata"), ("connection", "metadata-changes"),
+    ("connection", "confirm-metadata"), ("connection", "check-certificates"),
+    ("scim-token", "create"), ("scim-token", "list"), ("scim-token", "revoke"),
 }  # fmt: skip
 
 
