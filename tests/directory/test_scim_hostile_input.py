@@ -241,3 +241,24 @@ def test_fuzz_never_5xx(
             parsed = json.loads(response.content)
             assert parsed["schemas"] == [ERROR_URN] and parsed["detail"], parsed
         transaction.set_rollback(True)
+
+
+def test_a_write_that_loses_a_race_is_409_not_500(
+    ada: dict[str, Any], scim: ScimClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite has no row locks: a PATCH whose membership a concurrent DELETE removed fails in the database.
+
+    (On PostgreSQL the writes take turns on the locked row; the race over HTTP is not deterministic, so the
+    database's refusal is provoked here at the seam.)
+    """
+    from django.db import DatabaseError
+
+    from vestibule.directory import provisioning
+
+    def vanished(*args: Any, **kwargs: Any) -> Any:
+        raise DatabaseError("Save with update_fields did not affect any rows.")
+
+    monkeypatch.setattr(provisioning, "patch_user", vanished)
+    response = scim.patch(f"/Users/{ada['id']}", {"op": "replace", "path": "active", "value": False})
+    assert "retry" in scim_error(response, 409)["detail"]
+    assert User.objects.get(email_key="ada@example.com").is_active

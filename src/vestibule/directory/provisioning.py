@@ -105,11 +105,20 @@ def user_members(directory: Directory) -> Any:
     )
 
 
-def find_member(directory: Directory, user_id: uuid.UUID | None) -> Membership | None:
+def find_member(directory: Directory, user_id: uuid.UUID | None, *, lock: bool = False) -> Membership | None:
+    """The member with this id, or None; ``lock``: the row stays locked until the caller's transaction ends.
+
+    Directories send concurrent requests for one resource (a PATCH racing a
+    DELETE): on PostgreSQL the second waits for the first, then reads what it
+    left (SQLite has no row locks; the views answer what slips through).
+    """
     # IDOR check: the id resolves only among this account's members.
     if user_id is None:
         return None
-    found: Membership | None = user_members(directory).filter(user__subject=user_id).first()
+    rows = user_members(directory).filter(user__subject=user_id)
+    if lock:
+        rows = rows.select_for_update(of=("self",))
+    found: Membership | None = rows.first()
     return found
 
 
@@ -367,11 +376,15 @@ def groups(directory: Directory) -> Any:
     return ScimGroup.objects.filter(account=directory.account).order_by("created_at", "pk")
 
 
-def find_group(directory: Directory, group_id: uuid.UUID | None) -> ScimGroup | None:
+def find_group(directory: Directory, group_id: uuid.UUID | None, *, lock: bool = False) -> ScimGroup | None:
+    """The group with this id, or None; ``lock`` as for :func:`find_member`."""
     # IDOR check: the id resolves only among this account's groups.
     if group_id is None:
         return None
-    found: ScimGroup | None = groups(directory).filter(pk=group_id).first()
+    rows = groups(directory).filter(pk=group_id)
+    if lock:
+        rows = rows.select_for_update()
+    found: ScimGroup | None = rows.first()
     return found
 
 

@@ -11,10 +11,12 @@ itself, never a cookie.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
+from django.db import DatabaseError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -29,6 +31,8 @@ from vestibule.scim import resources
 from vestibule.scim.errors import ScimError
 from vestibule.scim.filters import parse_filter
 from vestibule.scim.patch import GROUP_SCHEMA, USER_SCHEMA, apply_patch, parse_patch
+
+log = logging.getLogger("vestibule.directory")
 
 MEDIA_TYPE = "application/scim+json"
 # Query parameters that would carry a credential: never accepted (they end up in logs and Referer headers).
@@ -89,6 +93,12 @@ def scim_endpoint(**handlers: Handler) -> Callable[..., HttpResponse]:
             return handler(directory, request, **kwargs)
         except ScimError as exc:
             return _error(exc)
+        except DatabaseError:
+            # What row locks cannot order on SQLite (a PATCH racing a DELETE of the same resource) ends here
+            # rather than in a 500: the directory reads the resource again and retries, as RFC 7644 §3.12 allows.
+            log.warning("SCIM %s %s lost a race with a concurrent request", request.method, request.path, exc_info=True)
+            return _error(ScimError("a concurrent request changed or removed this resource; read it again and retry",
+                                    status=409))  # fmt: skip
 
     return view
 
@@ -191,8 +201,8 @@ def _create_user(directory: prov.Directory, request: HttpRequest) -> HttpRespons
     return _respond(resource, 201, location=resource["meta"]["location"])
 
 
-def _member(directory: prov.Directory, user_id: str) -> Any:
-    membership = prov.find_member(directory, resource_id(user_id))
+def _member(directory: prov.Directory, user_id: str, *, lock: bool = False) -> Any:
+    membership = prov.find_member(directory, resource_id(user_id), lock=lock)
     if membership is None:
         raise _not_found("User", user_id)
     return membership
@@ -202,21 +212,28 @@ def _get_user(directory: prov.Directory, request: HttpRequest, user_id: str) -> 
     return _respond(_project(request.GET.dict(), prov.render_user(_member(directory, user_id))))
 
 
+# Writes read the resource locked, so concurrent requests for it take turns (see provisioning.find_member).
+
+
 def _replace_user(directory: prov.Directory, request: HttpRequest, user_id: str) -> HttpResponse:
-    membership = _member(directory, user_id)
     doc = user_document(read_json(request))
-    return _respond(prov.render_user(prov.replace_user(directory, membership, doc)))
+    with transaction.atomic():
+        membership = prov.replace_user(directory, _member(directory, user_id, lock=True), doc)
+    return _respond(prov.render_user(membership))
 
 
 def _patch_user(directory: prov.Directory, request: HttpRequest, user_id: str) -> HttpResponse:
-    membership = _member(directory, user_id)
     operations = parse_patch(read_json(request))
-    patched = apply_patch(prov.render_user(membership), operations, USER_SCHEMA)
-    return _respond(prov.render_user(prov.patch_user(directory, membership, user_document(patched))))
+    with transaction.atomic():
+        membership = _member(directory, user_id, lock=True)
+        patched = apply_patch(prov.render_user(membership), operations, USER_SCHEMA)
+        membership = prov.patch_user(directory, membership, user_document(patched))
+    return _respond(prov.render_user(membership))
 
 
 def _delete_user(directory: prov.Directory, request: HttpRequest, user_id: str) -> HttpResponse:
-    prov.delete_user(directory, _member(directory, user_id))
+    with transaction.atomic():
+        prov.delete_user(directory, _member(directory, user_id, lock=True))
     return _respond(None, 204)
 
 
@@ -237,8 +254,8 @@ def _create_group(directory: prov.Directory, request: HttpRequest) -> HttpRespon
     return _respond(resource, 201, location=resource["meta"]["location"])
 
 
-def _group(directory: prov.Directory, group_id: str) -> Any:
-    group = prov.find_group(directory, resource_id(group_id))
+def _group(directory: prov.Directory, group_id: str, *, lock: bool = False) -> Any:
+    group = prov.find_group(directory, resource_id(group_id), lock=lock)
     if group is None:
         raise _not_found("Group", group_id)
     return group
@@ -249,23 +266,26 @@ def _get_group(directory: prov.Directory, request: HttpRequest, group_id: str) -
 
 
 def _replace_group(directory: prov.Directory, request: HttpRequest, group_id: str) -> HttpResponse:
-    group = _group(directory, group_id)
     doc = group_document(read_json(request))
-    return _respond(prov.render_group(prov.update_group(directory, group, doc, members_=doc.members)))
+    with transaction.atomic():
+        group = prov.update_group(directory, _group(directory, group_id, lock=True), doc, members_=doc.members)
+    return _respond(prov.render_group(group))
 
 
 def _patch_group(directory: prov.Directory, request: HttpRequest, group_id: str) -> HttpResponse:
-    group = _group(directory, group_id)
     operations = parse_patch(read_json(request))
-    patched = apply_patch(prov.render_group(group), operations, GROUP_SCHEMA)
-    doc = group_document(patched, max_members=MAX_GROUP_SIZE)
-    # After a PATCH the resource is whole: no members left means none, not "unchanged".
-    updated = prov.update_group(directory, group, doc, members_=doc.members or (), whole=True)
-    return _respond(prov.render_group(updated))
+    with transaction.atomic():
+        group = _group(directory, group_id, lock=True)
+        patched = apply_patch(prov.render_group(group), operations, GROUP_SCHEMA)
+        doc = group_document(patched, max_members=MAX_GROUP_SIZE)
+        # After a PATCH the resource is whole: no members left means none, not "unchanged".
+        group = prov.update_group(directory, group, doc, members_=doc.members or (), whole=True)
+    return _respond(prov.render_group(group))
 
 
 def _delete_group(directory: prov.Directory, request: HttpRequest, group_id: str) -> HttpResponse:
-    prov.delete_group(directory, _group(directory, group_id))
+    with transaction.atomic():
+        prov.delete_group(directory, _group(directory, group_id, lock=True))
     return _respond(None, 204)
 
 
