@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -122,6 +123,7 @@ def test_user_name_changes_within_the_accounts_domains_only(
     assert body(scim.patch(path, {"op": "replace", "path": "userName", "value": "ada@example.org"}))["userName"] == (
         "ada@example.org"
     )
+    assert AuditEvent.objects.get(code="scim.user_renamed").detail["previous"] == "ada@example.com"
     scim_error(scim.patch(path, {"op": "replace", "path": "userName", "value": "ada@globex.test"}), 403)
     provision(scim, "bob@example.com")
     scim_error(scim.patch(path, {"op": "replace", "path": "userName", "value": "bob@example.com"}), 409, "uniqueness")
@@ -391,3 +393,16 @@ def test_a_browser_session_riding_along_is_not_the_actor(
     provision(scim, "ada@example.com")
     event = AuditEvent.objects.get(code="scim.user_created")
     assert event.actor_user is None and event.detail["actor"].startswith("scim-token:")
+
+
+def test_a_new_user_name_voids_links_sent_to_the_old_address(acme: Account, scim: ScimClient, api: ApiClient) -> None:
+    """The old mailbox may go to someone else: a reset link waiting there must not reset the person's password."""
+    from vestibule.login.models import OneTimeLink
+
+    claim(api, "acme", "example.org")
+    created = provision(scim, "ada@example.com")
+    user = User.objects.get(subject=created["id"])
+    _, token = OneTimeLink.issue(OneTimeLink.Purpose.PASSWORD_RESET, user, timedelta(hours=1))
+    assert OneTimeLink.peek(OneTimeLink.Purpose.PASSWORD_RESET, token) is not None
+    body(scim.patch(f"/Users/{created['id']}", {"op": "replace", "path": "userName", "value": "ada@example.org"}))
+    assert OneTimeLink.peek(OneTimeLink.Purpose.PASSWORD_RESET, token) is None

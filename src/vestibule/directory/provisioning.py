@@ -49,6 +49,7 @@ from vestibule.directory.documents import GroupDocument, UserDocument
 from vestibule.directory.models import ScimGroup, ScimGroupMember, ScimToken, ScimUser, sync_roles
 from vestibule.directory.tokens import base_url
 from vestibule.domain.emails import email_domain, email_key
+from vestibule.login.credentials import credentials_changed
 from vestibule.login.sessions import end_sessions
 from vestibule.people import members
 from vestibule.scim import resources
@@ -328,12 +329,16 @@ def _change_email(directory: Directory, user: User, new_email: str) -> None:
         )
     if User.objects.filter(email_key=email_key(new_email)).exclude(pk=user.pk).exists():
         raise ScimError(f"userName '{new_email}' is already taken", status=409, scim_type="uniqueness")
+    previous = user.email
     user.email = new_email
     try:
         with transaction.atomic():
             user.save(update_fields=["email", "email_key"])
     except IntegrityError:
         raise ScimError(f"userName '{new_email}' is already taken", status=409, scim_type="uniqueness") from None
+    # The old mailbox may be handed to someone else: links already sent there must not work any more.
+    credentials_changed(user)
+    directory.audit("scim.user_renamed", subject_email=new_email, previous=previous)
 
 
 def _account_connection_ids(account: Account) -> list[Any]:
