@@ -21,6 +21,7 @@ from vestibule.domain.plan import (
     MANUAL,
     PASSWORD_LOGIN,
     PENDING,
+    SCIM,
     SSO,
     SSO_LOGIN,
     ConnectionFacts,
@@ -267,6 +268,15 @@ def test_sso_authorization_replaces_manual_grants_too() -> None:
     assert p.roles.delete == (1,)
     assert {(g.role, g.project_id, g.managed) for g in p.roles.create} == {("report-viewer", 11, True)}
     assert p.access.add == (11,)
+
+
+def test_sso_authorization_leaves_the_grants_of_the_directory_alone() -> None:
+    # A SCIM group named after a mapping role granted customer-support; the login's provider says analyst.
+    grants = (Grant("administrator", id=1), Grant("customer-support", None, SCIM, None, True, id=3))
+    p = plan(linked(grants=grants, connection=_sso_authorization(), identity=identity(role_mapping=("engineers",))))
+    assert p.roles.delete == (1,)
+    assert 3 not in p.roles.delete and not p.roles.sweep
+    assert {g.role for g in p.roles.create} == {"analyst", "report-viewer"}
 
 
 def test_without_sso_authorization_a_roles_claim_replaces_only_sso_grants() -> None:

@@ -35,6 +35,8 @@ slug_validator = RegexValidator(
 class Source(models.TextChoices):
     MANUAL = "manual"
     SSO = "sso"
+    # Granted through a group of the account's directory (SCIM) named after a mapping role.
+    SCIM = "scim"
 
 
 class Approval(models.TextChoices):

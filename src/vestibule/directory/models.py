@@ -24,7 +24,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
-from vestibule.accounts.models import Account, Membership, RoleGrant, User
+from vestibule.accounts.models import Account, Membership, RoleGrant, Source, User
 from vestibule.accounts.roles import roles_changed
 from vestibule.connections.models import MappingRole, MappingRoleGrant
 from vestibule.login.models import token_digest
@@ -34,7 +34,7 @@ TOKEN_KIND = "vsc"
 MAX_TOKEN_LENGTH = 200
 MAX_EXTERNAL_ID = 512
 # RoleGrant.source of the roles a directory group grants through a mapping role (managed: locked for admins).
-SCIM_SOURCE = "scim"
+SCIM_SOURCE = Source.SCIM
 
 
 class ScimToken(models.Model):

@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 # The stored values of the models' choices (accounts.models); the domain names them without Django.
-MANUAL, SSO = "manual", "sso"
+MANUAL, SSO, SCIM = "manual", "sso", "scim"
 APPROVED, PENDING = "approved", "pending"
 PASSWORD_LOGIN, SSO_LOGIN = "password", "sso"
 # Seed 003: the home account's sso-admins (administrator implies it) keep a password as break-glass.
@@ -534,6 +534,8 @@ def _replace_sso_roles(
     person in this account: manual grants from before go too, or an
     administrator granted by hand would stay one whatever the provider now
     says. With it off, a roles claim only refreshes what earlier logins granted.
+    Grants the account's directory made (SCIM groups named after mapping
+    roles) belong to the directory, not to the login: they stay either way.
     """
     # Locked only when the provider decided under SSO authorization: a grant
     # made with it off (the default role included) must not become a managed
@@ -544,8 +546,11 @@ def _replace_sso_roles(
         project = conn.project_ids.get(slug)
         if project is not None:
             wanted += [Grant(r, project, SSO, conn.connection_id, managed) for r in sorted(roles)]
-    replaced = [g for g in grants if conn.sso_authorization or g.source == SSO]
-    others = [g for g in grants if not (conn.sso_authorization or g.source == SSO)]
+    replaced: list[Grant] = []
+    others: list[Grant] = []
+    for g in grants:
+        ours = g.source != SCIM and (conn.sso_authorization or g.source == SSO)
+        (replaced if ours else others).append(g)
     unmatched = {g.shape for g in wanted}
     keep, delete = [], []
     for g in replaced:

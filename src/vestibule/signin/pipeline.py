@@ -360,7 +360,10 @@ def _apply(
 
     changes = login.roles
     if changes.sweep:
-        RoleGrant.objects.filter(user=user, account_id=connection.account_id).exclude(pk__in=changes.keep).delete()
+        # The directory's grants are not the login's to sweep (see domain.plan._replace_sso_roles).
+        RoleGrant.objects.filter(user=user, account_id=connection.account_id).exclude(pk__in=changes.keep).exclude(
+            source=Source.SCIM
+        ).delete()
     elif changes.delete:
         RoleGrant.objects.filter(user=user, pk__in=changes.delete).delete()
     if changes.create:
