@@ -504,11 +504,7 @@ def patch_user(request: HttpRequest, slug: str, user_id: int, payload: UserPatch
         user.name = changes["name"]
         user.save(update_fields=["name"])
     if changes.get("is_active") is not None:
-        membership.is_active = changes["is_active"]
-        membership.save(update_fields=["is_active"])
-        if managed_here and is_home(account, user):
-            user.is_active = changes["is_active"]
-            user.save(update_fields=["is_active"])
+        members.set_active(membership, changes["is_active"], owns_identity=managed_here and is_home(account, user))
     if changes.get("approval") == "approved":
         members.approve(membership)
     method = changes.get("login_method")

@@ -346,18 +346,9 @@ def _account_connection_ids(account: Account) -> list[Any]:
 
 
 def _set_active(directory: Directory, membership: Membership, active: bool) -> None:
-    """The admin API's deactivation (``api.accounts.patch_user``), plus the sessions through this account's providers.
-
-    Saving the membership (and, from the home account, the identity) is what
-    the OpenID Provider listens to: its receivers end the applications'
-    sign-ins and refresh tokens and send back-channel logout and webhooks.
-    """
+    """The admin API's deactivation (``people.members.set_active``), plus the sessions through this account's providers."""
     account, user = directory.account, membership.user
-    membership.is_active = active
-    membership.save(update_fields=["is_active"])
-    if manages_identity(account, user) and user.is_active != active:
-        user.is_active = active
-        user.save(update_fields=["is_active"])
+    members.set_active(membership, active, owns_identity=manages_identity(account, user))
     if not active:
         end_sessions(user_ids=[user.pk], connection_ids=_account_connection_ids(account))
 

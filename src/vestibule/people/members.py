@@ -251,6 +251,21 @@ def pin_password(user: User) -> bool:
     return True
 
 
+def set_active(membership: Membership, active: bool, *, owns_identity: bool) -> None:
+    """Switch one account's membership on or off; the identity too when the caller owns it (its home account).
+
+    Saving them is what the OpenID Provider listens to: its receivers end the
+    applications' sign-ins and refresh tokens and send back-channel logout
+    and webhooks. The admin API and the SCIM directory both come here.
+    """
+    membership.is_active = active
+    membership.save(update_fields=["is_active"])
+    user = membership.user
+    if owns_identity and user.is_active != active:
+        user.is_active = active
+        user.save(update_fields=["is_active"])
+
+
 def approve(membership: Membership) -> None:
     """ "Allow Login" for one account: the person's other accounts are not this one's to approve."""
     if membership.approval != Approval.APPROVED:
