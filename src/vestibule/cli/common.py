@@ -16,6 +16,14 @@ import textwrap
 from typing import Any
 
 
+class CliError(Exception):
+    """One line for stderr, and the exit status."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def _help(
     parent: Any, name: str, summary: str, description: str, *, example: str, next_step: str = ""
 ) -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vestibule.cli import common
-from vestibule.cli.common import _actions, _help
+from vestibule.cli.common import CliError, _actions, _help
 
 MAX_METADATA_BYTES = 2 * 1024 * 1024
 
@@ -28,10 +28,6 @@ then `vestibule connection enable ID`. Prints the connection ID, then the SP
 values to give the identity provider (entity ID, ACS URL, metadata URL).
 Claiming a domain for the account happens here too; a domain claimed by
 another account is refused."""
-
-
-class CliError(Exception):
-    """One line for stderr."""
 
 
 def _fail(message: str) -> int:

@@ -18,13 +18,7 @@ import sys
 from typing import Any
 
 from vestibule.cli import common
-from vestibule.cli.common import _actions, _help
-
-
-class CliError(Exception):
-    def __init__(self, message: str, status: int = 1) -> None:
-        super().__init__(message)
-        self.status = status
+from vestibule.cli.common import CliError, _actions, _help
 
 
 def _run(fn: Any, args: argparse.Namespace) -> int:
