@@ -262,3 +262,19 @@ def test_a_write_that_loses_a_race_is_409_not_500(
     response = scim.patch(f"/Users/{ada['id']}", {"op": "replace", "path": "active", "value": False})
     assert "retry" in scim_error(response, 409)["detail"]
     assert User.objects.get(email_key="ada@example.com").is_active
+
+
+def test_a_database_outage_is_503_with_retry_after_not_a_false_conflict(
+    scim: ScimClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import OperationalError
+
+    from vestibule.directory import provisioning
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(provisioning, "user_members", down)
+    response = scim.get("/Users")
+    assert response["Retry-After"] == "30"
+    assert "retry" in scim_error(response, 503)["detail"]

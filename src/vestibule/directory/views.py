@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -93,6 +93,12 @@ def scim_endpoint(**handlers: Handler) -> Callable[..., HttpResponse]:
             return handler(directory, request, **kwargs)
         except ScimError as exc:
             return _error(exc)
+        except (OperationalError, InterfaceError):
+            # The database is down or unreachable: the directory retries later (RFC 7644 §3.12 allows 503).
+            log.warning("SCIM %s %s: database unavailable", request.method, request.path, exc_info=True)
+            response = _error(ScimError("the service is unavailable for a moment; retry later", status=503))
+            response["Retry-After"] = "30"
+            return response
         except DatabaseError:
             # What row locks cannot order on SQLite (a PATCH racing a DELETE of the same resource) ends here
             # rather than in a 500: the directory reads the resource again and retries, as RFC 7644 §3.12 allows.
