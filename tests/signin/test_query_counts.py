@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import types
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +26,7 @@ from tests.saml_support import KEYS
 from vestibule.authority.models import ApiKey
 from vestibule.saml import IdentityProvider, KeyPair, build_response, parse_authn_request
 from vestibule.saml.idp import response_form
+from vestibule.signin import pending, replay
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +57,17 @@ def _statements(label: str, captured: CaptureQueriesContext) -> list[str]:
 
 def _count(statements: list[str], prefix: str) -> int:
     return sum(1 for sql in statements if sql.startswith(prefix))
+
+
+@pytest.fixture(autouse=True)
+def _no_lazy_purges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One start in a hundred also purges expired pending logins, one ACS in a hundred expired replay keys.
+
+    That housekeeping is not what a login costs, and left to chance it made
+    these budgets fail a few runs in a hundred.
+    """
+    monkeypatch.setattr(pending, "purge_expired", lambda: 0)
+    monkeypatch.setattr(replay, "random", types.SimpleNamespace(random=lambda: 0.5))
 
 
 @pytest.fixture
