@@ -117,9 +117,12 @@ def test_account_cannot_serve_a_domain_it_neither_owns_nor_shares(api, two_tenan
     }
     response = api.post("/accounts/alpha/connections", body, expect=409)
     assert response.json()["field"] == "domains"
-    # Not even with alpha's own key, and not by claiming it: 409, beta keeps it.
+    # Not even with alpha's own key, and not by claiming it; beta keeps it. Alpha's key is told
+    # exactly what it is told for a domain nobody holds, so it cannot probe which domains beta has.
     key = api.post("/accounts/alpha/api-keys", {"name": "alpha"}).json()["key"]
-    Api(key).post("/accounts/alpha/connections", body, expect=409)
+    held = Api(key).post("/accounts/alpha/connections", body, expect=403).json()
+    free = Api(key).post("/accounts/alpha/connections", {**body, "domains": ["nobody.example"]}, expect=403).json()
+    assert held["detail"].replace("beta.com", "D") == free["detail"].replace("nobody.example", "D")
     assert api.get("/accounts/beta/domains")["items"][0]["account"] == "beta"
 
 

@@ -530,7 +530,7 @@ def test_share_offer_reveals_no_account_and_pushes_nothing_onto_the_target(
     assert domains["shared_with_this_account"] == []
     assert [d["domain"] for d in domains["items"]] == ["evil.test"]
     grab = evil.post("/accounts/evil/connections", {"protocol": "saml", "name": "grab", "domains": ["globex.test"]})
-    assert grab.status_code == 409 and grab.json()["field"] == "domains"
+    assert grab.status_code == 403 and grab.json()["field"] == "domains"
     assert not Connection.objects.filter(account__slug="evil").exists()
     assert list(DomainShare.objects.filter(target_slug="evil").values_list("status", "account")) == [("offered", None)]
     assert [o["domain"] for o in evil.get("/accounts/evil/domain-offers").json()] == ["globex.test"]

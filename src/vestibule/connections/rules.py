@@ -113,12 +113,18 @@ def usable_claim(account: Account, domain: str, *, may_claim: bool) -> DomainCla
         shared = DomainShare.objects.filter(claim=claim, account=account, status=DomainShare.Status.ACTIVE).exists()
         if claim.account_id == account.pk or shared:
             return claim
-        raise ConnectionRuleError(
-            409, f"domain {domain} is claimed by another account and not shared with '{account.slug}'", "domains"
-        )
+        if may_claim:
+            raise ConnectionRuleError(
+                409, f"domain {domain} is claimed by another account and not shared with '{account.slug}'", "domains"
+            )
     if not may_claim:
+        # The same answer whether another account holds the domain or nobody does:
+        # an account's admins must not learn which domains other tenants hold.
         raise ConnectionRuleError(
-            403, f"domain {domain} is not claimed by '{account.slug}'; claiming a domain needs the operator", "domains"
+            403,
+            f"domain {domain} is neither claimed by nor shared with '{account.slug}': prove it "
+            f"(POST /api/v1/accounts/{account.slug}/domain-verifications) or ask the operator",
+            "domains",
         )
     return claim_domain(account, domain)
 
