@@ -271,7 +271,7 @@ def sandbox(api: Api, make_account: Callable[..., Any], sso_driver: Any) -> dict
         "domains": ["acme.test"],
         **sso_driver.connection_settings(),
     }
-    assert sandbox_key.post("/accounts/acme-sandbox/connections", body, expect=409).json()["field"] == "domains"
+    assert sandbox_key.post("/accounts/acme-sandbox/connections", body, expect=403).json()["field"] == "domains"
     share(acme, "acme", sandbox_key, "acme-sandbox", "acme.test")
     sandbox_connection = create_connection(
         sandbox_key,
