@@ -48,6 +48,7 @@ from django.utils import timezone
 from vestibule.conf.secretbox import open_secret, seal_secret
 from vestibule.connections.models import Connection
 from vestibule.saml import KeyPair
+from vestibule.saml.keys import fingerprint
 
 _PURPOSE = "connection-secrets"
 
@@ -123,9 +124,8 @@ class SpKeyError(Exception):
 
 def _certificate_info(pem: str) -> dict[str, str]:
     cert = x509.load_pem_x509_certificate(pem.encode())
-    digest = cert.fingerprint(hashes.SHA256()).hex().upper()
     return {
-        "sha256_fingerprint": ":".join(digest[i : i + 2] for i in range(0, len(digest), 2)),
+        "sha256_fingerprint": fingerprint(cert.public_bytes(serialization.Encoding.DER)),
         "not_after": cert.not_valid_after_utc.isoformat(),
         "subject": cert.subject.rfc4514_string(),
     }
