@@ -61,6 +61,7 @@ from oauth2_provider.models import clear_expired
 from oauth2_provider.settings import oauth2_settings
 from standardwebhooks import Webhook
 
+from vestibule.conf.background import ProcessThread
 from vestibule.outbound import OutboundError
 from vestibule.protocol_errors import clip
 from vestibule.provider import applications, keys
@@ -452,21 +453,12 @@ def run(*, once: bool = False, interval: float = SWEEP_INTERVAL, stop: threading
             return total
 
 
-_sweeper_pid: int | None = None
-_sweeper_lock = threading.Lock()
+_sweeper = ProcessThread("vestibule-delivery-sweeper", run)
 
 
 def start_sweeper() -> bool:
     """Start this process's sweeper thread unless it runs already; True when it was started now."""
-    global _sweeper_pid
-    if _sweeper_pid == os.getpid():
-        return False
-    with _sweeper_lock:
-        if _sweeper_pid == os.getpid():
-            return False
-        _sweeper_pid = os.getpid()
-    threading.Thread(target=run, name="vestibule-delivery-sweeper", daemon=True).start()
-    return True
+    return _sweeper.start()
 
 
 # ---- The log

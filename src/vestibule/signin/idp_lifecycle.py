@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +34,7 @@ from django.utils import timezone
 
 from vestibule.audit.events import record
 from vestibule.conf import metrics
+from vestibule.conf.background import ProcessThread
 from vestibule.connections import certificates, metadata_refresh
 from vestibule.connections.metadata_refresh import MetadataFetchError, RefreshResult
 from vestibule.connections.models import Connection, IdpMetadataSource
@@ -179,16 +179,9 @@ def run(*, interval: float = PASS_INTERVAL, first: float = 30.0, stop: threading
                 close_old_connections()
 
 
-_started_pid: int | None = None
-_start_lock = threading.Lock()
+_thread = ProcessThread("vestibule-idp-lifecycle", run)
 
 
 def start() -> bool:
     """Start this process's lifecycle thread unless it runs already; True when it was started now."""
-    global _started_pid
-    with _start_lock:
-        if _started_pid == os.getpid():
-            return False
-        _started_pid = os.getpid()
-    threading.Thread(target=run, name="vestibule-idp-lifecycle", daemon=True).start()
-    return True
+    return _thread.start()
