@@ -124,6 +124,8 @@ LAYERS = (
     "provider",
     "directory",
     "testidp",
+    "setup",
+    "console",
     "demo",
     "api",
     "urls",

@@ -2,6 +2,7 @@ from django.urls import include, path
 
 from vestibule.api.router import api
 from vestibule.conf.metrics import metrics_view
+from vestibule.console.assets import serve_asset
 
 urlpatterns = [
     path("", include("vestibule.login.urls")),
@@ -10,6 +11,9 @@ urlpatterns = [
     path("", include("vestibule.provider.urls")),
     path("", include("vestibule.testidp.urls")),
     path("scim/v2/", include("vestibule.directory.urls")),
+    path("console/", include("vestibule.console.urls")),
+    path("setup/", include("vestibule.setup.urls")),
+    path("assets/<str:name>", serve_asset, name="asset"),
     path("api/v1/", api.urls),
     path("metrics", metrics_view, name="metrics"),
 ]

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 
 
-def content_security_policy(nonce: str, *, style_src: str = "'unsafe-inline'") -> str:
+def content_security_policy(nonce: str, *, style_src: str = "'self' 'unsafe-inline'") -> str:
     """The policy every page gets; a view may widen ``style_src`` and set it itself (the API docs do)."""
     return (
         "default-src 'none'; "
+        # Same-origin scripts (the console's vendored htmx and its own script) carry the nonce too.
         f"script-src 'nonce-{nonce}'; "
         f"style-src {style_src}; "
         "img-src 'self' data:; "

@@ -29,6 +29,8 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    # One-time notices after a redirect ("Connection enabled"), shown by the console.
+    "django.contrib.messages",
     # The OAuth 2.0 / OpenID Connect engine of the provider; its models are swapped for vestibule.provider's.
     "oauth2_provider",
     # Listed bottom-up: each app imports only the apps above it in this list
@@ -46,6 +48,10 @@ INSTALLED_APPS = [
     "vestibule.directory",
     # Models-free; its views answer 404 unless VESTIBULE_TEST_IDP is on.
     "vestibule.testidp",
+    # The setup links a customer's IT admin follows to configure their identity provider.
+    "vestibule.setup",
+    # The configuration hub: server-rendered pages for operators and account admins.
+    "vestibule.console",
     # The REST layer; its migrations still record the table ApiKey was born in.
     "vestibule.api",
 ]
@@ -61,8 +67,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Notices live in the server-side session, not in a cookie the browser could replay.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 ROOT_URLCONF = "vestibule.urls"
 WSGI_APPLICATION = "vestibule.wsgi.application"
@@ -76,6 +86,8 @@ TEMPLATES = [
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.template.context_processors.csrf",
+                "django.contrib.messages.context_processors.messages",
+                "vestibule.console.branding.brand",
             ],
         },
     }

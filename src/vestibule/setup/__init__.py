@@ -1,0 +1,1 @@
+"""Setup links: a customer's IT admin configures their identity provider without a Vestibule account."""
