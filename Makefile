@@ -26,13 +26,17 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@ $(VENV)/.installed
 
-# Third-party protocol peers the interoperability tests start: pysaml2's IdP
-# needs the xmlsec1 program; the OpenID Provider and openid-client (the relying party
-# that tests Vestibule's own provider) are npm packages.
+# Third-party peers the tests start: pysaml2's IdP needs the xmlsec1 program; the
+# browser tests drive Debian's Chromium (Playwright never downloads a browser here);
+# the OpenID Provider and openid-client (the relying party that tests Vestibule's
+# own provider) are npm packages.
 peers:
 	@command -v xmlsec1 >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq xmlsec1 >/dev/null); \
 	  else echo "note: install xmlsec1 (apt-get install xmlsec1) for the pysaml2 interop tests"; fi; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq chromium >/dev/null); \
+	  else echo "note: install chromium (apt-get install chromium) for the browser tests"; fi; }
 	@if [ -f $(OIDC_PEER)/package-lock.json ]; then npm ci --prefix $(OIDC_PEER) --silent --no-audit --no-fund; fi
 	@if [ -f $(OIDC_RP_PEER)/package-lock.json ]; then npm ci --prefix $(OIDC_RP_PEER) --silent --no-audit --no-fund; fi
 

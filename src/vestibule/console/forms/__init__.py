@@ -1,0 +1,1 @@
+"""Forms of the console pages, one module per area."""
