@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -214,3 +215,94 @@ def release_managed_roles(connection: Connection) -> int:
                 user_id=grant.user_id, project=grant.project, source=Source.MANUAL, connection=None
             )
     return moved
+
+
+# The console's views of the same rules (seed 002 screens) --------------------------------------------
+
+
+@dataclass(frozen=True)
+class MappedPerson:
+    """A person whose last SSO login sent a mapping role's name, and what deleting it does to them."""
+
+    email: str
+    connection: str
+    # No other value of their last role_mapping claim matches a mapping role: their next login is refused.
+    refused_next_login: bool
+
+
+def people_under_mapping_role(account: Account, name: str, *, limit: int = 500) -> list[MappedPerson]:
+    """Who signs in under ``name``, judged by their last login's ``role_mapping`` values (seed 002).
+
+    Only connections with SSO authorization on apply mapping roles, so only
+    their people lose roles (at their next login) when the mapping role goes.
+    """
+    others = set(MappingRole.objects.filter(account=account).exclude(name=name).values_list("name", flat=True))
+    identities = (
+        ExternalIdentity.objects.filter(connection__account=account, connection__sso_authorization=True)
+        .select_related("user", "connection")
+        .order_by("user__email_key")
+    )
+    found = []
+    for identity in identities.iterator():
+        values = (identity.last_claims or {}).get("role_mapping") or ()
+        if not isinstance(values, list | tuple) or name not in values:
+            continue
+        remaining = {str(v) for v in values if v != name} & others
+        found.append(MappedPerson(identity.user.email, identity.connection.name, not remaining))
+        if len(found) >= limit:
+            break
+    return found
+
+
+@dataclass(frozen=True)
+class AuthorizationPreview:
+    """What turning SSO authorization on for one connection would do, computed (seed 002 "Requirement")."""
+
+    connection: Connection
+    role_source: str
+    role_mapping_claim: str
+    roles_claim: str
+    mapping_roles: int
+    warnings: list[str] = field(default_factory=list)
+    # People who sign in through the connection and hold manual roles in the account: the
+    # provider replaces those roles at their next login, and they become SSO-managed.
+    manual_people: list[str] = field(default_factory=list)
+
+    @property
+    def claim_configured(self) -> bool:
+        if self.role_source == "mapping_roles":
+            return bool(self.role_mapping_claim)
+        return bool(self.roles_claim)
+
+
+def authorization_preview(connection: Connection) -> AuthorizationPreview:
+    mapping = ClaimMapping.from_dict(connection.claims)
+    manual = (
+        RoleGrant.objects.filter(
+            account_id=connection.account_id,
+            source=Source.MANUAL,
+            user__external_identities__connection=connection,
+        )
+        .values_list("user__email", flat=True)
+        .distinct()
+        .order_by("user__email")
+    )
+    return AuthorizationPreview(
+        connection=connection,
+        role_source=mapping.role_source,
+        role_mapping_claim=mapping.role_mapping,
+        roles_claim=mapping.roles,
+        mapping_roles=MappingRole.objects.filter(account_id=connection.account_id).count(),
+        warnings=lockout_warnings(connection),
+        manual_people=list(manual[:500]),
+    )
+
+
+def managed_people(connection: Connection) -> int:
+    """How many people hold roles this connection's SSO authorization manages (released, and editable, when it goes off)."""
+    return (
+        RoleGrant.objects.filter(connection=connection, source=Source.SSO, managed=True)
+        .values("user")
+        .distinct()
+        .count()
+    )
