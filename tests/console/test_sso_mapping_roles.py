@@ -70,14 +70,16 @@ def test_add_a_mapping_role_with_account_and_project_scopes(acme: Any, sso_admin
         {"scope": "project:production", "roles": ["customer-support"]},
     ]
     event = AuditEvent.objects.get(code="mapping_role.created")
-    assert event.detail["name"] == "Sales" and event.actor_user.email == "sara@acme.test"
+    assert (
+        event.detail["name"] == "Sales" and event.actor_user is not None and event.actor_user.email == "sara@acme.test"
+    )
 
 
 def _refused(sso_admin: Any, data: dict[str, Any], status: int = 400) -> str:
     r = sso_admin.post(BASE + "add/", {"rows": "2", **data}, page=BASE + "add/")
     assert r.status_code == status, r.content[:2000]
     assert not MappingRole.objects.exists()
-    return r.content.decode()
+    return str(r.content.decode())
 
 
 def test_a_scope_used_twice_is_refused_on_that_row_and_what_was_typed_stays(acme: Any, sso_admin: Any) -> None:
