@@ -23,6 +23,7 @@ from collections.abc import Callable
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from vestibule.audit.traces import openable_by
 from vestibule.connections.models import Connection
 from vestibule.domain.pipeline import LoginFailure
 from vestibule.domain.reasons import FixIn, reason
@@ -108,10 +109,15 @@ def provider_unusable(exc: ProtocolError, connection: Connection) -> LoginFailur
 
 def failure_page(request: HttpRequest, failure: LoginFailure, trace: TraceRecorder | None) -> HttpResponse:
     """The page a refused person sees: the reason's title and status, the message, codes and trace reference."""
+    trace_id = trace.id if trace else None
+    # The console link to the trace, for an sso-admin of its account only (the refused person sees the reference).
+    trace_account = (
+        openable_by(getattr(request, "user", None), getattr(request, "session", None), trace_id) if trace_id else None
+    )
     return render(
         request,
         "vestibule/sso_error.html",
-        {"title": failure.title, "failure": failure, "trace_id": trace.id if trace else None},
+        {"title": failure.title, "failure": failure, "trace_id": trace_id, "trace_account": trace_account},
         status=failure.status,
     )
 
