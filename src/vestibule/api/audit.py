@@ -11,6 +11,7 @@ from pydantic import Field
 
 from vestibule.api.errors import NotFound
 from vestibule.api.security import account_for
+from vestibule.audit import queries
 from vestibule.audit.models import AuditEvent, LoginTrace
 from vestibule.authority.principal import ADMIN_ROLES, SSO_ADMIN
 
@@ -61,39 +62,22 @@ def trace_out(trace: LoginTrace) -> dict[str, Any]:
 @router.get("/accounts/{slug}/audit-events")
 def list_events(request: HttpRequest, slug: str, filters: Query[EventFilter]) -> list[dict[str, Any]]:
     account = account_for(request, slug, *sorted(ADMIN_ROLES))
-    events = AuditEvent.objects.filter(account=account).select_related("actor_user", "actor_api_key")
-    if filters.code:
-        events = (
-            events.filter(code__startswith=filters.code)
-            if filters.code.endswith(".")
-            else events.filter(code=filters.code)
-        )
-    if filters.outcome:
-        events = events.filter(outcome=filters.outcome)
-    if filters.since:
-        events = events.filter(created_at__gte=filters.since)
-    return [event_out(e) for e in events[: filters.limit]]
+    found = queries.events(
+        account, queries.EventFilter(code=filters.code or "", outcome=filters.outcome or "", since=filters.since)
+    )
+    return [event_out(e) for e in found[: filters.limit]]
 
 
 @router.get("/accounts/{slug}/login-traces")
 def list_traces(request: HttpRequest, slug: str, limit: int = Query(50, ge=1, le=500)) -> list[dict[str, Any]]:  # type: ignore[type-arg]
     account = account_for(request, slug, SSO_ADMIN)
-    return [trace_out(t) for t in LoginTrace.objects.filter(account=account)[:limit]]
+    return [trace_out(t) for t in queries.traces(account, queries.TraceFilter())[:limit]]
 
 
 @router.get("/accounts/{slug}/login-traces/{trace_id}")
 def get_trace(request: HttpRequest, slug: str, trace_id: str) -> dict[str, Any]:
     account = account_for(request, slug, SSO_ADMIN)
-    trace = LoginTrace.objects.filter(account=account, pk=_uuid_or_404(trace_id)).first()
+    trace = queries.trace_of(account, trace_id)
     if trace is None:
         raise NotFound(f"login trace '{trace_id}' not found", field="trace_id")
     return trace_out(trace)
-
-
-def _uuid_or_404(value: str) -> str:
-    import uuid
-
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise NotFound(f"login trace '{value}' not found", field="trace_id") from None

@@ -21,12 +21,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from vestibule.accounts.models import Account
+from vestibule.audit import api_keys as api_keys_service
 from vestibule.audit import queries
 from vestibule.audit.events import record, record_many
 from vestibule.audit.models import AuditEvent, LoginTrace
 from vestibule.audit.traces import FIX_SIDES, fix_for
-from vestibule.authority.models import ApiKey
-from vestibule.authority.principal import ADMIN_ROLES, ADMINISTRATOR, SSO_ADMIN, Principal, effective_admin_roles
+from vestibule.authority.principal import ADMIN_ROLES, ADMINISTRATOR, SSO_ADMIN, Principal
 from vestibule.connections import verification
 from vestibule.connections.models import Connection, DomainClaim, DomainShare, DomainVerification
 from vestibule.connections.rules import ConnectionRuleError
@@ -211,7 +211,7 @@ def audit(request: HttpRequest, acting: Principal, account: Account) -> HttpResp
 def _keys_page(
     request: HttpRequest, acting: Principal, account: Account, form: ApiKeyForm, status: int = 200
 ) -> HttpResponse:
-    keys = ApiKey.objects.filter(account=account, revoked_at__isnull=True).order_by("created_at")[:500]
+    keys = api_keys_service.active_keys(account)[:500]
     return console_page(
         request,
         "diagnostics/api_keys.html",
@@ -234,13 +234,13 @@ def api_keys(request: HttpRequest, acting: Principal, account: Account) -> HttpR
     form = ApiKeyForm(request.POST)
     if not form.is_valid():
         return _keys_page(request, acting, account, form, 400)
-    roles = sorted(set(form.cleaned_data["roles"]))
-    beyond = effective_admin_roles(roles) - acting.roles_in(account)
-    if beyond:
-        form.add_error("roles", f"A key cannot hold roles you lack: {', '.join(sorted(beyond))}.")
+    try:
+        key, secret = api_keys_service.issue(
+            acting, account, name=form.cleaned_data["name"], roles=list(form.cleaned_data["roles"])
+        )
+    except api_keys_service.RolesBeyondCreator as exc:
+        form.add_error("roles", f"A key cannot hold roles you lack: {', '.join(sorted(exc.roles))}.")
         return _keys_page(request, acting, account, form, 403)
-    key, secret = ApiKey.issue(account=account, name=form.cleaned_data["name"], roles=roles, created_by=acting.label)
-    record("api_key.created", account=account, **acting.actor(), key=key.prefix, roles=sorted(key.roles))
     return console_page(
         request,
         "diagnostics/api_key_created.html",
@@ -255,8 +255,8 @@ def api_keys(request: HttpRequest, acting: Principal, account: Account) -> HttpR
 @require_POST
 @account_page(ADMINISTRATOR)
 def revoke_key(request: HttpRequest, acting: Principal, account: Account, prefix: str) -> HttpResponse:
-    key = ApiKey.objects.filter(account=account, prefix=prefix[:16], revoked_at__isnull=True).first()
-    if key is None or not ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()):
+    key = api_keys_service.active_keys(account).filter(prefix=prefix[:16]).first()
+    if key is None or not api_keys_service.revoke(acting, account, key.prefix):
         return refusal(
             request,
             acting,
@@ -265,7 +265,6 @@ def revoke_key(request: HttpRequest, acting: Principal, account: Account, prefix
             "This account has no active API key with that prefix; it may have been revoked already.",
             account=account,
         )
-    record("api_key.revoked", account=account, **acting.actor(), key=key.prefix)
     messages.success(request, f"The API key {key.name or key.prefix} is revoked. Requests using it are refused now.")
     return HttpResponseRedirect(reverse("console:api-keys", args=[account.slug]))
 
