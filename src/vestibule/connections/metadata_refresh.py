@@ -56,6 +56,7 @@ __all__ = [
     "discard",
     "due_sources",
     "fetch",
+    "generate_from_url",
     "record_failure",
     "record_success",
     "summary",
@@ -326,3 +327,16 @@ def _lifecycle_metrics() -> Iterable[Metric]:
 
 
 metrics.add_scrape_collector(_lifecycle_metrics)
+
+
+def generate_from_url(connection: Connection, client: httpx.Client, url: Any) -> dict[str, Any]:
+    """SAML settings generated from the metadata at ``url``, read once through ``client``; nothing is saved.
+
+    The console's "Generate from metadata" with a URL (seed 001): the same
+    checks as a stored metadata URL (:func:`rules.validate_metadata_url`) and
+    the same guarded fetch as a refresh, then the settings a dry-run import
+    makes, for the sso-admin to review and save. Raises
+    :class:`MetadataFetchError` or :class:`ConnectionRuleError`.
+    """
+    checked = rules.validate_metadata_url(url, field="metadata_url")
+    return rules.import_idp_metadata(connection, fetch(client, checked), save=False)
