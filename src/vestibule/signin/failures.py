@@ -99,7 +99,7 @@ def provider_unusable(exc: ProtocolError, connection: Connection) -> LoginFailur
     return LoginFailure(
         "sso.connection_misconfigured" if refused else "sso.provider_unavailable",
         "connect",
-        f"Vestibule could not use {connection.name}'s identity provider: {exc.description.rstrip('.')}. {advice}",
+        f"We could not use {connection.name}'s identity provider: {exc.description.rstrip('.')}. {advice}",
         expected=exc.expected,
         received=exc.received or exc.code,
         fix_in=FixIn.VESTIBULE if refused else FixIn.IDENTITY_PROVIDER,
@@ -117,7 +117,14 @@ def failure_page(request: HttpRequest, failure: LoginFailure, trace: TraceRecord
     return render(
         request,
         "vestibule/sso_error.html",
-        {"title": failure.title, "failure": failure, "trace_id": trace_id, "trace_account": trace_account},
+        {
+            "title": failure.title,
+            "failure": failure,
+            "trace_id": trace_id,
+            "trace_account": trace_account,
+            # The sign-in page's look: the account whose connection refused (base.html shows its name and logo).
+            "brand_account": trace.connection.account if trace else None,
+        },
         status=failure.status,
     )
 
