@@ -245,6 +245,8 @@ class LoginPlan:
     audit: tuple[AuditOutcome, ...] = ()
     # Refused once the plan is applied (deactivated, waiting for approval).
     refusal: LoginFailure | None = None
+    # The person's grants in the account once the plan is applied (read by a rehearsal, see domain.rehearsal).
+    grants_after: tuple[Grant, ...] = ()
 
     @property
     def refused(self) -> bool:
@@ -462,6 +464,16 @@ def _plan(facts: LoginFacts, rec: _Recorder) -> LoginPlan:
         )
         for dropped in decision.dropped:
             rec.event("sso.role_dropped", email, role=dropped)
+        granted, removed = _role_diff(facts.grants, grants)
+        if granted or removed:
+            # What the person holds now that they did not (and no longer holds): the login
+            # announcement (seed 002) and the trace read it; "role" or "role@<project id>".
+            rec.ok(
+                "role_changes",
+                granted=",".join(granted),
+                removed=",".join(removed),
+                mapping_roles=",".join(decision.matched_mapping_roles),
+            )
     elif not grants:
         default = Grant(catalog.default_role)
         roles, grants = RoleChanges(create=(default,)), [default]
@@ -512,6 +524,7 @@ def _plan(facts: LoginFacts, rec: _Recorder) -> LoginPlan:
         access=access,
         audit=tuple(rec.audit),
         refusal=refusal,
+        grants_after=tuple(grants),
     )
 
 
@@ -567,6 +580,16 @@ def _replace_sso_roles(
         keep=tuple(g.id for g in keep if g.id is not None) if sweep else (),
     )
     return changes, others + keep + list(create)
+
+
+def _role_diff(before: tuple[Grant, ...], after: list[Grant]) -> tuple[list[str], list[str]]:
+    """Roles (per scope) the person gained and lost, whatever grant rows carry them."""
+
+    def held(grants: tuple[Grant, ...] | list[Grant]) -> set[str]:
+        return {g.role if g.project_id is None else f"{g.role}@{g.project_id}" for g in grants}
+
+    was, now = held(before), held(after)
+    return sorted(now - was), sorted(was - now)
 
 
 def _break_glass(grants: list[Grant], in_force: bool, catalog: RoleCatalog) -> bool:

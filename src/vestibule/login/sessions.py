@@ -171,3 +171,45 @@ def end_sessions(*, user_ids: Iterable[int], connection_ids: Iterable[object]) -
     rows.delete()
     sessions_ended.send(sender=SignInSession, session_keys=keys)
     return len(keys)
+
+
+# The login announcement (seed 002): what an SSO login just changed in the person's roles -------------
+
+ANNOUNCEMENT_KEY = "login_announcement"
+ANNOUNCEMENT_PATH = "/login/announcement"
+_CHANGES_STEP = "role_changes"
+
+
+def _tokens(value: object) -> list[str]:
+    # A trace value longer than the trace keeps ends in "…": its last token is cut, so it is left out.
+    return [t for t in str(value or "").split(",") if t and not t.endswith("…")][:200]
+
+
+def announce_role_changes(
+    request: HttpRequest, response: HttpResponseRedirect, *, account: Any, steps: Iterable[dict[str, Any]]
+) -> HttpResponseRedirect:
+    """After an SSO login whose roles step changed the person's roles, show the announcement once on the way.
+
+    The change is the login plan's ``role_changes`` note (the trace's step),
+    so asking costs no query. The target the login was going to, already
+    validated by :func:`start_session`, is kept with it for the Continue
+    button: the announcement never redirects anywhere else.
+    """
+    changes = next((s for s in steps if s.get("step") == _CHANGES_STEP), None)
+    if changes is None:
+        return response
+    request.session[ANNOUNCEMENT_KEY] = {
+        "account_id": getattr(account, "pk", None),
+        "granted": _tokens(changes.get("granted")),
+        "removed": _tokens(changes.get("removed")),
+        "mapping_roles": _tokens(changes.get("mapping_roles")),
+        "next": safe_next(response["Location"]),
+    }
+    response["Location"] = ANNOUNCEMENT_PATH
+    return response
+
+
+def take_announcement(session: Any) -> dict[str, Any] | None:
+    """The pending announcement, removed from the session: it is shown once."""
+    data = session.pop(ANNOUNCEMENT_KEY, None)
+    return data if isinstance(data, dict) else None

@@ -1,12 +1,13 @@
 from django.urls import path
 
-from vestibule.login import views
+from vestibule.login import announcement, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("login", views.login_view, name="login"),
     path("login/totp", views.totp_view, name="login-totp"),
     path("logout", views.logout_view, name="logout"),
+    path("login/announcement", announcement.login_announcement, name="login-announcement"),
     path("account/totp", views.totp_setup, name="totp-setup"),
     path("password/reset", views.password_reset, name="password-reset"),
     path("password/reset/<str:token>", views.password_reset_confirm, name="password-reset-confirm"),

@@ -32,7 +32,7 @@ from vestibule.domain.pipeline import LoginFailure
 from vestibule.domain.reasons import reason
 from vestibule.login import ratelimit
 from vestibule.login.redirects import safe_next
-from vestibule.login.sessions import start_session
+from vestibule.login.sessions import announce_role_changes, start_session
 from vestibule.oidc import PendingAuthorization
 from vestibule.saml import (
     SamlError,
@@ -65,7 +65,7 @@ def _finish(
     user = run_pipeline(connection, verified, trace)
     trace.ok("session")
     trace.succeed(user.email)
-    return start_session(
+    response = start_session(
         request,
         user,
         method="sso",
@@ -74,6 +74,8 @@ def _finish(
         connection_id=str(connection.pk),
         trace_id=trace.id,
     )
+    # Roles granted or changed by this login: the one-time announcement first (seed 002; helper sso).
+    return announce_role_changes(request, response, account=connection.account, steps=trace.steps)
 
 
 # Start ---------------------------------------------------------------------
