@@ -9,6 +9,19 @@ holding ``administrator`` (which implies ``sso-admin``), they are routed to
 the password step and stay a break-glass administrator; a new connection also
 lists the account's administrators of its domains as ignored emails.
 
+The administrator reaches the console without typing the password: the
+demo prints a one-time link, ``/demo/sign-in/<token>``, that signs them in and
+lands on the account's console page. It is issued here only, stored as a
+SHA-256 (``OneTimeLink``), works once, for an hour, and only while the
+server runs in demo mode (``VESTIBULE_TEST_IDP``, which ``vestibule demo``
+turns on): a plain ``vestibule serve`` answers 404 there. That mode already
+lets anyone sign in as anyone through the test IdP, so the link opens no door
+that was shut.
+
+The hub has something to show: a second, disabled connection, a mapping
+role, people with roles (one waiting for approval), two projects and a
+failed login in the traces. Each is created once, found again on a re-run.
+
 Two applications are registered for the examples under ``examples/`` (a
 Flask app on Authlib, a Django app on mozilla-django-oidc). Their client
 credentials are printed and written to ``$VESTIBULE_DATA_DIR/
@@ -25,27 +38,52 @@ import os
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password
 from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.test import RequestFactory
+from django.urls import URLPattern, path, reverse
+from django.views.decorators.http import require_GET
 
-from vestibule.accounts.models import Account, Membership, Project, ProjectAccess, User
+from vestibule.accounts.models import Account, Approval, Membership, Project, ProjectAccess, User
 from vestibule.accounts.roles import replace_manual_roles
+from vestibule.audit.models import LoginTrace
 from vestibule.authority.models import ApiKey
 from vestibule.connections import rules
-from vestibule.connections.models import Connection
+from vestibule.connections.authorization import save_mapping_role
+from vestibule.connections.models import Connection, MappingRole
 from vestibule.connections.rules import ConnectionRuleError
+from vestibule.domain.pipeline import LoginFailure
+from vestibule.login.models import OneTimeLink
+from vestibule.login.sessions import start_session
+from vestibule.people import members
 from vestibule.provider import applications
 from vestibule.provider.models import Application
+from vestibule.signin.trace import TraceRecorder
 from vestibule.testidp import idp
 
 ADMIN_EMAIL = "admin@acme.test"
 DEMO_DOMAIN = "acme.test"
 DEMO_CONNECTION_NAME = "Test identity provider (demo)"
 DEMO_APPLICATIONS_FILE = "demo-applications.json"
+SECOND_CONNECTION_NAME = "Okta (not set up yet)"
+SECOND_DOMAIN = "acme-labs.test"
+# OneTimeLink.purpose of the console link; issued by seed_demo only.
+DEMO_SIGN_IN = "demo_sign_in"
+DEMO_SIGN_IN_TTL = timedelta(hours=1)
+# (email, name, account roles, waiting for approval)
+DEMO_PEOPLE: tuple[tuple[str, str, list[str], bool], ...] = (
+    ("grace.hopper@acme.test", "Grace Hopper", ["sso-admin"], False),
+    ("alan.turing@acme.test", "Alan Turing", ["user-manager"], False),
+    ("ada.lovelace@acme.test", "Ada Lovelace", [], False),
+    ("new.hire@acme.test", "New Hire", [], True),
+)
 
 
 @dataclass(frozen=True)
@@ -93,7 +131,9 @@ def seed_demo(*, example_origins: Mapping[str, str] | None = None) -> list[str]:
             ProjectAccess.objects.get_or_create(user=admin, project=project, source="manual", connection=None)
         _, key = ApiKey.issue(account=None, name="demo operator key")
         sso_lines = list(seed_demo_connections(account))
+        seed_demo_hub(account)
         registered = seed_demo_applications(example_origins or {})
+        console_link = issue_console_link(admin)
     app_lines = write_demo_applications(registered)
 
     base = settings.VESTIBULE_BASE_URL
@@ -101,6 +141,8 @@ def seed_demo(*, example_origins: Mapping[str, str] | None = None) -> list[str]:
         "",
         "=" * 72,
         f"Vestibule demo is ready at {base}/login",
+        f"  Open the console, signed in as {ADMIN_EMAIL} (works once, for an hour):",
+        f"    {console_link}",
         f"  Administrator (password login, break-glass): {ADMIN_EMAIL} / {password}",
         *sso_lines,
         f"  Operator API key: {key}",
@@ -140,6 +182,91 @@ def seed_demo_connections(account: Account) -> Iterator[str]:
     yield f"  Sign in via SAML: open {base}/login and type any name@{DEMO_DOMAIN}"
     yield f"    (the built-in test identity provider asks who you want to be; IdP-initiated: {base}/test-idp/login)"
     yield f"    connection {connection.pk}, test IdP metadata: {base}/test-idp/metadata"
+
+
+def seed_demo_hub(account: Account) -> None:
+    """What makes the console worth a look: people, a second connection, a mapping role, a failed login."""
+    for email, name, roles, pending in DEMO_PEOPLE:
+        user = User.objects.filter(email_key=email).first()
+        if user is None:
+            user, _ = members.add_member(account, email, name)
+            membership = Membership.objects.get(user=user, account=account)
+            if pending:
+                membership.approval = Approval.PENDING
+                membership.save(update_fields=["approval"])
+            replace_manual_roles(user, account, roles)
+    if not Connection.objects.for_account(account).filter(name=SECOND_CONNECTION_NAME).exists():
+        try:
+            with transaction.atomic():
+                rules.create_connection(
+                    account,
+                    {"protocol": Connection.Protocol.SAML, "name": SECOND_CONNECTION_NAME, "domains": [SECOND_DOMAIN]},
+                    may_claim=True,
+                )
+        except ConnectionRuleError:
+            pass  # the domain went to another account meanwhile: the demo shows one connection less
+    if not MappingRole.objects.filter(account=account, name="Engineering").exists():
+        save_mapping_role(
+            account,
+            name="Engineering",
+            grants=[
+                {"scope": "account", "roles": ["user-manager"]},
+                {"scope": "project:sandbox", "roles": ["administrator"]},
+            ],
+        )
+    connection = Connection.objects.for_account(account).filter(name=DEMO_CONNECTION_NAME).first()
+    if connection is not None and not LoginTrace.objects.filter(account=account, outcome="failure").exists():
+        _failed_login(connection)
+
+
+def _failed_login(connection: Connection) -> None:
+    """A refused SAML login in the traces, as a misconfigured identity provider leaves one."""
+    request = RequestFactory().post(f"/sso/saml/{connection.pk}/acs", REMOTE_ADDR="127.0.0.1")
+    trace = TraceRecorder(request, connection, "saml")
+    trace.note_identity(email="mallory@acme.test")
+    trace.ok("start")
+    trace.fail(
+        LoginFailure(
+            "sso.assertion_invalid",
+            "validate",
+            expected=f"Audience {settings.VESTIBULE_BASE_URL}/sso/saml/{connection.pk}/metadata",
+            received="Audience https://sso.other-vendor.example/metadata",
+        )
+    )
+
+
+def issue_console_link(admin: User) -> str:
+    """A fresh one-time link into the console; the links of earlier runs stop working."""
+    OneTimeLink.objects.filter(user=admin, purpose=DEMO_SIGN_IN, used_at__isnull=True).delete()
+    _, token = OneTimeLink.issue(DEMO_SIGN_IN, admin, DEMO_SIGN_IN_TTL)
+    return f"{settings.VESTIBULE_BASE_URL}/demo/sign-in/{token}"
+
+
+@require_GET
+def sign_in(request: HttpRequest, token: str) -> HttpResponse:
+    """Follow the printed link: signed in as the demo administrator, on the account's console page."""
+    if not settings.VESTIBULE_TEST_IDP:
+        raise Http404("not in demo mode")
+    link = OneTimeLink.consume(DEMO_SIGN_IN, token[:100])
+    if link is None or not link.user.is_active:
+        return render(
+            request,
+            "vestibule/message.html",
+            {
+                "title": "This demo link has been used or has expired",
+                "text": "Each link the demo prints signs in once, within an hour. Restart the demo for a new one, "
+                f"or sign in with the password it printed for {ADMIN_EMAIL}.",
+            },
+            status=410,
+        )
+    account = Account.objects.filter(slug="acme").first()
+    target = reverse("console:account", args=["acme"]) if account is not None else reverse("console:home")
+    return start_session(request, link.user, method="demo", next_url=target, account=account)
+
+
+urlpatterns: list[URLPattern] = [
+    path("sign-in/<str:token>", sign_in, name="demo-sign-in"),
+]
 
 
 def demo_applications_path() -> Path:

@@ -50,9 +50,28 @@ class Account(models.Model):
     # Days after which a password must be changed; null means never (seed 003 "password TTL").
     password_ttl_days = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # The account's logo on sign-in pages and in the console (vestibule.console.branding). Its
+    # bytes live in AccountLogo, off this row that nearly every request loads; the digest here
+    # names the image in its URL, so showing it costs no query. Empty: no logo.
+    logo_digest = models.CharField(max_length=64, blank=True, default="")
 
     def __str__(self) -> str:
         return self.slug
+
+    @property
+    def logo_url(self) -> str:
+        """Where the logo is served (content-addressed, so cached for good), or ""."""
+        return f"/branding/logos/{self.logo_digest}" if self.logo_digest else ""
+
+
+class AccountLogo(models.Model):
+    """An account's logo, checked by vestibule.conf.images (PNG, JPEG or WebP, at most 256 KiB)."""
+
+    account = models.OneToOneField(Account, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    digest = models.CharField(max_length=64, db_index=True)
+    content_type = models.CharField(max_length=20)
+    data = models.BinaryField()
+    uploaded_at = models.DateTimeField(default=timezone.now)
 
 
 class Project(models.Model):

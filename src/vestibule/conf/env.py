@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from vestibule.conf.images import ImageRefused, Logo, read_logo, text_on
 from vestibule.domain.roles import CatalogInvalid, RoleCatalog
 from vestibule.outbound import parse_allow_entry
 
@@ -105,6 +106,13 @@ class Config:
     metrics_token: str = ""
     #: VESTIBULE_DNS_RESOLVER as (IP address, port); None asks the system's resolver.
     dns_resolver: tuple[str, int] | None = None
+    #: VESTIBULE_PRODUCT_NAME, shown to end users instead of "Vestibule".
+    product_name: str = "Vestibule"
+    #: VESTIBULE_LOGO_FILE's checked content; None shows the product name alone.
+    logo: Logo | None = None
+    #: VESTIBULE_ACCENT_COLOR as #rrggbb and the text colour that reads on it; None keeps the built-in one.
+    accent: str | None = None
+    accent_text: str | None = None
 
     @property
     def secure(self) -> bool:
@@ -225,6 +233,49 @@ def _dns_resolver(raw: str) -> tuple[str, int] | None:
     return str(address), port
 
 
+def _product_name(raw: str) -> str:
+    name = " ".join(raw.split())
+    if not name:
+        raise ConfigError("VESTIBULE_PRODUCT_NAME is empty; unset it to keep 'Vestibule', or give a name")
+    if len(name) > 60:
+        raise ConfigError(f"VESTIBULE_PRODUCT_NAME is {len(name)} characters long; use at most 60")
+    if not name.isprintable():
+        raise ConfigError("VESTIBULE_PRODUCT_NAME holds control characters; use printable text only")
+    return name
+
+
+def _logo(raw: str) -> Logo | None:
+    if not raw.strip():
+        return None
+    path = Path(raw).expanduser()
+    try:
+        if path.stat().st_size > 4 * 1024 * 1024:
+            # Not read into memory at all: far above any logo.
+            raise ConfigError(f"VESTIBULE_LOGO_FILE={raw!r} is larger than 256 KiB; a logo may be at most 256 KiB")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"VESTIBULE_LOGO_FILE={raw!r} cannot be read: {exc.strerror}") from None
+    try:
+        return read_logo(data)
+    except ImageRefused as exc:
+        raise ConfigError(f"VESTIBULE_LOGO_FILE={raw!r} is refused: {exc}") from None
+
+
+def _accent(raw: str) -> tuple[str | None, str | None]:
+    value = raw.strip().lower()
+    if not value:
+        return None, None
+    if len(value) != 7 or value[0] != "#" or any(c not in "0123456789abcdef" for c in value[1:]):
+        raise ConfigError(f"VESTIBULE_ACCENT_COLOR={raw!r} must be a colour as #rrggbb, e.g. #0b5cad")
+    text = text_on(value)
+    if text is None:
+        raise ConfigError(
+            f"VESTIBULE_ACCENT_COLOR={raw!r}: neither white nor black text on it reaches the 4.5:1 contrast "
+            "that WCAG AA asks for button text; choose a darker or a lighter shade"
+        )
+    return value, text
+
+
 def _loopback_aliases(host: str) -> tuple[str, ...]:
     # A local deployment answers under every loopback name, as a new user would type it.
     loopback = ("127.0.0.1", "localhost", "[::1]")
@@ -276,6 +327,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
             detail = " ".join(str(exc).split())
             raise ConfigError(f"VESTIBULE_ROLE_CATALOG={catalog!r} is not a valid role catalog: {detail}") from None
 
+    accent, accent_text = _accent(env.get("VESTIBULE_ACCENT_COLOR", ""))
     return Config(
         data_dir=data_dir,
         database_url=database_url,
@@ -293,4 +345,8 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         outbound_allow=_outbound_allow(env.get("VESTIBULE_OUTBOUND_ALLOW", "")),
         metrics_token=_metrics_token(env.get("VESTIBULE_METRICS_TOKEN", "")),
         dns_resolver=_dns_resolver(env.get("VESTIBULE_DNS_RESOLVER", "")),
+        product_name=_product_name(env.get("VESTIBULE_PRODUCT_NAME", "Vestibule")),
+        logo=_logo(env.get("VESTIBULE_LOGO_FILE", "")),
+        accent=accent,
+        accent_text=accent_text,
     )

@@ -24,6 +24,11 @@ VESTIBULE_OUTBOUND_ALLOW = CONFIG.outbound_allow
 VESTIBULE_METRICS_TOKEN = CONFIG.metrics_token
 # (IP, port) of the DNS server domain verification asks; None = the system's resolver.
 VESTIBULE_DNS_RESOLVER = CONFIG.dns_resolver
+# The deployment's brand (vestibule.console.branding): product name, logo (checked bytes or None), accent colour.
+VESTIBULE_PRODUCT_NAME = CONFIG.product_name
+VESTIBULE_LOGO = CONFIG.logo
+VESTIBULE_ACCENT = CONFIG.accent
+VESTIBULE_ACCENT_TEXT = CONFIG.accent_text
 
 INSTALLED_APPS = [
     "django.contrib.auth",

@@ -1,4 +1,4 @@
-"""Sending the few emails Vestibule sends, and the console backend for the embedded mode."""
+"""Sending the few emails this deployment sends, and the console backend for the embedded mode."""
 
 from __future__ import annotations
 
@@ -21,6 +21,11 @@ class LogEmailBackend(BaseEmailBackend):
         for message in email_messages:
             log.warning("email to %s\nSubject: %s\n\n%s", ", ".join(message.to), message.subject, message.body)
         return len(email_messages)
+
+
+def product_name() -> str:
+    """What end users call this deployment (VESTIBULE_PRODUCT_NAME): in subjects, bodies and pages."""
+    return str(getattr(settings, "VESTIBULE_PRODUCT_NAME", "Vestibule"))
 
 
 def absolute(path: str) -> str:

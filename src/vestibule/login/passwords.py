@@ -17,7 +17,7 @@ from vestibule.authority.ownership import home_account
 from vestibule.conf import metrics
 from vestibule.domain.emails import InvalidEmail, email_key
 from vestibule.login import ratelimit
-from vestibule.login.mail import absolute, send
+from vestibule.login.mail import absolute, product_name, send
 from vestibule.login.models import OneTimeLink
 
 RESET_TTL = timedelta(hours=1)
@@ -112,9 +112,9 @@ def issue_reset_link(user: User, *, request: HttpRequest | None = None, reason: 
         # Sent unasked: say why, or the person takes it for phishing or ignores it.
         send(
             user.email,
-            "Choose a password for Vestibule",
+            f"Choose a password for {product_name()}",
             f"Your administrator switched you to password sign-in: from now on, {user.email} signs in "
-            "to Vestibule with a password instead of your organization's single sign-on.\n\n"
+            f"to {product_name()} with a password instead of your organization's single sign-on.\n\n"
             f"Open this link within one hour to choose your password (it works once):\n{url}\n\n"
             "No earlier password works any more. If the link has expired, use 'Forgot your password?' "
             "on the sign-in page, or ask your administrator.",
@@ -122,7 +122,7 @@ def issue_reset_link(user: User, *, request: HttpRequest | None = None, reason: 
     else:
         send(
             user.email,
-            "Reset your Vestibule password",
+            f"Reset your {product_name()} password",
             f"Someone asked to reset the password of {user.email}.\n\n"
             f"Open this link within one hour to choose a new password (it works once):\n{url}\n\n"
             "If it was not you, ignore this email; your password stays unchanged.",

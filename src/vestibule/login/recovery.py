@@ -25,7 +25,7 @@ from vestibule.accounts.roles import get_catalog
 from vestibule.audit.events import record
 from vestibule.domain.emails import InvalidEmail, email_key
 from vestibule.login import ratelimit
-from vestibule.login.mail import absolute, send_in_background
+from vestibule.login.mail import absolute, product_name, send_in_background
 from vestibule.login.models import OneTimeLink
 
 RECOVERY_TTL = timedelta(minutes=15)
@@ -75,7 +75,7 @@ def request_link(request: HttpRequest | None, raw_email: str) -> None:
     url = absolute(reverse("recovery-access-confirm", args=[token]))
     send_in_background(
         user.email,
-        "Your Vestibule recovery sign-in link",
+        f"Your {product_name()} recovery sign-in link for {account.name}",
         f"Someone asked for a recovery link for {user.email}, an SSO administrator of {account.name}.\n\n"
         f"This link signs you in without your identity provider. It works once and expires in 15 minutes:\n{url}\n\n"
         "If it was not you, ignore this email and tell your security team.",

@@ -26,6 +26,7 @@ from vestibule.login.credentials import (
     set_first_password,
 )
 from vestibule.login.forms import EmailForm, NewPasswordForm, PasswordForm, TotpForm
+from vestibule.login.mail import product_name
 from vestibule.login.models import OneTimeLink
 from vestibule.login.redirects import safe_next
 from vestibule.login.routing import route_email
@@ -62,8 +63,9 @@ def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return HttpResponseRedirect(reverse("login"))
     me = session_payload(request.user, request.session)
-    sso_admin = any("sso-admin" in a["roles"] for a in me["accounts"])
-    return page(request, "home.html", me=me, sso_admin=sso_admin)
+    principal = session_principal(request.user, request.session)
+    console = principal.is_operator or principal.administered_accounts().exists()
+    return page(request, "home.html", me=me, console=console)
 
 
 @require_http_methods(["GET", "POST"])
@@ -515,7 +517,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         record("invitation.accepted", request=request, account=used.account, subject_email=user.email, via="password")
         return start_session(request, user, method="password", next_url="/")
     status = 400 if request.method == "POST" else 200
-    account_name = link.account.name if link.account else "Vestibule"
+    account_name = link.account.name if link.account else product_name()
     return page(
         request,
         "password_set.html",
@@ -535,13 +537,14 @@ def _invitation_through_sso(request: HttpRequest, token: str, link: OneTimeLink,
     where the login accepts the invitation.
     """
     email = link.user.email
-    account_name = link.account.name if link.account else "Vestibule"
+    account_name = link.account.name if link.account else product_name()
     if request.method == "GET":
         connection = route.connections[0] if route.kind == "sso" else None
         return page(
             request,
             "invitation_sso.html",
             account_name=account_name,
+            brand_account=link.account,
             email=email,
             connection=connection,
             several=route.kind == "choose",

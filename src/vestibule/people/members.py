@@ -31,7 +31,7 @@ from vestibule.accounts.roles import effective_account_roles, replace_manual_rol
 from vestibule.connections.models import Connection
 from vestibule.domain.emails import email_key, normalize_email
 from vestibule.login.credentials import credentials_changed
-from vestibule.login.mail import absolute, send
+from vestibule.login.mail import absolute, product_name, send
 from vestibule.login.models import OneTimeLink, token_digest
 from vestibule.login.passwords import issue_reset_link
 
@@ -131,7 +131,7 @@ def invite(
     url = absolute(reverse("join-account", args=[token]))
     send(
         email,
-        f"You are invited to join {account.name} on Vestibule",
+        f"You are invited to join {account.name} on {product_name()}",
         f"{invited_by.split(':', 1)[-1]} invited {email} to the account {account.name}.\n\n"
         f"To accept, open this link within 7 days and sign in as {email} (it works once):\n{url}\n\n"
         "If you did not expect this, ignore the email: nothing changes until you accept.",
@@ -184,7 +184,7 @@ def send_invitation(user: User, account: Account, inviter: str) -> None:
     url = absolute(reverse("invitation-accept", args=[token]))
     send(
         user.email,
-        f"You are invited to {account.name} on Vestibule",
+        f"You are invited to {account.name} on {product_name()}",
         f"{inviter} invited you to the account {account.name}.\n\n"
         f"Accept within 7 days with this link (it works once):\n{url}\n",
     )
