@@ -13,6 +13,10 @@ urlpatterns = [
     path("scim/v2/", include("vestibule.directory.urls")),
     path("console/", include("vestibule.console.urls")),
     path("setup/", include("vestibule.setup.urls")),
+    # The logos the sign-in pages show (public, same-origin, addressed by their SHA-256).
+    path("branding/", include("vestibule.console.public_urls")),
+    # `vestibule demo`'s one-time link into the console; a 404 unless the server runs in demo mode.
+    path("demo/", include("vestibule.demo")),
     path("assets/<str:name>", serve_asset, name="asset"),
     path("api/v1/", api.urls),
     path("metrics", metrics_view, name="metrics"),

@@ -14,26 +14,14 @@ from django.core import mail
 from django.template import VariableDoesNotExist
 from django.template.loader import get_template
 from django.test import Client
-from django.urls import NoReverseMatch, include, path
+from django.urls import NoReverseMatch
 
 from tests.console.conftest import Browser
-from vestibule import urls as root
 from vestibule.accounts.models import Account, AccountLogo
 from vestibule.audit.models import AuditEvent
 from vestibule.conf.env import ConfigError, load_config
 from vestibule.conf.images import ImageRefused, contrast, read_logo, text_on
 from vestibule.console.branding import brand
-
-# Until vestibule.urls routes /branding/ itself (asked of the lead in FINDINGS.md), this module's
-# URL map adds it to the real one.
-urlpatterns: list[Any] = list(root.urlpatterns)
-if not any(str(getattr(p, "pattern", "")) == "branding/" for p in urlpatterns):
-    urlpatterns += [
-        path("branding/", include("vestibule.console.public_urls")),
-        path("demo/", include("vestibule.demo")),
-    ]
-handler404 = root.handler404
-pytestmark = pytest.mark.urls(__name__)
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "vestibule"
 

@@ -24,6 +24,8 @@ class OneTimeLink(models.Model):
         PASSWORD_RESET = "password_reset"
         INVITATION = "invitation"
         RECOVERY = "recovery"
+        # `vestibule demo`'s link into the console (vestibule.demo); issued nowhere else.
+        DEMO_SIGN_IN = "demo_sign_in"
 
     digest = models.CharField(max_length=64, unique=True)
     purpose = models.CharField(max_length=20, choices=Purpose.choices)
