@@ -272,3 +272,21 @@ def test_the_oidc_card_gives_the_setup_url_to_copy(
     assert connect.get_attribute("href") == f"/sso/oidc/{connection.pk}/connect"
     axe_clean(page, "OIDC card with the Setup URL")
     shot(page, "connections-oidc")
+
+
+def test_the_boxes_fit_a_phone(
+    phone_page: Any,
+    url: Callable[[str], str],
+    make_person: Callable[..., Any],
+    sign_in: Callable[..., None],
+    axe_clean: Callable[..., Any],
+    shot: Callable[[Any, str], Any],
+) -> None:
+    make_connection(saml=COMPLETE)
+    sam = make_person("sam@acme.test", roles=["sso-admin"])
+    sign_in(phone_page, sam.email, next_url=LIST)
+    phone_page.goto(url(LIST))
+    overflow = phone_page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"the page is {overflow}px wider than the phone"
+    axe_clean(phone_page, "connections on a phone")
+    shot(phone_page, "connections-phone")

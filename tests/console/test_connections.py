@@ -642,3 +642,16 @@ def test_bad_ids_in_the_url_are_404_pages(sam: Any, victim: Connection, connecti
 
 def test_get_on_an_action_is_not_allowed(sam: Any, victim: Connection) -> None:
     assert sam.get(base(victim) + "delete").status_code == 405
+
+
+def test_a_body_beyond_the_upload_limit_is_a_4xx_not_a_5xx(sam: Any, victim: Connection) -> None:
+    response = sam.post(base(victim) + "ignored-emails", {"ignored_emails": "a@acme.test\n" * 300_000}, page=LIST)
+    assert 400 <= response.status_code < 500
+
+
+def test_the_new_connection_form_keeps_what_was_typed(sam: Any) -> None:
+    form = {"name": "Okta <b>", "protocol": "oidc", "domains": "acme.test", "issuer": "nope", "client_id": "c"}
+    form["client_secret"] = "typed-secret"
+    page = page_of(sam.post("/console/a/acme/connections/new", form))
+    assert 'value="Okta <b>"' not in sam.post("/console/a/acme/connections/new", form).content.decode()
+    assert "Okta <b>" in page and "acme.test" in page and "typed-secret" not in page
