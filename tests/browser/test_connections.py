@@ -90,8 +90,11 @@ def test_seed_001_create_generate_save_enable(
     dialog.get_by_label("IdP metadata XML").fill(metadata("idp").decode())
     axe_clean(page, "generate-from-metadata dialog")
     shot(page, "connections-metadata-dialog")
-    with page.expect_navigation():
-        dialog.get_by_role("button", name="Generate SAML settings from this metadata").click()
+    before = page.url
+    # htmx swaps the settings block only: no navigation, the dialog gone, the text area replaced.
+    dialog.get_by_role("button", name="Generate SAML settings from this metadata").click()
+    page.locator(f"#c-{connection.pk.hex[:12]}-generated").wait_for()
+    assert page.url == before and not dialog.is_visible()
     card = box(page, connection)
     assert "Generated from metadata" in card.inner_text()
     assert ENTITY in card.get_by_role("textbox", name="SAML settings").input_value()
@@ -290,3 +293,30 @@ def test_the_boxes_fit_a_phone(
     assert overflow <= 1, f"the page is {overflow}px wider than the phone"
     axe_clean(phone_page, "connections on a phone")
     shot(phone_page, "connections-phone")
+
+
+def test_bad_metadata_is_shown_in_the_dialog(
+    page: Any,
+    url: Callable[[str], str],
+    make_person: Callable[..., Any],
+    sign_in: Callable[..., None],
+    axe_clean: Callable[..., Any],
+    shot: Callable[[Any, str], Any],
+) -> None:
+    connection = make_connection()
+    sam = make_person("sam@acme.test", roles=["sso-admin"])
+    sign_in(page, sam.email, next_url=LIST)
+    page.goto(url(LIST))
+    key = connection.pk.hex[:12]
+    box(page, connection).get_by_role("button", name="Generate from metadata").click()
+    dialog = page.locator(f"#m{key}-dialog")
+    dialog.get_by_label("IdP metadata XML").fill("<not metadata")
+    dialog.get_by_role("button", name="Generate SAML settings from this metadata").click()
+    error = page.locator(f"#m{key}-metadata-error")
+    error.wait_for()
+    assert error.inner_text().startswith("metadata: ")
+    assert page.locator(f"#m{key}-dialog").get_by_label("IdP metadata XML").get_attribute("aria-invalid") == "true"
+    assert page.locator(f"#m{key}-dialog").get_by_label("IdP metadata XML").input_value() == "<not metadata"
+    assert fresh(connection).saml_settings == connection.saml_settings
+    axe_clean(page, "metadata refused")
+    shot(page, "connections-metadata-refused")

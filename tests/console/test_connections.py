@@ -655,3 +655,15 @@ def test_the_new_connection_form_keeps_what_was_typed(sam: Any) -> None:
     page = page_of(sam.post("/console/a/acme/connections/new", form))
     assert 'value="Okta <b>"' not in sam.post("/console/a/acme/connections/new", form).content.decode()
     assert "Okta <b>" in page and "acme.test" in page and "typed-secret" not in page
+
+
+def test_the_dialog_answers_htmx_with_a_block_it_can_swap(sam: Any, make_connection: Any) -> None:
+    connection = make_connection()
+    headers = {"HTTP_HX_REQUEST": "true"}
+    refused = sam.post(base(connection) + "metadata", {"metadata": "<nope"}, page=LIST, **headers)
+    assert refused.status_code == 200 and f'id="m{key(connection)}-metadata-error"' in refused.content.decode()
+    done = sam.post(base(connection) + "metadata", {"metadata": metadata("idp").decode()}, page=LIST, **headers)
+    page = page_of(done)
+    assert done.status_code == 200 and f'<div id="c-{key(connection)}-saml-block">' in page
+    assert re.search(rf'<textarea[^>]*autofocus[^>]*id="c{key(connection)}-settings"', page)
+    assert fresh(connection).saml_settings == connection.saml_settings

@@ -270,7 +270,17 @@ def _refused_update(
     tie_error(form, error, fields, default)
     card.forms[kind] = form
     card.metadata_open = kind == "metadata"
-    return _list_page(request, acting, account, focus=card, status=error.status if error.status < 500 else 409)
+    status = error.status if error.status < 500 else 409
+    return _list_page(request, acting, account, focus=card, status=_for_htmx(request, kind, status))
+
+
+def _for_htmx(request: HttpRequest, kind: str, status: int) -> int:
+    """The status of a refused form; 200 for the metadata dialog's htmx request.
+
+    htmx swaps only 2xx answers: the refused dialog (open, errors on its
+    fields) must replace the one on the page, as the full page does without script.
+    """
+    return 200 if kind == "metadata" and request.headers.get("HX-Request") == "true" else status
 
 
 def _invalid(
@@ -279,7 +289,7 @@ def _invalid(
     card = _focus(connection)
     card.forms[kind] = form
     card.metadata_open = kind == "metadata"
-    return _list_page(request, acting, account, focus=card, status=400)
+    return _list_page(request, acting, account, focus=card, status=_for_htmx(request, kind, 400))
 
 
 # Pages ------------------------------------------------------------------------------
