@@ -40,6 +40,7 @@ from vestibule.domain.plan import (
     connection_disabled,
     plan,
 )
+from vestibule.domain.rehearsal import Rehearsal, rehearse
 from vestibule.domain.roles import RoleCatalog
 from vestibule.login.credentials import credentials_changed
 from vestibule.people import members
@@ -109,6 +110,22 @@ def _login(
     catalog: RoleCatalog,
 ) -> tuple[User | None, LoginPlan, Membership | None]:
     """Inside the transaction: lock the link (or the email's user), load the facts, plan, apply."""
+    link, user, invitation, facts = _facts(connection, identity, mapping, mapping_roles, catalog)
+    login = plan(facts)
+    if login.refused:
+        return None, login, None
+    user, membership = _apply(connection, identity, login, link, user, invitation)
+    remember_home(user, facts.connection.owner_of(user.email))
+    return user, login, membership
+
+
+def _facts(
+    connection: Connection,
+    identity: AssertedIdentity,
+    mapping: ClaimMapping,
+    mapping_roles: tuple[MappingRoleGrants, ...],
+    catalog: RoleCatalog,
+) -> tuple[ExternalIdentity | None, User | None, Invitation | None, LoginFacts]:
     link, user, linked_elsewhere = _find_user(connection, identity)
     loaded = _load(connection, user)
     invitation = None
@@ -151,12 +168,29 @@ def _login(
             and User.objects.filter(email_key=identity.email_key).exclude(pk=user.pk).exists()
         ),
     )
-    login = plan(facts)
-    if login.refused:
-        return None, login, None
-    user, membership = _apply(connection, identity, login, link, user, invitation)
-    remember_home(user, facts.connection.owner_of(user.email))
-    return user, login, membership
+    return link, user, invitation, facts
+
+
+# ---- A rehearsal (setup links' test sign-in): the plan, never applied ---- (helper setup-links)
+
+
+def rehearse_pipeline(connection: Connection, verified: VerifiedSubject) -> tuple[AssertedIdentity, Rehearsal]:
+    """What :func:`run_pipeline` would decide for ``verified``, as if the connection were enabled; writes nothing.
+
+    Raises the :class:`LoginFailure` of claims that yield no identity (no
+    email, say). The facts are read in a transaction that is rolled back, so
+    the row locks :func:`_find_user` takes end with it and nothing can stick.
+    """
+    mapping = ClaimMapping.from_dict(connection.claims)
+    identity = extract_identity(verified.claims, verified.subject, mapping)
+    mapping_roles = tuple(mapping_roles_of(connection)) if connection.sso_authorization else ()
+    with transaction.atomic():
+        _, _, _, facts = _facts(connection, identity, mapping, mapping_roles, get_catalog())
+        transaction.set_rollback(True)
+    return identity, rehearse(facts)
+
+
+# ---- (end of the rehearsal)
 
 
 def _find_user(connection: Connection, identity: AssertedIdentity) -> tuple[ExternalIdentity | None, User | None, bool]:

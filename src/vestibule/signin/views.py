@@ -34,6 +34,7 @@ from vestibule.login import ratelimit
 from vestibule.login.redirects import safe_next
 from vestibule.login.sessions import announce_role_changes, start_session
 from vestibule.oidc import PendingAuthorization
+from vestibule.protocol_errors import ProtocolError
 from vestibule.saml import (
     SamlError,
     build_authn_request,
@@ -41,11 +42,18 @@ from vestibule.saml import (
     build_sp_metadata,
     validate_response,
 )
-from vestibule.signin import adapters
+from vestibule.signin import adapters, dry_run
 from vestibule.signin import pending as pending_logins
-from vestibule.signin.failures import connection_for, provider_unusable, sso_endpoint, unusable_at_start
+from vestibule.signin.failures import (
+    connection_for,
+    provider_unusable,
+    refused_by_protocol,
+    sso_endpoint,
+    unusable_at_start,
+)
 from vestibule.signin.pipeline import (
     VerifiedSubject,
+    rehearse_pipeline,
     require_enabled,
     run_pipeline,
 )
@@ -114,11 +122,18 @@ def sso_start(request: HttpRequest, connection: Connection, trace: TraceRecorder
     return _oidc_start(request, connection, next_url, login_hint=request.GET.get("login_hint", ""))
 
 
-def _saml_start(request: HttpRequest, connection: Connection, next_url: str, *, login_hint: str = "") -> HttpResponse:
+def _saml_start(
+    request: HttpRequest,
+    connection: Connection,
+    next_url: str,
+    *,
+    login_hint: str = "",
+    data: dict[str, Any] | None = None,
+) -> HttpResponse:
     sp = adapters.service_provider(connection)
     settings = adapters.saml_settings(connection)
     pending, token = pending_logins.create(
-        request, connection, next_url=next_url, bind_browser=pending_logins.binds_saml_post()
+        request, connection, next_url=next_url, data=data, bind_browser=pending_logins.binds_saml_post()
     )
     if settings.sso_binding == "post":
         form, request_id = build_authn_request_form(sp, settings, _now(), pending.key)
@@ -156,6 +171,41 @@ def _oidc_start(
     return response
 
 
+# ---- Test sign-ins (setup links; helper setup-links) ---------------------------
+
+
+def start_test_login(
+    request: HttpRequest, connection: Connection, *, handler: str, data: dict[str, Any]
+) -> HttpResponse:
+    """Send the browser to the connection's provider for a test sign-in, also while the connection is disabled.
+
+    Its end is the registered ``handler``'s (see :mod:`vestibule.signin.dry_run`):
+    the ACS or callback validates the response as for any login and plans it,
+    applying nothing and starting no session. Raises the protocol error of
+    settings that cannot start a sign-in, for the caller to show.
+    """
+    payload = {**data, dry_run.DATA_KEY: handler}
+    if connection.protocol == Connection.Protocol.SAML:
+        return _saml_start(request, connection, "", data=payload)
+    return _oidc_start(request, connection, "", data=payload)
+
+
+def _rehearsed(connection: Connection, verify: Callable[[], VerifiedSubject]) -> dry_run.DryRun:
+    """Validate (``verify``) and plan a test sign-in; any refusal becomes the result's ``failure``."""
+    verified = None
+    try:
+        verified = verify()
+        identity, rehearsal = rehearse_pipeline(connection, verified)
+    except (LoginFailure, ProtocolError) as exc:
+        failure = exc if isinstance(exc, LoginFailure) else refused_by_protocol(exc, connection)
+        claims = dry_run.shown_claims(verified.claims) if verified is not None else None
+        return dry_run.DryRun(verified.subject if verified else None, claims, failure=failure)
+    return dry_run.DryRun(verified.subject, dry_run.shown_claims(verified.claims), identity, rehearsal)
+
+
+# ---- (end of test sign-ins)
+
+
 # SAML ----------------------------------------------------------------------
 
 
@@ -174,11 +224,28 @@ def saml_metadata(request: HttpRequest, connection_id: str) -> HttpResponse:
 @require_POST
 @sso_endpoint(Connection.Protocol.SAML)
 def saml_acs(request: HttpRequest, connection: Connection, trace: TraceRecorder) -> HttpResponse:
-    require_enabled(connection)
     relay_state = request.POST.get("RelayState") or None
     pending = pending_logins.consume(request, connection, relay_state) if relay_state else None
+    # A test sign-in (setup links) works before the connection is enabled, and ends with its handler.
+    test = dry_run.handler_for(pending)
+    if test is not None and pending is not None:
+        return test(
+            request,
+            connection,
+            pending,
+            _rehearsed(connection, lambda: _saml_verified(request, connection, trace, pending)),
+        )
+    require_enabled(connection)
     if relay_state and pending is None:
         trace.ok("relay_state", result="unknown, used or expired reference: treated as unsolicited")
+    verified = _saml_verified(request, connection, trace, pending)
+    return _finish(request, connection, trace, verified, pending.next_url if pending else "/")
+
+
+def _saml_verified(
+    request: HttpRequest, connection: Connection, trace: TraceRecorder, pending: PendingLogin | None
+) -> VerifiedSubject:
+    """The posted SAMLResponse, validated completely (signature, audience, lifetime, InResponseTo, replay)."""
     saml_response = request.POST.get("SAMLResponse")
     if not saml_response:
         raise LoginFailure(
@@ -207,8 +274,7 @@ def saml_acs(request: HttpRequest, connection: Connection, trace: TraceRecorder)
         signed=",".join(assertion.signed_parts),
         **notes,
     )
-    verified = VerifiedSubject(subject=assertion.name_id, claims=assertion.attributes)
-    return _finish(request, connection, trace, verified, pending.next_url if pending else "/")
+    return VerifiedSubject(subject=assertion.name_id, claims=assertion.attributes)
 
 
 # OIDC ----------------------------------------------------------------------
@@ -225,6 +291,15 @@ def oidc_callback(request: HttpRequest, connection: Connection, trace: TraceReco
             detail_code="oidc.state_invalid",
         )  # fmt: skip
     learn = pending.purpose == PendingLogin.Purpose.CONNECT_ORGANIZATION
+    # A test sign-in (setup links) works before the connection is enabled, and ends with its handler.
+    test = dry_run.handler_for(pending)
+    if test is not None and not learn:
+        return test(
+            request,
+            connection,
+            pending,
+            _rehearsed(connection, lambda: _oidc_verified(request, connection, trace, pending)),
+        )
     # "Connect organization" signs nobody in, and must work before the
     # connection is enabled: enabling an unbound connection would route
     # the domain's users to a provider that refuses them all.
@@ -244,6 +319,21 @@ def oidc_callback(request: HttpRequest, connection: Connection, trace: TraceReco
     return _finish(
         request, connection, trace, VerifiedSubject(subject=login.subject, claims=login.claims), pending.next_url
     )
+
+
+def _oidc_verified(
+    request: HttpRequest, connection: Connection, trace: TraceRecorder, pending: PendingLogin
+) -> VerifiedSubject:
+    """A test sign-in's callback, validated as any login's (state, code exchange, ID token, nonce, tenant)."""
+    login = adapters.relying_party(connection).complete(
+        request.GET.dict(),
+        PendingAuthorization(
+            state=pending.key, nonce=pending.data["nonce"], code_verifier=pending.data["code_verifier"],
+            redirect_uri=adapters.redirect_uri(connection),
+        ),
+    )  # fmt: skip
+    trace.ok("validate", subject=login.subject, tenant=login.tenant_id or "")
+    return VerifiedSubject(subject=login.subject, claims=login.claims)
 
 
 def _unbound(connection: Connection) -> Connection:
