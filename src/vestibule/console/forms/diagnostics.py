@@ -148,3 +148,21 @@ class ShareForm(forms.Form):
         if not SLUG.fullmatch(value):
             raise forms.ValidationError("An account slug has lowercase letters, digits and inner hyphens only.")
         return value
+
+
+class ScimTokenForm(forms.Form):
+    name = forms.CharField(
+        label="Name", max_length=200, help_text="What people and the audit log call the directory, e.g. Okta SCIM."
+    )
+    connection = forms.ChoiceField(
+        label="Connection (optional)",
+        required=False,
+        help_text="Bind the directory to a connection: its externalId is then the person's external user ID there, "
+        "so their next SSO login finds the provisioned person.",
+    )
+
+    def __init__(self, *args: Any, connections: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["connection"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", "None"), *connections]

@@ -35,10 +35,12 @@ from vestibule.console.forms.diagnostics import (
     ApiKeyForm,
     AuditFilterForm,
     DomainForm,
+    ScimTokenForm,
     ShareForm,
     TraceFilterForm,
 )
 from vestibule.console.pages import console_page, refusal
+from vestibule.directory import tokens as scim_tokens
 from vestibule.domain.emails import InvalidEmail, normalize_domain
 from vestibule.login import ratelimit
 from vestibule.signin import revocation
@@ -577,12 +579,95 @@ def cancel_verification(request: HttpRequest, acting: Principal, account: Accoun
     return HttpResponseRedirect(_domains_url(account))
 
 
+# SCIM tokens ---------------------------------------------------------------------------
+
+
+def _scim_page(
+    request: HttpRequest, acting: Principal, account: Account, form: ScimTokenForm | None = None, status: int = 200
+) -> HttpResponse:
+    names = _connection_names(account)
+    return console_page(
+        request,
+        "diagnostics/scim_tokens.html",
+        acting,
+        account=account,
+        status=status,
+        title="Directory sync (SCIM)",
+        form=form or ScimTokenForm(connections=list(names.items())),
+        tokens=[
+            {"token": t, "connection": names.get(str(t.connection_id), "")} for t in scim_tokens.live_tokens(account)
+        ],
+        base_url=scim_tokens.base_url(),
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@never_cache
+@account_page(ADMINISTRATOR)
+def scim_token_list(request: HttpRequest, acting: Principal, account: Account) -> HttpResponse:
+    """The account's SCIM tokens; a POST creates one and shows it this once, as api/directory.py does."""
+    if request.method == "GET":
+        return _scim_page(request, acting, account)
+    form = ScimTokenForm(request.POST, connections=list(_connection_names(account).items()))
+    if not form.is_valid():
+        return _scim_page(request, acting, account, form, 400)
+    try:
+        token, body = scim_tokens.issue(
+            account,
+            name=form.cleaned_data["name"],
+            connection_id=form.cleaned_data["connection"] or None,
+            created_by=acting.label,
+        )
+    except ConnectionRuleError as exc:
+        form.add_error("connection", exc.detail)
+        return _scim_page(request, acting, account, form, exc.status)
+    record(
+        "scim_token.created",
+        account=account,
+        connection=token.connection,
+        **acting.actor(),
+        scim_token=token.prefix,
+        name=token.name,
+    )
+    return console_page(
+        request,
+        "diagnostics/scim_token_created.html",
+        acting,
+        account=account,
+        title="SCIM token created",
+        token=token,
+        secret=body["token"],
+        base_url=body["base_url"],
+    )
+
+
+@require_POST
+@account_page(ADMINISTRATOR)
+def revoke_scim_token(request: HttpRequest, acting: Principal, account: Account, prefix: str) -> HttpResponse:
+    if not scim_tokens.revoke(account, prefix[:16]):
+        return refusal(
+            request,
+            acting,
+            404,
+            "No such SCIM token",
+            "This account has no live SCIM token with that prefix; it may have been revoked already.",
+            account=account,
+        )
+    record("scim_token.revoked", account=account, **acting.actor(), scim_token=prefix[:16])
+    messages.success(
+        request, f"The SCIM token {prefix[:16]} is revoked: the directory's next request with it is refused."
+    )
+    return HttpResponseRedirect(reverse("console:scim-tokens", args=[account.slug]))
+
+
 urlpatterns = [
     path("a/<str:slug>/traces/", traces, name="traces"),
     path("a/<str:slug>/traces/<str:trace_id>/", trace_detail, name="trace"),
     path("a/<str:slug>/audit/", audit, name="audit"),
     path("a/<str:slug>/api-keys/", api_keys, name="api-keys"),
     path("a/<str:slug>/api-keys/<str:prefix>/revoke", revoke_key, name="api-key-revoke"),
+    path("a/<str:slug>/scim-tokens/", scim_token_list, name="scim-tokens"),
+    path("a/<str:slug>/scim-tokens/<str:prefix>/revoke", revoke_scim_token, name="scim-token-revoke"),
     path("a/<str:slug>/domains/", domains, name="domains"),
     path("a/<str:slug>/domains/verifications", start_verification, name="domain-verify"),
     path("a/<str:slug>/domains/verifications/<str:domain>/check", check_verification, name="domain-check"),
