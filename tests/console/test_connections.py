@@ -404,6 +404,7 @@ def test_an_sso_admin_may_only_use_domains_the_account_holds(sam: Any, make_acco
     page = page_of(refused)
     assert refused.status_code == 403
     assert re.search(r'<p class="field-error" id="id_domains-error">domain new.test is neither claimed', page)
+    assert "prove it under Domains or ask the operator" in page and "POST /api" not in page
     assert 'value="Okta"' in page and not Connection.objects.exists() and not DomainClaim.objects.exists()
     DomainClaim.objects.create(domain="acme.test", account=make_account("acme"))
     ok = sam.post("/console/a/acme/connections/new", {"name": "Okta", "protocol": "saml", "domains": "acme.test"})

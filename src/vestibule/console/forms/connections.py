@@ -95,7 +95,7 @@ class SamlSettingsForm(forms.Form):
         max_length=MAX_SETTINGS_CHARS,
         widget=forms.Textarea(attrs={"class": "code", "rows": 16, "spellcheck": "false"}),
         help_text=(
-            "JSON. Vestibule's keys (idp_entity_id, sso_url, certificates, name_id_format, …) or a node-saml "
+            "JSON. The native keys (idp_entity_id, sso_url, certificates, name_id_format, …) or a node-saml "
             'options object ("entryPoint", "idpIssuer", "cert", "identifierFormat": '
             '"urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress").'
         ),
@@ -132,7 +132,7 @@ class MetadataForm(forms.Form):
         max_length=2000,
         label="Or the IdP metadata URL",
         widget=forms.URLInput(),
-        help_text="An https URL; Vestibule reads it once now, through its guarded outbound client.",
+        help_text="An https URL, read once now through the guarded outbound client (no private addresses, no redirects).",
     )
 
     def clean(self) -> dict[str, Any]:

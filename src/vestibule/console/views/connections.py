@@ -11,6 +11,7 @@ audits it.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,10 +110,6 @@ class Card:
     @property
     def certificates(self) -> list[Any]:
         return connection_certificates(self.connection, timezone.now()) if self.is_saml else []
-
-    @property
-    def linked_projects(self) -> list[str]:
-        return sorted(p.name for p in self.connection.linked_projects.all())
 
     @property
     def show_allow_login(self) -> bool:
@@ -324,6 +321,8 @@ def connection_new(request: HttpRequest, acting: Principal, account: Account) ->
                     account, form.payload(), may_claim=acting.is_operator, warnings=warnings
                 )
             except ConnectionRuleError as exc:
+                # The rules speak the API's language; here the way to prove a domain is a console page.
+                exc.detail = re.sub(r"prove it \(POST [^)]*\)", "prove it under Domains", exc.detail)
                 tie_error(form, exc, NewConnectionForm.FIELDS, None)
                 status = exc.status
             else:
