@@ -36,6 +36,7 @@ ACCOUNT_ITEMS = (
     Item("Login traces", "console:traces", (SSO_ADMIN,), "Diagnostics"),
     Item("Audit log", "console:audit", (ADMINISTRATOR, USER_MANAGER, SSO_ADMIN), "Diagnostics"),
     Item("API keys", "console:api-keys", (ADMINISTRATOR,), "Settings"),
+    Item("Directory sync (SCIM)", "console:scim-tokens", (ADMINISTRATOR,), "Settings"),
     Item("Branding", "console:branding", (ADMINISTRATOR,), "Settings"),
 )
 
