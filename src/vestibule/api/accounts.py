@@ -11,23 +11,18 @@ from pydantic import Field, field_validator
 
 from vestibule.accounts.models import Account, Invitation, Membership, Project, ProjectAccess, RoleGrant, User
 from vestibule.accounts.roles import (
-    SsoManagedRoles,
-    effective_account_roles,
     get_catalog,
-    replace_manual_roles,
     sso_managing_connection,
 )
-from vestibule.api.errors import ApiError, Conflict, Forbidden, NotFound, Unprocessable
+from vestibule.api.errors import ApiError, Conflict, Forbidden, NotFound
 from vestibule.api.schemas import StrictSchema, changes_without_nulls
 from vestibule.api.security import account_for, principal, require_operator, who
 from vestibule.audit.events import record
 from vestibule.authority.models import ApiKey
-from vestibule.authority.ownership import home_account_of_email, is_home
+from vestibule.authority.ownership import is_home
 from vestibule.authority.principal import ADMIN_ROLES, ADMINISTRATOR, USER_MANAGER, effective_admin_roles
-from vestibule.connections import rules
 from vestibule.domain.emails import InvalidEmail, normalize_email
-from vestibule.domain.roles import RoleRuleError
-from vestibule.people import members
+from vestibule.people import administration
 
 router = Router(tags=["accounts"])
 
@@ -206,54 +201,16 @@ def invitation_out(invitation: Invitation) -> dict[str, Any]:
     }
 
 
-def _identity_owner_detail(account: Account, user: User) -> str:
-    home = home_account_of_email(user.email)
-    owner = "the account that owns their email domain" if home is not None else "the person themselves"
-    return f"this is part of {user.email}'s identity, which {owner} manages, not account '{account.slug}'"
-
-
-def _manages_identity(acting: Any, account: Account, user: User) -> bool:
-    """The operator, or the home account — except for the operator's own identity, which is the operator's alone."""
-    if acting.is_operator:
-        return True
-    return is_home(account, user) and not user.is_operator
-
-
-def _require_administrator_for_admins(request: HttpRequest, account: Account, user: User) -> None:
-    """Deactivating, removing or converting someone who holds an admin role here is an administrator's act."""
-    held = effective_account_roles(user, account) & ADMIN_ROLES
-    if held and ADMINISTRATOR not in principal(request).roles_in(account):
-        raise Forbidden(
-            f"{user.email} holds {', '.join(sorted(held))} in account '{account.slug}'; only an administrator may "
-            "deactivate, remove or convert them",
-            field="id",
-        )
-
-
-def _require_administrator_for_admin_roles(request: HttpRequest, account: Account, *role_sets: Any) -> None:
-    """Granting or removing an admin role is an administrator's act: a user-manager cannot promote anyone, themselves included."""
-    touched = set().union(*(set(r) for r in role_sets)) & ADMIN_ROLES
-    if touched and ADMINISTRATOR not in principal(request).roles_in(account):
-        raise Forbidden(
-            f"granting or removing {', '.join(sorted(touched))} needs the 'administrator' role in account '{account.slug}'",
-            field="roles",
-        )
-
-
-def project_or_422(account: Account, slug: str, field: str) -> Project:
-    project = Project.objects.filter(account=account, slug=slug).first()
-    if project is None:
-        raise Unprocessable(f"account '{account.slug}' has no project '{slug}'", field=field)
-    return project
-
-
-def _roles_or_422(fn: Any, field: str) -> Any:
+def _refused(fn: Any) -> Any:
+    """Run a people-administration action, a refusal answered as the API error it names."""
     try:
         return fn()
-    except RoleRuleError as exc:
-        raise Unprocessable(exc.message, field=field) from None
-    except SsoManagedRoles as exc:
-        raise Conflict(str(exc), field=field) from None
+    except administration.Refused as exc:
+        raise ApiError(exc.detail, field=exc.field, status=exc.status) from None
+
+
+def _external_ids(entries: list[ExternalIdIn]) -> list[tuple[str, str | None]]:
+    return [(e.connection, e.external_id) for e in entries]
 
 
 # Accounts ------------------------------------------------------------------
@@ -313,23 +270,14 @@ def list_projects(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
 @router.post("/accounts/{slug}/projects", response={201: dict})
 def create_project(request: HttpRequest, slug: str, payload: ProjectIn) -> Status[Any]:
     account = account_for(request, slug, ADMINISTRATOR)
-    try:
-        with transaction.atomic():
-            project = Project.objects.create(account=account, **payload.model_dump())
-    except IntegrityError:
-        raise Conflict(f"project '{payload.slug}' already exists in '{slug}'", field="slug") from None
-    record("project.created", account=account, **who(request), project=project.slug)
+    project = _refused(lambda: administration.create_project(principal(request), account, payload.slug, payload.name))
     return Status(201, project_out(project))
 
 
 @router.delete("/accounts/{slug}/projects/{project}", response={204: None})
 def delete_project(request: HttpRequest, slug: str, project: str) -> Status[Any]:
     account = account_for(request, slug, ADMINISTRATOR)
-    found = Project.objects.filter(account=account, slug=project).first()
-    if found is None:
-        raise NotFound(f"project '{project}' not found", field="project")
-    found.delete()
-    record("project.deleted", account=account, **who(request), project=project)
+    _refused(lambda: administration.delete_project(principal(request), account, project))
     return Status(204, None)
 
 
@@ -350,44 +298,6 @@ def list_users(
     return [user_out(m.user, account, m) for m in memberships.order_by(*order)]
 
 
-def _set_external_ids(
-    request: HttpRequest, account: Account, user: User, entries: list[ExternalIdIn]
-) -> list[dict[str, Any]]:
-    """Seed 000: "update the External user ID so that it matches the 3rd party system", per connection.
-
-    External user IDs are identity: the caller has checked that this account
-    manages the person's. Only this account's connections are resolved
-    (another's is a 404, like one that does not exist). Runs in the caller's
-    transaction, so one refused entry changes nothing.
-    """
-
-    changed = []
-    seen: set[str] = set()
-    for index, entry in enumerate(entries):
-        field = f"external_ids[{index}]"
-        try:
-            connection = rules.account_connection(account, entry.connection, f"{field}.connection")
-            if str(connection.pk) in seen:
-                raise Unprocessable(f"connection {connection.pk} is listed twice", field=f"{field}.connection")
-            seen.add(str(connection.pk))
-            previous = rules.set_external_id(connection, user, entry.external_id, f"{field}.external_id")
-        except rules.ConnectionRuleError as exc:
-            raise ApiError(exc.detail, field=exc.field, status=exc.status) from None
-        if previous != entry.external_id:
-            changed.append({"connection": connection, "external_id": entry.external_id, "previous": previous})
-    for change in changed:
-        record(
-            "user.external_id_changed",
-            account=account,
-            connection=change["connection"],
-            **who(request),
-            subject_email=user.email,
-            external_id=change["external_id"],
-            previous=change["previous"],
-        )
-    return changed
-
-
 @router.post("/accounts/{slug}/users", response={201: dict, 202: dict})
 def create_user(request: HttpRequest, slug: str, payload: UserIn) -> Status[Any]:
     """Add a person (201) when this account owns their identity, else invite them (202).
@@ -398,70 +308,19 @@ def create_user(request: HttpRequest, slug: str, payload: UserIn) -> Status[Any]
     exists anywhere in the deployment.
     """
     account = account_for(request, slug, USER_MANAGER)
-    managed_by = members.sso_authorization_connection(account)
-    if managed_by is not None:
-        raise Conflict(
-            f"users of '{slug}' arrive through their identity provider (connection '{managed_by}' "
-            "manages authorization); invitations are disabled",
-        )
-    projects = [project_or_422(account, p.slug, f"projects[{i}].slug") for i, p in enumerate(payload.projects)]
-    catalog = get_catalog()
-    _roles_or_422(lambda: catalog.validate(payload.roles), "roles")
-    for i, p in enumerate(payload.projects):
-        _roles_or_422(lambda p=p: catalog.validate([*p.roles, *payload.roles]), f"projects[{i}].roles")
-    _require_administrator_for_admin_roles(request, account, payload.roles, *(p.roles for p in payload.projects))
-    acting = principal(request)
-    home = home_account_of_email(payload.email)
-    if not acting.is_operator and (home is None or home.pk != account.pk):
-        if "login_method" in payload.model_fields_set and payload.login_method == User.LoginMethod.SSO.value:
-            raise Unprocessable(
-                "login_method belongs to the person's identity, which only the account owning their email domain sets",
-                field="login_method",
-            )
-        if payload.external_ids:
-            raise Forbidden(
-                "external user IDs belong to the person's identity, which only the account owning their email "
-                "domain sets; the person's provider links them at their first sign-in",
-                field="external_ids",
-            )
-        try:
-            invitation = members.invite(
-                account,
-                payload.email,
-                payload.name,
-                roles=list(payload.roles),
-                projects=[p.model_dump() for p in payload.projects],
-                invited_by=acting.label,
-            )
-        except members.UserConflict as exc:
-            raise Conflict(str(exc), field="email") from None
-        record("user.invitation_sent", account=account, **who(request), subject_email=invitation.email)
-        return Status(202, invitation_out(invitation))
-    try:
-        with transaction.atomic():
-            user, created = members.add_member(
-                account,
-                payload.email,
-                payload.name,
-                login_method=payload.login_method,
-                claim_identity=home is not None and home.pk == account.pk,
-            )
-            replace_manual_roles(user, account, payload.roles)
-            members.grant_projects(user, projects)
-            for project, p in zip(projects, payload.projects, strict=True):
-                if p.roles:
-                    replace_manual_roles(user, account, p.roles, project)
-            if payload.external_ids:
-                # The operator adding someone to an account that is not their home manages their identity too.
-                if not _manages_identity(acting, account, user):
-                    raise Forbidden(_identity_owner_detail(account, user), field="external_ids")
-                _set_external_ids(request, account, user, payload.external_ids)
-    except members.UserConflict as exc:
-        raise Conflict(str(exc), field="email") from None
-    if payload.send_invitation and user.login_method == User.LoginMethod.PASSWORD and not user.has_usable_password():
-        members.send_invitation(user, account, inviter=f"An administrator of {account.name}")
-    record("user.invited", account=account, **who(request), subject_email=user.email, created=created)
-    return Status(201, user_out(user, account))
+    new = administration.NewMember(
+        email=payload.email,
+        name=payload.name,
+        roles=list(payload.roles),
+        projects=[administration.ProjectRoles(p.slug, list(p.roles)) for p in payload.projects],
+        login_method=payload.login_method if "login_method" in payload.model_fields_set else None,
+        send_invitation=payload.send_invitation,
+        external_ids=_external_ids(payload.external_ids),
+    )
+    added = _refused(lambda: administration.add_or_invite(principal(request), account, new))
+    if added.invitation is not None:
+        return Status(202, invitation_out(added.invitation))
+    return Status(201, user_out(added.user, account))
 
 
 @router.get("/accounts/{slug}/users/{user_id}")
@@ -481,40 +340,19 @@ def patch_user(request: HttpRequest, slug: str, user_id: int, payload: UserPatch
     """
     account = account_for(request, slug, USER_MANAGER)
     user = member_or_404(account, user_id)
-    membership = Membership.objects.get(user=user, account=account)
-    changes = payload.model_dump(exclude_unset=True)
-    acting = principal(request)
-    managed_here = _manages_identity(acting, account, user)
-    for field in ("name", "login_method", "external_ids"):
-        if changes.get(field) is not None and not managed_here:
-            raise Forbidden(_identity_owner_detail(account, user), field=field)
-    if {"name", "login_method", "is_active", "external_ids"} & {k for k, v in changes.items() if v is not None}:
-        _require_administrator_for_admins(request, account, user)
-    if (
-        changes.get("name") is not None
-        and user.login_method == User.LoginMethod.SSO
-        and members.sso_authorization_connection(account) is not None
-    ):
-        raise Conflict("the name of an SSO user comes from the identity provider", field="name")
-    if payload.external_ids is not None:
-        # First, and all or nothing: a refused entry leaves every other field as it was.
-        with transaction.atomic():
-            _set_external_ids(request, account, user, payload.external_ids)
-    if "name" in changes and changes["name"] is not None:
-        user.name = changes["name"]
-        user.save(update_fields=["name"])
-    if changes.get("is_active") is not None:
-        members.set_active(membership, changes["is_active"], owns_identity=managed_here and is_home(account, user))
-    if changes.get("approval") == "approved":
-        members.approve(membership)
-    method = changes.get("login_method")
-    if method and method != user.login_method:
-        (members.switch_to_sso if method == "sso" else members.switch_to_password)(user)
-    elif method == User.LoginMethod.PASSWORD:
-        # Already on password: the explicit choice is recorded so the automatic SSO upgrade leaves them there.
-        members.pin_password(user)
-    record("user.updated", account=account, **who(request), subject_email=user.email, fields=sorted(changes))
-    membership.refresh_from_db()
+    membership = _refused(
+        lambda: administration.update_member(
+            principal(request),
+            account,
+            user,
+            fields=payload.model_dump(exclude_unset=True),
+            name=payload.name,
+            login_method=payload.login_method,
+            approval=payload.approval,
+            is_active=payload.is_active,
+            external_ids=_external_ids(payload.external_ids) if payload.external_ids is not None else None,
+        )
+    )
     return user_out(user, account, membership)
 
 
@@ -522,14 +360,7 @@ def patch_user(request: HttpRequest, slug: str, user_id: int, payload: UserPatch
 def delete_user(request: HttpRequest, slug: str, user_id: int) -> Status[Any]:
     account = account_for(request, slug, USER_MANAGER)
     user = member_or_404(account, user_id)
-    _require_administrator_for_admins(request, account, user)
-    email = user.email
-    acting = principal(request)
-    owns = _manages_identity(acting, account, user) or (
-        home_account_of_email(user.email) is None and not user.is_operator
-    )
-    members.remove_member(user, account, owns_identity=owns)
-    record("user.removed", account=account, **who(request), subject_email=email)
+    _refused(lambda: administration.remove(principal(request), account, user))
     return Status(204, None)
 
 
@@ -544,24 +375,7 @@ def get_roles(request: HttpRequest, slug: str, user_id: int) -> dict[str, Any]:
 def put_roles(request: HttpRequest, slug: str, user_id: int, payload: RolesIn) -> dict[str, Any]:
     account = account_for(request, slug, USER_MANAGER)
     user = member_or_404(account, user_id)
-    project = project_or_422(account, payload.project, "project") if payload.project else None
-    current = set(
-        RoleGrant.objects.filter(user=user, account=account, project=project, source="manual").values_list(
-            "role", flat=True
-        )
-    )
-    _require_administrator_for_admin_roles(request, account, set(payload.roles) ^ current)
-    granted = _roles_or_422(lambda: replace_manual_roles(user, account, payload.roles, project), "roles")
-    if project is not None:
-        members.grant_projects(user, [project])
-    record(
-        "user.roles_replaced",
-        account=account,
-        **who(request),
-        subject_email=user.email,
-        project=payload.project,
-        roles=sorted(granted),
-    )
+    _refused(lambda: administration.replace_roles(principal(request), account, user, payload.roles, payload.project))
     out = user_out(user, account)
     return {"roles": out["roles"], "grants": out["grants"], "projects": out["projects"]}
 
@@ -573,20 +387,13 @@ def put_roles(request: HttpRequest, slug: str, user_id: int, payload: RolesIn) -
 def list_invitations(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
     """Open invitations of people this account does not own."""
     account = account_for(request, slug, *ANY_ADMIN)
-    open_ = Invitation.objects.filter(account=account, accepted_at__isnull=True, revoked_at__isnull=True)
-    return [invitation_out(i) for i in open_.order_by("created_at") if i.is_open]
+    return [invitation_out(i) for i in administration.open_invitations(account)]
 
 
 @router.delete("/accounts/{slug}/invitations/{invitation_id}", response={204: None})
 def revoke_invitation(request: HttpRequest, slug: str, invitation_id: int) -> Status[Any]:
     account = account_for(request, slug, USER_MANAGER)
-    from django.utils import timezone
-
-    if not Invitation.objects.filter(
-        account=account, pk=invitation_id, accepted_at__isnull=True, revoked_at__isnull=True
-    ).update(revoked_at=timezone.now()):
-        raise NotFound(f"invitation {invitation_id} not found", field="invitation_id")
-    record("user.invitation_revoked", account=account, **who(request), invitation=invitation_id)
+    _refused(lambda: administration.revoke_invitation(principal(request), account, invitation_id))
     return Status(204, None)
 
 
