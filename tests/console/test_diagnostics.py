@@ -100,8 +100,9 @@ def test_a_vestibule_side_failure_links_to_the_fix_page(person, make_account, se
 
     try:
         assert reverse("console:mapping-roles", args=["acme"]) in html
+        assert f"{reverse('console:connections', args=['acme'])}#connection-{okta.pk}" in html
     except NoReverseMatch:
-        pytest.skip("the mapping roles page is not built in this tree yet")
+        pytest.skip("the mapping roles or connections page is not built in this tree yet")
 
 
 @pytest.mark.parametrize(
@@ -335,3 +336,10 @@ def test_a_non_admin_member_of_a_gets_nothing(person, victim) -> None:
     )
     victim["key"].refresh_from_db()
     assert victim["key"].revoked_at is None
+
+
+@pytest.mark.parametrize("prefix", ["%00", "a%00b", "x" * 300, "../etc"])
+def test_hostile_key_prefixes_never_5xx(person, make_account, prefix) -> None:
+    ann = person("ann@acme.test", roles=["administrator"])
+    for path in (f"/console/a/acme/api-keys/{prefix}/revoke", f"/console/a/acme/scim-tokens/{prefix}/revoke"):
+        assert ann.post(path, page="/console/a/acme/api-keys/").status_code == 404

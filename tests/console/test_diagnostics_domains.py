@@ -177,3 +177,9 @@ def test_hostile_domains_in_urls_never_5xx(person, acme_domain, domain) -> None:
     sam = person("sam@acme.test", roles=["administrator"])
     for path in (f"{PAGE}{domain}/shares", f"{PAGE}offers/{domain}/accept", f"{PAGE}verifications/{domain}/check"):
         assert sam.post(path, {}, page=PAGE).status_code < 500
+
+
+@pytest.mark.parametrize("target", ["%00", "x" * 300, "Beta"])
+def test_hostile_share_targets_never_5xx(person, acme_domain, target) -> None:
+    sam = person("sam@acme.test", roles=["sso-admin"])
+    assert sam.post(f"{PAGE}acme.com/shares/{target}/revoke", page=PAGE).status_code == 404

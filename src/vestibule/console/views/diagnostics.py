@@ -8,6 +8,7 @@ same audit event, so the console is no back door around the API's rules.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django.contrib import messages
@@ -32,6 +33,7 @@ from vestibule.connections.models import Connection, DomainClaim, DomainShare, D
 from vestibule.connections.rules import ConnectionRuleError
 from vestibule.console.access import account_page
 from vestibule.console.forms.diagnostics import (
+    SLUG,
     ApiKeyForm,
     AuditFilterForm,
     DomainForm,
@@ -46,6 +48,8 @@ from vestibule.login import ratelimit
 from vestibule.signin import revocation
 
 PAGE_SIZE = 50
+# What a key's or token's prefix can be; anything else (a NUL, which PostgreSQL refuses in text) finds nothing.
+_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,16}")
 # As the API's DNS_CHECKS_PER_ACCOUNT: the console shares the account's budget of DNS queries.
 DNS_CHECKS_PER_ACCOUNT = ratelimit.Limit("domain_checks_per_account", 30, 60)
 
@@ -122,7 +126,9 @@ def _steps(account: Account, trace: LoginTrace) -> list[dict[str, Any]]:
     for raw in trace.steps if isinstance(trace.steps, list) else []:
         if not isinstance(raw, dict):
             continue
-        step = {k: raw.get(k) for k in ("step", "status", "code", "message", "expected", "received", "detail_code")}
+        step: dict[str, Any] = {
+            k: raw.get(k) for k in ("step", "status", "code", "message", "expected", "received", "detail_code")
+        }
         step["info"] = {
             k: v
             for k, v in raw.items()
@@ -135,6 +141,9 @@ def _steps(account: Account, trace: LoginTrace) -> list[dict[str, Any]]:
             step["fix_hint"] = fix.hint
             step["fix_url"] = _fix_link(account, trace, fix.page)
             step["fix_page"] = _FIX_PAGES.get(fix.page, "")
+            # The connection's card holds what the other pages do not (auto-provisioning, domains, settings).
+            if fix.page != "console:connections" and trace.connection_id:
+                step["connection_url"] = _fix_link(account, trace, "console:connections")
         shown.append(step)
     return shown
 
@@ -257,7 +266,7 @@ def api_keys(request: HttpRequest, acting: Principal, account: Account) -> HttpR
 @require_POST
 @account_page(ADMINISTRATOR)
 def revoke_key(request: HttpRequest, acting: Principal, account: Account, prefix: str) -> HttpResponse:
-    key = api_keys_service.active_keys(account).filter(prefix=prefix[:16]).first()
+    key = api_keys_service.active_keys(account).filter(prefix=prefix).first() if _PREFIX.fullmatch(prefix) else None
     if key is None or not api_keys_service.revoke(acting, account, key.prefix):
         return refusal(
             request,
@@ -422,7 +431,11 @@ def share_domain(request: HttpRequest, acting: Principal, account: Account, doma
 @account_page(SSO_ADMIN)
 def revoke_share(request: HttpRequest, acting: Principal, account: Account, domain: str, target: str) -> HttpResponse:
     claim = _owned_claim(account, domain)
-    share = DomainShare.objects.filter(claim=claim, target_slug=target[:50]).first() if claim else None
+    share = (
+        DomainShare.objects.filter(claim=claim, target_slug=target).first()
+        if claim and SLUG.fullmatch(target)
+        else None
+    )
     if claim is None or share is None:
         return _not_found(request, acting, account, f"The domain {domain[:253]} is not shared with '{target[:50]}'.")
     with transaction.atomic():
@@ -644,7 +657,7 @@ def scim_token_list(request: HttpRequest, acting: Principal, account: Account) -
 @require_POST
 @account_page(ADMINISTRATOR)
 def revoke_scim_token(request: HttpRequest, acting: Principal, account: Account, prefix: str) -> HttpResponse:
-    if not scim_tokens.revoke(account, prefix[:16]):
+    if not _PREFIX.fullmatch(prefix) or not scim_tokens.revoke(account, prefix):
         return refusal(
             request,
             acting,

@@ -108,7 +108,11 @@ def domains(request: HttpRequest, acting: Principal) -> HttpResponse:
 @operator_page
 def release_domain(request: HttpRequest, acting: Principal, domain: str) -> HttpResponse:
     """Releasing ends every hold on the domain: shares, and the links and sessions they left."""
-    claim = DomainClaim.objects.filter(domain=domain[:253]).select_related("account").first()
+    try:
+        normalized = normalize_domain(domain[:253])
+    except InvalidEmail:
+        normalized = ""
+    claim = DomainClaim.objects.filter(domain=normalized).select_related("account").first() if normalized else None
     if claim is None:
         return refusal(request, acting, 404, "No such domain claim", f"No account claims {domain[:253]}.")
     if claim.connection_domains.exists():
