@@ -60,7 +60,8 @@ def authorize(acme: dict[str, Any]) -> None:
 
 @pytest.fixture
 def bob(acme: dict[str, Any], make_user: Any) -> User:
-    return make_user("bob@acme.test", name="Bob Builder", roles=["analyst"])
+    user: User = make_user("bob@acme.test", name="Bob Builder", roles=["analyst"])
+    return user
 
 
 def events(code: str) -> list[AuditEvent]:
@@ -410,7 +411,7 @@ def _victim_state(user: User) -> tuple[Any, ...]:
     )
 
 
-ACTIONS = [
+ACTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("get", "", {}),
     ("get", "add/", {}),
     ("get", "pending/", {}),
@@ -426,7 +427,7 @@ ACTIONS = [
     ("post", "{id}/reject", {}),
     ("post", "{id}/delete", {}),
 ]
-OTHER_ACTIONS = [
+OTHER_ACTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("get", "/console/a/acme/invitations/", {}),
     ("post", "/console/a/acme/invitations/{inv}/revoke", {}),
     ("get", "/console/a/acme/projects/", {}),
