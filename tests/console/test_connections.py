@@ -22,7 +22,7 @@ from vestibule.accounts.models import Account, Project
 from vestibule.audit.models import AuditEvent
 from vestibule.connections import rules
 from vestibule.connections.keys import read_secrets
-from vestibule.connections.models import Connection, DomainClaim
+from vestibule.connections.models import Connection, DomainClaim, MetadataChange
 from vestibule.signin import adapters
 
 pytestmark = pytest.mark.django_db
@@ -576,6 +576,9 @@ ACTIONS = [
     ("enabled", {"enabled": "on"}),
     ("saml", {"settings": json.dumps(COMPLETE)}),
     ("metadata", {"metadata": "<x/>"}),
+    ("metadata-url", {"idp_metadata_url": "https://evil.example/metadata"}),
+    ("metadata-refresh", {}),
+    ("metadata-decision", {"change_id": "1", "decision": "confirm"}),
     ("auto-provision", {"auto_provision": "on"}),
     ("allow-login", {"provisioned_users_can_login": "on"}),
     ("ignored-emails", {"ignored_emails": "x@acme.test"}),
@@ -668,3 +671,88 @@ def test_the_dialog_answers_htmx_with_a_block_it_can_swap(sam: Any, make_connect
     assert done.status_code == 200 and f'<div id="c-{key(connection)}-saml-block">' in page
     assert re.search(rf'<textarea[^>]*autofocus[^>]*id="c{key(connection)}-settings"', page)
     assert fresh(connection).saml_settings == connection.saml_settings
+
+
+# IdP metadata URL, read now, held changes ---------------------------------------------------------------
+
+
+@pytest.fixture
+def metadata_server() -> Iterator[MetadataServer]:
+    server = MetadataServer()
+    yield server
+    server.close()
+
+
+def fingerprints(connection: Connection) -> list[str]:
+    from django.utils import timezone
+
+    from vestibule.connections.certificates import connection_certificates
+
+    return [c.fingerprint for c in connection_certificates(fresh(connection), timezone.now())]
+
+
+def test_the_metadata_url_is_kept_read_now_and_removed(
+    sam: Any, make_connection: Any, metadata_server: MetadataServer
+) -> None:
+    connection = make_connection(saml=COMPLETE)
+    url = metadata_server.serve(metadata("idp", sso_url="https://idp.lifecycle.test/sso/v2"))
+    assert sam.post(base(connection) + "metadata-url", {"idp_metadata_url": url}, page=LIST).status_code == 302
+    assert metadata_server.requests == []
+    assert events("connection.updated")[-1].detail["fields"] == ["idp_metadata_url"]
+    page = page_of(sam.get(LIST))
+    assert f'value="{url}"' in page and "Read it now" in page
+    read = sam.post(base(connection) + "metadata-refresh", {}, page=LIST, follow=True)
+    assert "changed and was adopted" in page_of(read)
+    assert fresh(connection).saml_settings["sso_url"] == "https://idp.lifecycle.test/sso/v2"
+    assert events("connection.idp_metadata_changed")[-1].actor_user_id == sam.user.pk
+    assert sam.post(base(connection) + "metadata-url", {"idp_metadata_url": ""}, page=LIST).status_code == 302
+    assert "Read it now" not in page_of(sam.get(LIST))
+
+
+def test_a_metadata_url_the_guard_refuses_is_not_kept(sam: Any, make_connection: Any) -> None:
+    connection = make_connection(saml=COMPLETE)
+    form = {"idp_metadata_url": "http://idp.example.com/metadata"}
+    response = sam.post(base(connection) + "metadata-url", form, page=LIST)
+    assert response.status_code == 422
+    assert re.search(
+        rf'id="u{key(connection)}-idp_metadata_url-error">the IdP metadata URL must be https', page_of(response)
+    )
+    assert 'value="http://idp.example.com/metadata"' in page_of(response)
+    assert "Read it now" not in page_of(sam.get(LIST))
+
+
+def test_a_failed_read_is_said_and_changes_nothing(
+    sam: Any, make_connection: Any, metadata_server: MetadataServer
+) -> None:
+    connection = make_connection(saml=COMPLETE, idp_metadata_url=metadata_server.url("/gone"))
+    response = sam.post(base(connection) + "metadata-refresh", {}, page=LIST)
+    assert response.status_code == 422 and "metadata.http_status" in page_of(response)
+    assert fresh(connection).saml_settings == connection.saml_settings
+    no_url = make_connection(domain="acme-eu.test", saml=COMPLETE)
+    assert sam.post(base(no_url) + "metadata-refresh", {}, page=LIST).status_code == 409
+
+
+@pytest.mark.parametrize("decision", ["confirm", "discard"])
+def test_a_held_change_waits_for_the_sso_admin(
+    sam: Any, make_connection: Any, metadata_server: MetadataServer, decision: str
+) -> None:
+    connection = make_connection(saml=COMPLETE, idp_metadata_url=metadata_server.serve(metadata("attacker")))
+    trusted = fingerprints(connection)
+    read = sam.post(base(connection) + "metadata-refresh", {}, page=LIST, follow=True)
+    page = page_of(read)
+    assert "waits for your decision" in page and f'id="c-{key(connection)}-pending"' in page
+    assert "Confirm the new certificates" in page and "data-confirm-danger" in page
+    assert fingerprints(connection) == trusted
+    change = MetadataChange.objects.get(connection=connection)
+    bad = sam.post(base(connection) + "metadata-decision", {"change_id": "nope", "decision": decision}, page=LIST)
+    assert bad.status_code == 404 and fingerprints(connection) == trusted
+    done = sam.post(
+        base(connection) + "metadata-decision", {"change_id": str(change.pk), "decision": decision}, page=LIST
+    )
+    assert done.status_code == 302
+    assert (fingerprints(connection) != trusted) is (decision == "confirm")
+    assert events(f"connection.idp_metadata_{decision}ed")[-1].actor_user_id == sam.user.pk
+    again = sam.post(
+        base(connection) + "metadata-decision", {"change_id": str(change.pk), "decision": decision}, page=LIST
+    )
+    assert again.status_code == 409

@@ -149,6 +149,21 @@ class MetadataForm(forms.Form):
     FIELDS = {"metadata": "metadata", "idp_metadata_url": "metadata_url", "metadata_url": "metadata_url"}
 
 
+class MetadataUrlForm(forms.Form):
+    idp_metadata_url = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="IdP metadata URL",
+        widget=forms.URLInput(),
+        help_text=(
+            "Optional. Re-read every 12 hours, so a key rollover the identity provider announces there is followed; "
+            "a change that would drop every trusted certificate waits for your confirmation. Empty: not re-read."
+        ),
+    )
+
+    FIELDS = {"idp_metadata_url": "idp_metadata_url"}
+
+
 class AutoProvisionForm(forms.Form):
     auto_provision = forms.BooleanField(required=False, label="Automatically provision new users")
 

@@ -29,7 +29,7 @@ from vestibule.connections import metadata_refresh, rules
 from vestibule.connections.certificates import connection_certificates
 from vestibule.connections.keys import read_secrets
 from vestibule.connections.metadata_refresh import MetadataFetchError
-from vestibule.connections.models import Connection
+from vestibule.connections.models import Connection, IdpMetadataSource, MetadataChange
 from vestibule.connections.rules import ConnectionRuleError
 from vestibule.console.access import account_page
 from vestibule.console.forms.connections import (
@@ -38,6 +38,7 @@ from vestibule.console.forms.connections import (
     ConnectionSettingsForm,
     IgnoredEmailsForm,
     MetadataForm,
+    MetadataUrlForm,
     NewConnectionForm,
     OidcSettingsForm,
     SamlSettingsForm,
@@ -48,7 +49,7 @@ from vestibule.domain.claims import ClaimMapping
 from vestibule.oidc import OidcError
 from vestibule.outbound import NETWORK_REASONS
 from vestibule.saml import node_saml
-from vestibule.signin import adapters
+from vestibule.signin import adapters, idp_lifecycle
 
 AUTO_PROVISION_ON = (
     "Turn on auto-provisioning? Someone signing in through this provider with an address of its domains that "
@@ -112,6 +113,17 @@ class Card:
         return connection_certificates(self.connection, timezone.now()) if self.is_saml else []
 
     @property
+    def metadata_source(self) -> IdpMetadataSource | None:
+        return IdpMetadataSource.objects.filter(connection=self.connection).first() if self.is_saml else None
+
+    @property
+    def pending_change(self) -> MetadataChange | None:
+        if not self.is_saml:
+            return None
+        pending = self.connection.metadata_changes.filter(status=MetadataChange.Status.PENDING)
+        return pending.order_by("-pk").first()
+
+    @property
     def show_allow_login(self) -> bool:
         return self.connection.auto_provision or bool(self.forms["allow_login"].errors)
 
@@ -153,6 +165,10 @@ def _initial_forms(connection: Connection, key: str) -> dict[str, forms.Form]:
             initial={"settings": json.dumps(connection.saml_settings, indent=2, sort_keys=True)}, auto_id=auto
         )
         found["metadata"] = MetadataForm(auto_id=f"m{key}-%s")
+        source = IdpMetadataSource.objects.filter(connection=connection).first()
+        found["metadata_url"] = MetadataUrlForm(
+            initial={"idp_metadata_url": source.url if source else ""}, auto_id=f"u{key}-%s"
+        )
     else:
         oidc = connection.oidc_settings
         found["oidc"] = OidcSettingsForm(
@@ -443,6 +459,95 @@ def generate_metadata(
 
 
 @_post_on_connection
+def save_metadata_url(
+    request: HttpRequest, acting: Principal, account: Account, connection: Connection
+) -> HttpResponse:
+    if connection.protocol != Connection.Protocol.SAML:
+        return _wrong_protocol(request, acting, account, connection)
+    form = MetadataUrlForm(request.POST, auto_id=f"u{connection.pk.hex[:12]}-%s")
+    if not form.is_valid():
+        return _invalid(request, acting, account, connection, "metadata_url", form)
+    url = form.cleaned_data["idp_metadata_url"].strip() or None
+    try:
+        _update(request, acting, connection, {"idp_metadata_url": url})
+    except ConnectionRuleError as exc:
+        return _refused_update(
+            request, acting, account, connection, "metadata_url", form, exc, MetadataUrlForm.FIELDS, "idp_metadata_url"
+        )
+    messages.success(
+        request,
+        f"{connection.name} reads its IdP metadata from {url} (use “Read it now” to read it at once)."
+        if url
+        else f"{connection.name} no longer re-reads IdP metadata from a URL.",
+    )
+    return _back_to(connection)
+
+
+@_post_on_connection
+def refresh_metadata_now(
+    request: HttpRequest, acting: Principal, account: Account, connection: Connection
+) -> HttpResponse:
+    """As ``POST .../saml/idp-metadata/refresh``: read the URL now, through the guarded client; audited there."""
+    if connection.protocol != Connection.Protocol.SAML:
+        return _wrong_protocol(request, acting, account, connection)
+    try:
+        result = idp_lifecycle.refresh(connection, trigger="console", actor=acting.actor(), request=request)
+    except (MetadataFetchError, ConnectionRuleError) as exc:
+        connection.refresh_from_db()
+        card = _focus(connection)
+        if isinstance(exc, MetadataFetchError):
+            card.errors.append(
+                f"The IdP metadata URL gave no usable metadata ({exc.summary}); the settings are unchanged."
+            )
+            return _list_page(request, acting, account, focus=card, status=422)
+        card.errors.append(f"Nothing was read: {exc.detail}.")
+        return _list_page(request, acting, account, focus=card, status=exc.status)
+    outcome = {
+        "unchanged": "The IdP metadata has not changed.",
+        "adopted": "The IdP metadata changed and was adopted; see the certificates below.",
+        "pending": "The IdP metadata would drop every trusted certificate: the change waits for your decision below.",
+    }[result.outcome]
+    (messages.warning if result.outcome == "pending" else messages.success)(request, outcome)
+    return _back_to(connection)
+
+
+@_post_on_connection
+def decide_metadata_change(
+    request: HttpRequest, acting: Principal, account: Account, connection: Connection
+) -> HttpResponse:
+    """Confirm or discard a held metadata change, as the API's confirm/discard endpoints do; audited."""
+    if connection.protocol != Connection.Protocol.SAML:
+        return _wrong_protocol(request, acting, account, connection)
+    decision = request.POST.get("decision")
+    change_id = request.POST.get("change_id", "")[:20]
+    decided_by = idp_lifecycle.actor_label(acting.actor())
+    try:
+        if decision == "confirm":
+            change = metadata_refresh.confirm(connection, change_id, decided_by=decided_by, now=timezone.now())
+            record(
+                "connection.idp_metadata_confirmed", account=connection.account, connection=connection,
+                **acting.actor(), change_id=change.pk, added_certificates=change.added_certificates,
+                removed_certificates=change.removed_certificates,
+            )  # fmt: skip
+            messages.success(request, f"{connection.name} now trusts the certificates of the new metadata.")
+        elif decision == "discard":
+            change = metadata_refresh.discard(connection, change_id, decided_by=decided_by, now=timezone.now())
+            record(
+                "connection.idp_metadata_discarded", account=connection.account, connection=connection,
+                **acting.actor(), change_id=change.pk,
+            )  # fmt: skip
+            messages.success(request, f"The metadata change was discarded; {connection.name} keeps its certificates.")
+        else:
+            raise ConnectionRuleError(422, "decide with Confirm or Discard", "decision")
+    except ConnectionRuleError as exc:
+        connection.refresh_from_db()
+        card = _focus(connection)
+        card.errors.append(f"Nothing was changed: {exc.detail}.")
+        return _list_page(request, acting, account, focus=card, status=exc.status)
+    return _back_to(connection)
+
+
+@_post_on_connection
 def set_auto_provision(
     request: HttpRequest, acting: Principal, account: Account, connection: Connection
 ) -> HttpResponse:
@@ -601,8 +706,8 @@ def setup_url(request: HttpRequest, acting: Principal, account: Account, connect
 
 
 ACTIONS = (
-    "enabled", "saml", "metadata", "auto-provision", "allow-login", "ignored", "settings", "oidc", "setup-url",
-    "unbind", "delete",
+    "enabled", "saml", "metadata", "metadata-url", "metadata-refresh", "metadata-decision", "auto-provision",
+    "allow-login", "ignored", "settings", "oidc", "setup-url", "unbind", "delete",
 )  # fmt: skip
 
 
@@ -620,6 +725,9 @@ urlpatterns: list[URLPattern] = [
     _connection_path("enabled", set_enabled, "enabled"),
     _connection_path("saml", save_saml, "saml"),
     _connection_path("metadata", generate_metadata, "metadata"),
+    _connection_path("metadata-url", save_metadata_url, "metadata-url"),
+    _connection_path("metadata-refresh", refresh_metadata_now, "metadata-refresh"),
+    _connection_path("metadata-decision", decide_metadata_change, "metadata-decision"),
     _connection_path("auto-provision", set_auto_provision, "auto-provision"),
     _connection_path("allow-login", set_allow_login, "allow-login"),
     _connection_path("ignored-emails", save_ignored, "ignored"),
