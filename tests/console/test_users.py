@@ -315,6 +315,25 @@ def test_an_sso_managed_role_is_locked_with_the_reason_and_the_way_back(
     }
 
 
+def test_with_sso_authorization_an_unmanaged_persons_roles_say_the_next_sign_in_replaces_them(
+    ann: Any, bob: User, acme: dict[str, Any]
+) -> None:
+    authorize(acme)
+    page = ann.get(users_url(bob.pk)).content.decode()
+    assert "Acme Okta manages authorization in Acme" in page and "next sign-in through it" in page
+    assert ann.post(users_url(bob.pk, "roles"), {"roles": ["customer-support"]}).status_code == 302
+    assert list(RoleGrant.objects.filter(user=bob).values_list("role", flat=True)) == ["customer-support"]
+
+
+def test_a_pending_persons_profile_offers_approval(ann: Any, bob: User) -> None:
+    Membership.objects.filter(user=bob).update(approval=Approval.PENDING)
+    page = ann.get(users_url(bob.pk)).content.decode()
+    assert "Waiting for approval" in page and "Approve bob@acme.test" in page
+    assert ann.post(users_url(bob.pk, "approve")).status_code == 302
+    assert Membership.objects.get(user=bob).approval == Approval.APPROVED
+    assert "Waiting for approval" not in ann.get(users_url(bob.pk)).content.decode()
+
+
 def test_a_directory_grant_is_locked_naming_the_directory(ann: Any, bob: User, acme: dict[str, Any]) -> None:
     RoleGrant.objects.create(user=bob, account=acme["account"], role="report-viewer", source=Source.SCIM)
     page = ann.get(users_url(bob.pk)).content.decode()

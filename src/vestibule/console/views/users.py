@@ -284,6 +284,7 @@ def _profile(
         name_form=forms.get("name_form") or NameForm(initial={"name": user.name}),
         auth_form=forms.get("auth_form") or AuthenticationForm(initial={"login_method": user.login_method}),
         editor=editor,
+        sso_on=sso_on,
         external=external,
         mapping_roles_url=_mapping_roles_url(account),
         is_administrator=ADMINISTRATOR in acting.roles_in(account),
