@@ -13,7 +13,10 @@ from urllib.parse import quote
 import pytest
 from django.test import Client
 
+from tests.domain import test_plan as pure
 from tests.e2e.conftest import Api, api, make_account, make_connection, sso_driver  # noqa: F401 - fixtures
+from vestibule.domain.pipeline import MappingRoleGrants
+from vestibule.domain.plan import MANUAL, SSO, Grant, plan
 
 pytestmark = pytest.mark.django_db
 
@@ -116,3 +119,28 @@ def test_an_application_authorize_request_continues_after_the_announcement(
 def test_the_page_needs_a_signed_in_person(db: None) -> None:
     r = Client().get(ANNOUNCEMENT)
     assert r.status_code == 302 and r["Location"].startswith("/login")
+
+
+# ---- The plan's role_changes note, which the announcement reads (pure, no database) ------------------
+
+
+def _note(p: Any) -> dict[str, str] | None:
+    return next((dict(n.info) for n in p.notes if n.step == "role_changes"), None)
+
+
+def test_the_plan_notes_only_a_real_change_of_roles() -> None:
+    sales = MappingRoleGrants("Sales", frozenset({"analyst"}), {"production": frozenset({"report-viewer"})})
+    conn = pure.connection(sso_authorization=True, mapping_roles=(sales,), project_ids={"production": 11})
+    asserted = pure.identity(role_mapping=("Sales",))
+    # The manual analyst grant becomes the provider's: same roles, new rows, nothing to announce.
+    same = plan(pure.linked(connection=conn, identity=asserted, grants=(Grant("analyst", id=1, source=MANUAL),
+                Grant("report-viewer", 11, id=2, source=MANUAL))))  # fmt: skip
+    assert same.roles and _note(same) is None
+    changed = plan(pure.linked(connection=conn, identity=asserted, grants=(Grant("administrator", id=1, source=SSO),)))
+    assert _note(changed) == {
+        "granted": "analyst,report-viewer@11",
+        "removed": "administrator",
+        "mapping_roles": "Sales",
+    }
+    # No roles step (SSO authorization off, no roles claim): the default role is no announcement.
+    assert _note(plan(pure.linked(grants=()))) is None
