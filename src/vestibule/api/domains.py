@@ -14,7 +14,6 @@ from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 from ninja import Router, Status
 from pydantic import Field
 
@@ -138,26 +137,15 @@ def share_domain(request: HttpRequest, slug: str, domain: str, payload: ShareIn)
     """
     owner = account_for(request, slug, SSO_ADMIN)
     claim = _owned_claim(owner, domain)
-    if payload.account == owner.slug:
-        raise Unprocessable("an account cannot share a domain with itself", field="account")
-    if DomainShare.objects.filter(claim=claim, target_slug=payload.account).exists():
-        raise Conflict(f"{claim.domain} is already offered to or shared with '{payload.account}'", field="account")
+    applying_rules(lambda: rules.check_offer(claim, payload.account))
     if principal(request).is_operator:
         target = Account.objects.filter(slug=payload.account).first()
         if target is None:
             raise Unprocessable(f"no account '{payload.account}'", field="account")
-        with transaction.atomic():
-            DomainShare.objects.create(
-                claim=claim,
-                target_slug=target.slug,
-                account=target,
-                status=DomainShare.Status.ACTIVE,
-                accepted_at=timezone.now(),
-            )
+        applying_rules(lambda: rules.offer_domain(claim, target.slug, grant_to=target))
         record("domain.shared", account=owner, **who(request), domain=claim.domain, shared_with=target.slug)
         return Status(201, domain_out(claim))
-    with transaction.atomic():
-        share = DomainShare.objects.create(claim=claim, target_slug=payload.account)
+    share = applying_rules(lambda: rules.offer_domain(claim, payload.account))
     record("domain.share_offered", account=owner, **who(request), domain=claim.domain, offered_to=payload.account)
     return Status(202, offer_out(share))
 
@@ -208,11 +196,7 @@ def accept_offer(request: HttpRequest, slug: str, domain: str) -> dict[str, Any]
     """Accept a shared domain: this account's connections may then serve it."""
     account = account_for(request, slug, SSO_ADMIN)
     share = _offer(account, domain)
-    updated = DomainShare.objects.filter(pk=share.pk, status=DomainShare.Status.OFFERED).update(
-        account=account, status=DomainShare.Status.ACTIVE, accepted_at=timezone.now()
-    )
-    if updated != 1:
-        raise Conflict("the offer changed meanwhile; list the offers again", field="domain")
+    applying_rules(lambda: rules.accept_offer(account, share))
     record(
         "domain.share_accepted",
         account=account,

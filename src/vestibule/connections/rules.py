@@ -680,3 +680,73 @@ def _external_id_taken(connection: Connection, external_id: str, other: User | N
         "remove it there first (one subject signs in one person)",
         field,
     )
+
+
+# Domain shares ---------------------------------------------------------------
+
+
+def owned_claim(account: Account, domain: str) -> DomainClaim | None:
+    """The account's claim of ``domain`` (normalized); None for another account's, a free one, or no domain at all."""
+    try:
+        normalized = normalize_domain(domain[:253])
+    except InvalidEmail:
+        return None
+    return DomainClaim.objects.filter(domain=normalized, account=account).select_related("account").first()
+
+
+def check_offer(claim: DomainClaim, target_slug: str) -> None:
+    """Whether ``claim`` may be offered to ``target_slug``: not to its owner, not twice."""
+    if target_slug == claim.account.slug:
+        raise ConnectionRuleError(422, "an account cannot share a domain with itself", "account")
+    if DomainShare.objects.filter(claim=claim, target_slug=target_slug).exists():
+        raise ConnectionRuleError(
+            409, f"{claim.domain} is already offered to or shared with '{target_slug}'", "account"
+        )
+
+
+def offer_domain(claim: DomainClaim, target_slug: str, *, grant_to: Account | None = None) -> DomainShare:
+    """Offer ``claim`` to the account named ``target_slug``, or share it at once with ``grant_to`` (the operator's).
+
+    An offer is stored whether or not an account has that slug, so offering
+    reveals nothing about which accounts exist.
+    """
+    if target_slug == claim.account.slug:
+        raise ConnectionRuleError(422, "an account cannot share a domain with itself", "account")
+    if DomainShare.objects.filter(claim=claim, target_slug=target_slug).exists():
+        raise ConnectionRuleError(
+            409, f"{claim.domain} is already offered to or shared with '{target_slug}'", "account"
+        )
+    with transaction.atomic():
+        if grant_to is None:
+            return DomainShare.objects.create(claim=claim, target_slug=target_slug)
+        return DomainShare.objects.create(
+            claim=claim,
+            target_slug=grant_to.slug,
+            account=grant_to,
+            status=DomainShare.Status.ACTIVE,
+            accepted_at=timezone.now(),
+        )
+
+
+def pending_offer(account: Account, domain: str) -> DomainShare | None:
+    """An offer of ``domain`` to ``account`` still waiting for its answer."""
+    try:
+        normalized = normalize_domain(domain[:253])
+    except InvalidEmail:
+        return None
+    return (
+        DomainShare.objects.filter(
+            claim__domain=normalized, target_slug=account.slug, status=DomainShare.Status.OFFERED
+        )
+        .select_related("claim__account")
+        .first()
+    )
+
+
+def accept_offer(account: Account, share: DomainShare) -> None:
+    """Accept an offer: the account's connections may serve the domain. 409 when it changed meanwhile."""
+    updated = DomainShare.objects.filter(pk=share.pk, status=DomainShare.Status.OFFERED).update(
+        account=account, status=DomainShare.Status.ACTIVE, accepted_at=timezone.now()
+    )
+    if updated != 1:
+        raise ConnectionRuleError(409, "the offer changed meanwhile; list the offers again", "domain")

@@ -17,7 +17,6 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import NoReverseMatch, path, reverse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -28,7 +27,7 @@ from vestibule.audit.events import record, record_many
 from vestibule.audit.models import AuditEvent, LoginTrace
 from vestibule.audit.traces import FIX_SIDES, fix_for
 from vestibule.authority.principal import ADMIN_ROLES, ADMINISTRATOR, SSO_ADMIN, Principal
-from vestibule.connections import verification
+from vestibule.connections import rules, verification
 from vestibule.connections.models import Connection, DomainClaim, DomainShare, DomainVerification
 from vestibule.connections.rules import ConnectionRuleError
 from vestibule.console.access import account_page
@@ -362,13 +361,6 @@ def _domain_or_none(value: str) -> str | None:
         return None
 
 
-def _owned_claim(account: Account, domain: str) -> DomainClaim | None:
-    normalized = _domain_or_none(domain)
-    if normalized is None:
-        return None
-    return DomainClaim.objects.filter(domain=normalized, account=account).select_related("account").first()
-
-
 def _not_found(request: HttpRequest, acting: Principal, account: Account, what: str) -> HttpResponse:
     return refusal(
         request, acting, 404, "Not found", f"{what} Go back to the domains page and try again.", account=account
@@ -385,52 +377,38 @@ def domains(request: HttpRequest, acting: Principal, account: Account) -> HttpRe
 @account_page(SSO_ADMIN)
 def share_domain(request: HttpRequest, acting: Principal, account: Account, domain: str) -> HttpResponse:
     """Offer a domain to another account; the offer answers the same whether or not that account exists."""
-    claim = _owned_claim(account, domain)
+    claim = rules.owned_claim(account, domain)
     if claim is None:
         return _not_found(request, acting, account, f"This account does not own the domain {domain[:253]}.")
     form = ShareForm(request.POST, prefix=f"share-{claim.pk}")
-    status = 400
-    if form.is_valid():
-        target = form.cleaned_data["account"]
-        if target == account.slug:
-            form.add_error("account", "An account cannot share a domain with itself.")
-            status = 422
-        elif DomainShare.objects.filter(claim=claim, target_slug=target).exists():
-            form.add_error("account", f"{claim.domain} is already offered to or shared with '{target}'.")
-            status = 409
-        elif acting.is_operator:
-            # As the API: the operator grants a share directly, to an account that exists.
-            partner = Account.objects.filter(slug=target).first()
-            if partner is None:
-                form.add_error("account", f"There is no account '{target}'.")
-                status = 422
-            else:
-                with transaction.atomic():
-                    DomainShare.objects.create(
-                        claim=claim,
-                        target_slug=target,
-                        account=partner,
-                        status=DomainShare.Status.ACTIVE,
-                        accepted_at=timezone.now(),
-                    )
-                record("domain.shared", account=account, **acting.actor(), domain=claim.domain, shared_with=target)
-                messages.success(request, f"{claim.domain} is shared with '{target}'.")
-                return HttpResponseRedirect(_domains_url(account))
-        else:
-            with transaction.atomic():
-                DomainShare.objects.create(claim=claim, target_slug=target)
-            record("domain.share_offered", account=account, **acting.actor(), domain=claim.domain, offered_to=target)
-            messages.success(
-                request, f"{claim.domain} is offered to '{target}'. It can serve the domain once that account accepts."
-            )
-            return HttpResponseRedirect(_domains_url(account))
-    return _domains_page(request, acting, account, status=status, share_form=form, share_domain=claim.domain)
+    if not form.is_valid():
+        return _domains_page(request, acting, account, status=400, share_form=form, share_domain=claim.domain)
+    target = form.cleaned_data["account"]
+    try:
+        rules.check_offer(claim, target)
+        # As the API: the operator grants a share at once, to an account that exists.
+        partner = Account.objects.filter(slug=target).first() if acting.is_operator else None
+        if acting.is_operator and partner is None:
+            raise ConnectionRuleError(422, f"there is no account '{target}'", "account")
+        rules.offer_domain(claim, target, grant_to=partner)
+    except ConnectionRuleError as exc:
+        form.add_error("account", exc.detail[:1].upper() + exc.detail[1:] + ".")
+        return _domains_page(request, acting, account, status=exc.status, share_form=form, share_domain=claim.domain)
+    if partner is not None:
+        record("domain.shared", account=account, **acting.actor(), domain=claim.domain, shared_with=target)
+        messages.success(request, f"{claim.domain} is shared with '{target}'.")
+    else:
+        record("domain.share_offered", account=account, **acting.actor(), domain=claim.domain, offered_to=target)
+        messages.success(
+            request, f"{claim.domain} is offered to '{target}'. It can serve the domain once that account accepts."
+        )
+    return HttpResponseRedirect(_domains_url(account))
 
 
 @require_POST
 @account_page(SSO_ADMIN)
 def revoke_share(request: HttpRequest, acting: Principal, account: Account, domain: str, target: str) -> HttpResponse:
-    claim = _owned_claim(account, domain)
+    claim = rules.owned_claim(account, domain)
     share = (
         DomainShare.objects.filter(claim=claim, target_slug=target).first()
         if claim and SLUG.fullmatch(target)
@@ -449,29 +427,15 @@ def revoke_share(request: HttpRequest, acting: Principal, account: Account, doma
     return HttpResponseRedirect(_domains_url(account))
 
 
-def _offer(account: Account, domain: str) -> DomainShare | None:
-    normalized = _domain_or_none(domain)
-    if normalized is None:
-        return None
-    return (
-        DomainShare.objects.filter(
-            claim__domain=normalized, target_slug=account.slug, status=DomainShare.Status.OFFERED
-        )
-        .select_related("claim__account")
-        .first()
-    )
-
-
 @require_POST
 @account_page(SSO_ADMIN)
 def accept_offer(request: HttpRequest, acting: Principal, account: Account, domain: str) -> HttpResponse:
-    share = _offer(account, domain)
+    share = rules.pending_offer(account, domain)
     if share is None:
         return _not_found(request, acting, account, f"There is no offer of {domain[:253]} to this account.")
-    updated = DomainShare.objects.filter(pk=share.pk, status=DomainShare.Status.OFFERED).update(
-        account=account, status=DomainShare.Status.ACTIVE, accepted_at=timezone.now()
-    )
-    if updated != 1:
+    try:
+        rules.accept_offer(account, share)
+    except ConnectionRuleError:
         messages.error(request, "The offer changed meanwhile; nothing was accepted. Read the offers again.")
         return HttpResponseRedirect(_domains_url(account))
     actor = acting.actor()
@@ -490,7 +454,7 @@ def accept_offer(request: HttpRequest, acting: Principal, account: Account, doma
 @require_POST
 @account_page(SSO_ADMIN)
 def decline_offer(request: HttpRequest, acting: Principal, account: Account, domain: str) -> HttpResponse:
-    share = _offer(account, domain)
+    share = rules.pending_offer(account, domain)
     if share is None:
         return _not_found(request, acting, account, f"There is no offer of {domain[:253]} to this account.")
     share.delete()
