@@ -6,13 +6,17 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from tests.setup.conftest import IDP, idp_metadata, link_url
+from tests.setup.conftest import IDP, OTHER_IDP, idp_metadata, link_url
 from vestibule.audit.models import AuditEvent
+from vestibule.connections import metadata_refresh, rules
 from vestibule.connections.models import Connection, IdpMetadataSource
+from vestibule.login.mail import wait_for_background_mail
 from vestibule.setup.models import SetupLink
+from vestibule.signin import adapters
 
 pytestmark = pytest.mark.django_db
 
@@ -143,10 +147,6 @@ def test_revoke_needs_confirmation_and_stops_the_link(ctx: dict[str, Any]) -> No
 
 
 def test_finish_spends_the_link_and_tells_the_creator(ctx: dict[str, Any]) -> None:
-    from django.core import mail
-
-    from vestibule.login.mail import wait_for_background_mail
-
     it, admin = ctx["it"], ctx["admin"]
     it.open(ctx["url"])
     assert it.post(it.step("idp"), {"metadata_xml": idp_metadata()}).status_code == 302
@@ -274,14 +274,10 @@ def test_hostile_metadata_never_5xx(ctx: dict[str, Any], settings: Any) -> None:
 
 
 def test_metadata_url_is_fetched_by_the_guarded_client(ctx: dict[str, Any], monkeypatch: Any) -> None:
-    from vestibule.connections import metadata_refresh
-
     fetched: list[str] = []
 
     def fake_fetch(client: Any, url: str) -> bytes:
         fetched.append(url)
-        from vestibule.signin import adapters
-
         assert client is adapters.http_client()
         return idp_metadata().encode()
 
@@ -308,3 +304,15 @@ def test_console_form_errors_keep_the_input(ctx: dict[str, Any]) -> None:
         assert r.status_code == 400 and b'aria-invalid="true"' in r.content
     assert SetupLink.objects.count() == 1
     assert admin.post(f"{LIST}nonexistent/revoke", page=LIST).status_code == 404
+
+
+def test_an_enabled_connection_cannot_be_changed_through_a_link(ctx: dict[str, Any]) -> None:
+    it = ctx["it"]
+    it.open(ctx["url"])
+    assert it.post(it.step("idp"), {"metadata_xml": idp_metadata()}).status_code == 302
+    rules.update_connection(Connection.objects.get(), {"enabled": True})
+    before = Connection.objects.get().saml_settings
+    other = idp_metadata(OTHER_IDP).replace(IDP.entity_id, "https://takeover.example.test/metadata")
+    r = it.post(it.step("idp"), {"metadata_xml": other})
+    assert r.status_code == 400 and b"already switched on" in r.content
+    assert Connection.objects.get().saml_settings == before

@@ -225,6 +225,7 @@ def _tell_creator(link: SetupLink) -> None:
 def import_saml_metadata(link: SetupLink, *, xml: bytes | None, url: str | None) -> dict[str, Any]:
     """Generate the connection's IdP settings from metadata (pasted, or read from ``url`` by the guarded client)."""
     connection = link.connection
+    _require_disabled(connection, "metadata_url" if url else "metadata_xml")
     if connection.protocol != Connection.Protocol.SAML:
         raise SetupError("metadata", "This connection uses OpenID Connect; enter the issuer and client instead.")
     if url:
@@ -265,6 +266,7 @@ def import_saml_metadata(link: SetupLink, *, xml: bytes | None, url: str | None)
 def configure_oidc(link: SetupLink, *, issuer: str, client_id: str, client_secret: str) -> None:
     """Store the provider's issuer and client, once discovery at the issuer works (through the guarded client)."""
     connection = link.connection
+    _require_disabled(connection, "issuer")
     if connection.protocol != Connection.Protocol.OIDC:
         raise SetupError("issuer", "This connection uses SAML; give the identity provider's metadata instead.")
     doc = {**connection.oidc_settings, "issuer": issuer.strip(), "client_id": client_id.strip()}
@@ -294,6 +296,16 @@ def configure_oidc(link: SetupLink, *, issuer: str, client_id: str, client_secre
         "connection.updated", account=link.account, connection=locked, via="setup_link", link=link.prefix,
         fields=["oidc.issuer", "oidc.client_id", *(["oidc.client_secret"] if client_secret else [])],
     )  # fmt: skip
+
+
+def _require_disabled(connection: Connection, field: str) -> None:
+    """A link never changes a connection people sign in through: a leaked one would swap in another provider."""
+    if Connection.objects.filter(pk=connection.pk, enabled=True).exists():
+        raise SetupError(
+            field,
+            "This connection is already switched on, so it can no longer be changed through a setup link. "
+            "Ask the person who sent you the link to change it in the console.",
+        )
 
 
 def _configured(link: SetupLink, connection: Connection) -> None:
