@@ -148,3 +148,21 @@ def test_others_can_neither_see_nor_change_acme_preferences(
     assert r.status_code == expected
     assert not _on(okta) and not AuditEvent.objects.filter(code="connection.updated").exists()
     assert b"Okta" not in r.content
+
+
+@pytest.mark.parametrize(
+    ("claims", "told"),
+    [
+        ({"role_mapping": ""}, "No role mapping claim is configured"),
+        ({"role_source": "roles_claim", "roles": "groups"}, "the provider's <code>groups</code> values"),
+    ],
+)
+def test_the_warnings_follow_the_connection_claim_mapping(
+    acme: Any, sso_admin: Any, claims: dict[str, str], told: str
+) -> None:
+    conn = Connection.objects.create(account=acme, name="Entra", protocol="saml", claims=claims)
+    html = sso_admin.post(CHANGE, {"connection": str(conn.pk), "sso_authorization": "1"}, page=PREFS).content.decode()
+    assert told in html
+    if "No " in told:
+        assert f'href="/console/a/acme/connections/{conn.pk}/"' in html
+    assert not _on(conn)
