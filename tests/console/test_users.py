@@ -8,6 +8,7 @@ page: the same rules as the admin API (``people.administration``).
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import pytest
@@ -194,6 +195,10 @@ def test_external_user_ids_are_edited_and_removed(ann: Any, bob: User, acme: dic
     assert ExternalIdentity.objects.get(user=bob, connection=okta).external_id == "00u-bob"
     bad = ann.post(url, {"connection": str(okta.pk), "external_id": " padded"})
     assert bad.status_code == 422 and b"no surrounding whitespace" in bad.content
+    # The error sits at this connection's field, which keeps what was typed.
+    field = re.search(rb'<input[^>]*id="c' + str(okta.pk).encode() + rb'-external_id"[^>]*>', bad.content)
+    assert field is not None and b'aria-invalid="true"' in field.group(0)
+    assert b'value=" padded"' in bad.content
     assert ExternalIdentity.objects.get(user=bob, connection=okta).external_id == "00u-bob"
     other = Connection.objects.create(account=acme["beta"], protocol="saml", name="Beta IdP")
     assert ann.post(url, {"connection": str(other.pk), "external_id": "x"}).status_code == 404
@@ -523,6 +528,9 @@ def test_another_accounts_member_is_not_found_through_acmes_urls(
         ("{id}/roles", {"project": "../../etc", "roles": ["administrator"] * 500}),
         ("{id}/active", {"active": ["on", "off"]}),
         ("?q=" + "%00" * 10 + "x" * 5000, None),
+        ("add/", {"email": "a\x00@acme.test", "name": "n\x00", f"external_id_{'0' * 3}": "\x00"}),
+        ("{id}/external-id", {"connection": "\x00", "external_id": "\x00"}),
+        ("{id}/name", {"name": "\x00"}),
         ("?page=-99999999999999999999", None),
     ],
 )
@@ -539,10 +547,9 @@ def test_invitation_and_project_urls_with_bad_ids_never_answer_5xx(ann: Any) -> 
         ).status_code
         == 404
     )
-    assert (
-        ann.post("/console/a/acme/projects/" + "x" * 300 + "/delete", page="/console/a/acme/projects/").status_code
-        == 404
-    )
+    for bad in ("x" * 300, "%00", "a%00b", "..%2F..%2Fetc"):
+        response = ann.post(f"/console/a/acme/projects/{bad}/delete", page="/console/a/acme/projects/")
+        assert response.status_code == 404, bad
 
 
 def test_a_form_without_its_csrf_token_is_refused(ann: Any, bob: User) -> None:

@@ -9,6 +9,7 @@ message tied to the form field it is about.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib import messages
@@ -24,6 +25,7 @@ from vestibule.authority.principal import ADMINISTRATOR, USER_MANAGER, Principal
 from vestibule.connections.models import Connection, ExternalIdentity
 from vestibule.console.access import account_page
 from vestibule.console.forms.users import (
+    SLUG,
     ActiveForm,
     AddUserForm,
     AuthenticationForm,
@@ -38,6 +40,7 @@ from vestibule.people import administration, members
 from vestibule.people.administration import Refused
 
 PAGE_SIZE = 50
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 PEOPLE = (ADMINISTRATOR, USER_MANAGER)
 
 
@@ -378,7 +381,7 @@ def user_external_id(request: HttpRequest, acting: Principal, account: Account, 
     if user is None:
         return _no_member(request, acting, account)
     connection_id = str(request.POST.get("connection", ""))[:64]
-    form = ExternalIdForm(request.POST, auto_id=f"c{connection_id}-%s" if connection_id.isdigit() else "id_%s")
+    form = ExternalIdForm(request.POST, auto_id=f"c{connection_id}-%s" if _UUID.fullmatch(connection_id) else "id_%s")
     if not form.is_valid():
         return _profile(request, acting, account, user, status=400, ext_forms={connection_id: form})
     value = form.cleaned_data["external_id"] or None
@@ -608,7 +611,10 @@ def create_project(request: HttpRequest, acting: Principal, account: Account) ->
 @account_page(ADMINISTRATOR)
 def delete_project(request: HttpRequest, acting: Principal, account: Account, project: str) -> HttpResponse:
     try:
-        administration.delete_project(acting, account, project[:50])
+        # Checked before the database sees it: a NUL in a query is PostgreSQL's error, not a "not found".
+        if not SLUG.fullmatch(project):
+            raise Refused(404, "no such project")
+        administration.delete_project(acting, account, project)
     except Refused:
         return refusal(
             request,
@@ -618,7 +624,7 @@ def delete_project(request: HttpRequest, acting: Principal, account: Account, pr
             "This account has no project with that slug: it may have been deleted already.",
             account=account,
         )
-    messages.success(request, f"Project {project[:50]} is deleted, with every role and access granted in it.")
+    messages.success(request, f"Project {project} is deleted, with every role and access granted in it.")
     return HttpResponseRedirect(reverse("console:projects", args=[account.slug]))
 
 
