@@ -320,3 +320,34 @@ def test_bad_metadata_is_shown_in_the_dialog(
     assert fresh(connection).saml_settings == connection.saml_settings
     axe_clean(page, "metadata refused")
     shot(page, "connections-metadata-refused")
+
+
+def test_a_held_metadata_change_is_confirmed_through_the_dialog(
+    page: Any,
+    url: Callable[[str], str],
+    make_person: Callable[..., Any],
+    sign_in: Callable[..., None],
+    axe_clean: Callable[..., Any],
+    shot: Callable[[Any, str], Any],
+) -> None:
+    from tests.connections_lifecycle.metadata_server import MetadataServer
+
+    server = MetadataServer()
+    try:
+        connection = make_connection(saml=COMPLETE, idp_metadata_url=server.serve(metadata("attacker")))
+        sam = make_person("sam@acme.test", roles=["sso-admin"])
+        sign_in(page, sam.email, next_url=LIST)
+        page.goto(url(LIST))
+        with page.expect_navigation():
+            box(page, connection).get_by_role("button", name="Read it now").click()
+        pending = page.locator(f"#c-{connection.pk.hex[:12]}-pending")
+        assert "would replace every trusted signing certificate" in pending.inner_text()
+        assert fresh(connection).saml_settings["certificates"] == COMPLETE["certificates"]
+        axe_clean(page, "held metadata change")
+        shot(page, "connections-metadata-held")
+        pending.get_by_role("button", name="Confirm the new certificates").click()
+        confirm(page, "Trust only the new certificates for Okta?")
+        assert fresh(connection).saml_settings["certificates"] == [cert("attacker")]
+        assert page.locator(f"#c-{connection.pk.hex[:12]}-pending").count() == 0
+    finally:
+        server.close()
