@@ -17,10 +17,11 @@ from vestibule.accounts.roles import (
 from vestibule.api.errors import ApiError, Conflict, Forbidden, NotFound
 from vestibule.api.schemas import StrictSchema, changes_without_nulls
 from vestibule.api.security import account_for, principal, require_operator, who
+from vestibule.audit import api_keys
 from vestibule.audit.events import record
 from vestibule.authority.models import ApiKey
 from vestibule.authority.ownership import is_home
-from vestibule.authority.principal import ADMIN_ROLES, ADMINISTRATOR, USER_MANAGER, effective_admin_roles
+from vestibule.authority.principal import ADMIN_ROLES, ADMINISTRATOR, USER_MANAGER
 from vestibule.domain.emails import InvalidEmail, normalize_email
 from vestibule.people import administration
 
@@ -415,35 +416,25 @@ def key_out(key: ApiKey) -> dict[str, Any]:
 @router.get("/accounts/{slug}/api-keys")
 def list_keys(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
     account = account_for(request, slug, ADMINISTRATOR)
-    return [key_out(k) for k in ApiKey.objects.filter(account=account, revoked_at__isnull=True).order_by("created_at")]
+    return [key_out(k) for k in api_keys.active_keys(account)]
 
 
 @router.post("/accounts/{slug}/api-keys", response={201: dict})
 def create_key(request: HttpRequest, slug: str, payload: ApiKeyIn) -> Status[Any]:
     """A service credential for this account, holding the roles asked for and no more than its creator holds."""
     account = account_for(request, slug, ADMINISTRATOR)
-    acting = principal(request)
-    wanted = effective_admin_roles(list(payload.roles))
-    beyond = wanted - acting.roles_in(account)
-    if beyond:
-        raise Forbidden(f"a key cannot hold roles its creator lacks: {', '.join(sorted(beyond))}", field="roles")
-    key, secret = ApiKey.issue(
-        account=account, name=payload.name, roles=sorted(set(payload.roles)), created_by=acting.label
-    )
-    record("api_key.created", account=account, **who(request), key=key.prefix, roles=sorted(key.roles))
+    try:
+        key, secret = api_keys.issue(principal(request), account, name=payload.name, roles=list(payload.roles))
+    except api_keys.RolesBeyondCreator as exc:
+        raise Forbidden(str(exc), field="roles") from None
     return Status(201, {**key_out(key), "key": secret})
 
 
 @router.delete("/accounts/{slug}/api-keys/{prefix}", response={204: None})
 def revoke_key(request: HttpRequest, slug: str, prefix: str) -> Status[Any]:
-    from django.utils import timezone
-
     account = account_for(request, slug, ADMINISTRATOR)
-    if not ApiKey.objects.filter(account=account, prefix=prefix, revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
-    ):
+    if not api_keys.revoke(principal(request), account, prefix):
         raise NotFound(f"API key '{prefix}' not found", field="prefix")
-    record("api_key.revoked", account=account, **who(request), key=prefix)
     return Status(204, None)
 
 

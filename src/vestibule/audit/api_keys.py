@@ -35,6 +35,9 @@ def issue(acting: Principal, account: Any, *, name: str, roles: list[str]) -> tu
 
 def revoke(acting: Principal, account: Any, prefix: str) -> bool:
     """Revoke the account's active key with this prefix; False when there is none (another account's included)."""
+    if not prefix.isalnum() or len(prefix) > 16:
+        # Not a prefix ApiKey.issue makes (hex); a NUL would reach PostgreSQL, which refuses it in text.
+        return False
     if not ApiKey.objects.filter(account=account, prefix=prefix, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     ):
