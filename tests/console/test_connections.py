@@ -112,6 +112,10 @@ def test_the_detail_url_lands_on_the_box(sam: Any, make_connection: Any) -> None
     connection = make_connection()
     response = sam.get(base(connection))
     assert response.status_code == 302 and response["Location"].endswith(f"/connections/#c-{key(connection)}")
+    claims = sam.get(base(connection) + "?section=claims")
+    assert claims["Location"].endswith(f"/connections/?open={key(connection)}#c-{key(connection)}-claims")
+    assert f'<details id="c-{key(connection)}-claims" open>' in page_of(sam.get(claims["Location"]))
+    assert f'<details id="c-{key(connection)}-claims">' in page_of(sam.get(LIST))
 
 
 # Enable / disable ---------------------------------------------------------------------------

@@ -83,6 +83,7 @@ class Card:
     errors: list[str] = field(default_factory=list)
     generated: bool = False
     metadata_open: bool = False
+    settings_open: bool = False
 
     @property
     def key(self) -> str:
@@ -183,7 +184,7 @@ def _initial_forms(connection: Connection, key: str) -> dict[str, forms.Form]:
     return found
 
 
-def _cards(account: Account, focus: Card | None = None, open_dialog: str = "") -> list[Card]:
+def _cards(account: Account, focus: Card | None = None, open_dialog: str = "", open_settings: str = "") -> list[Card]:
     connections = (
         Connection.objects.for_account(account)
         .select_related("account")
@@ -199,6 +200,7 @@ def _cards(account: Account, focus: Card | None = None, open_dialog: str = "") -
         card.forms = _initial_forms(connection, card.key)
         # Without script, "Generate from metadata" is a link that opens the dialog here.
         card.metadata_open = card.is_saml and open_dialog == card.key
+        card.settings_open = open_settings == card.key
         cards.append(card)
     return cards
 
@@ -213,7 +215,12 @@ def _list_page(
         account=account,
         status=status,
         title="Connections",
-        cards=_cards(account, focus, request.GET.get("generate", "")[:12] if request.method == "GET" else ""),
+        cards=_cards(
+            account,
+            focus,
+            request.GET.get("generate", "")[:12] if request.method == "GET" else "",
+            request.GET.get("open", "")[:12] if request.method == "GET" else "",
+        ),
         auto_provision_on=AUTO_PROVISION_ON,
         auto_provision_off=AUTO_PROVISION_OFF,
         allow_login_on=ALLOW_LOGIN_ON,
@@ -317,9 +324,14 @@ def connection_list(request: HttpRequest, acting: Principal, account: Account) -
 @require_GET
 @account_page(SSO_ADMIN)
 def connection_detail(request: HttpRequest, acting: Principal, account: Account, connection_id: str) -> HttpResponse:
+    """The connection's box in the list; ``?section=claims`` opens its claim mapping (linked from Preferences)."""
     connection = _connection(account, connection_id)
     if connection is None:
         return _not_found(request, acting, account)
+    if request.GET.get("section") == "claims":
+        key = connection.pk.hex[:12]
+        url = reverse("console:connections", args=[account.slug])
+        return HttpResponseRedirect(f"{url}?open={key}#c-{key}-claims")
     return _back_to(connection)
 
 
