@@ -12,7 +12,7 @@ import pytest
 from vestibule.accounts.models import Account, Project
 from vestibule.connections import rules
 from vestibule.connections.authorization import save_mapping_role
-from vestibule.connections.models import Connection, MappingRole
+from vestibule.connections.models import Connection, ExternalIdentity, MappingRole
 from vestibule.testidp import idp
 
 pytestmark = [pytest.mark.browser]
@@ -145,3 +145,34 @@ def test_an_sso_login_that_grants_roles_shows_the_announcement_once(
     page.context.clear_cookies()
     sso_login()
     page.wait_for_url(url("/"))
+
+
+def test_edit_then_delete_a_mapping_role_naming_who_loses_roles(
+    phone_page: Any, url: Any, acme: Account, make_person: Any, make_user: Any, sign_in: Any, axe_clean: Any
+) -> None:
+    page = phone_page
+    okta = Connection.objects.create(account=acme, name="Okta", protocol="saml", sso_authorization=True)
+    finance = save_mapping_role(acme, name="Finance", grants=[{"scope": "account", "roles": ["analyst"]}])
+    mo = make_user("mo@acme.test")
+    ExternalIdentity.objects.create(
+        connection=okta, external_id="mo", user=mo, last_claims={"role_mapping": ["Finance"]}
+    )
+    sara = make_person("sara@acme.test", roles=["sso-admin"])
+    sign_in(page, sara.email)
+    page.goto(url("/console/a/acme/mapping-roles/"))
+    page.get_by_role("link", name="Edit Finance").click()
+    assert "1 person signed in under this mapping role" in page.locator("main").inner_text()
+    page.get_by_role("group", name="Roles in scope 1").get_by_label("report-viewer", exact=True).check()
+    axe_clean(page, "edit mapping role (phone)")
+    page.get_by_role("button", name="Save mapping role Finance").click()
+    page.wait_for_url(url("/console/a/acme/mapping-roles/"))
+    assert "Account: analyst, report-viewer" in page.get_by_role("row", name="Finance").inner_text()
+
+    page.get_by_role("link", name="Delete Finance").click()
+    row = page.get_by_role("row", name="mo@acme.test")
+    assert "Refused" in row.inner_text()
+    axe_clean(page, "delete mapping role confirmation (phone)")
+    page.get_by_role("button", name="Delete mapping role Finance").click()
+    page.wait_for_url(url("/console/a/acme/mapping-roles/"))
+    assert "Mapping role Finance deleted" in page.locator("body").inner_text()
+    assert not MappingRole.objects.filter(pk=finance.pk).exists()
