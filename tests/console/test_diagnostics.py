@@ -343,3 +343,15 @@ def test_hostile_key_prefixes_never_5xx(person, make_account, prefix) -> None:
     ann = person("ann@acme.test", roles=["administrator"])
     for path in (f"/console/a/acme/api-keys/{prefix}/revoke", f"/console/a/acme/scim-tokens/{prefix}/revoke"):
         assert ann.post(path, page="/console/a/acme/api-keys/").status_code == 404
+
+
+def test_audit_events_link_their_trace_for_an_sso_admin_only(person, make_account) -> None:
+    acme = make_account("acme")
+    trace = failed_trace(acme)
+    record("sso.claim_missing.email", account=acme, outcome="failure", trace=trace)
+    sam = person("sam@acme.test", roles=["sso-admin"])
+    uma = person("uma@acme.test", roles=["user-manager"])
+    link = f"/console/a/acme/traces/{trace.pk}/"
+    assert link in sam.get("/console/a/acme/audit/").content.decode()
+    page = uma.get("/console/a/acme/audit/").content.decode()
+    assert "sso.claim_missing.email" in page and link not in page

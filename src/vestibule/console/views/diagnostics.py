@@ -210,6 +210,7 @@ def audit(request: HttpRequest, acting: Principal, account: Account) -> HttpResp
         status=status,
         title="Audit log",
         form=form,
+        can_open_traces=SSO_ADMIN in acting.roles_in(account),
         page=page,
         query=_query_without_page(request),
     )
