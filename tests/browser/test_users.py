@@ -153,3 +153,61 @@ def test_a_locked_sso_managed_role_and_the_disabled_invite_button(
     axe_clean(page, "profile with SSO-managed roles")
     shot(page, "user-profile-sso-managed")
     assert set(RoleGrant.objects.filter(user=bob).values_list("role", flat=True)) == {"analyst", "report-viewer"}
+
+
+def test_revoke_an_invitation_with_its_confirmation(
+    page: Any,
+    url: Callable[[str], str],
+    make_person: Callable[..., Any],
+    sign_in: Callable[..., None],
+    axe_clean: Callable[..., Any],
+    acme: dict[str, Any],
+) -> None:
+    from vestibule.accounts.models import Invitation
+
+    ann = make_person("ann@acme.test", roles=["administrator"])
+    sign_in(page, ann.email)
+    page.goto(url("/console/a/acme/users/add/"))
+    page.get_by_role("textbox", name="Email (required)").fill("ivy@elsewhere.test")
+    page.get_by_role("button", name="Add user").click()
+    page.wait_for_url(re.compile(r"/invitations/$"))
+    assert "Invitation sent to ivy@elsewhere.test" in page.locator("#notices").inner_text()
+    axe_clean(page, "invitations")
+    page.get_by_role("button", name="Revoke invitation of ivy@elsewhere.test").click()
+    confirm(page, "Revoke invitation")
+    page.wait_for_load_state()
+    assert "No open invitations" in page.content()
+    assert Invitation.objects.get(email="ivy@elsewhere.test").revoked_at is not None
+
+
+def test_projects_at_phone_width_with_a_refused_slug_and_the_delete_confirmation(
+    phone_page: Any,
+    url: Callable[[str], str],
+    make_person: Callable[..., Any],
+    sign_in: Callable[..., None],
+    axe_clean: Callable[..., Any],
+    shot: Callable[[Any, str], Any],
+    acme: dict[str, Any],
+) -> None:
+    from vestibule.accounts.models import Project
+
+    page = phone_page
+    ann = make_person("ann@acme.test", roles=["administrator"])
+    sign_in(page, ann.email)
+    page.goto(url("/console/a/acme/projects/"))
+    page.get_by_label("Slug (required)").fill("Not A Slug")
+    page.get_by_label("Name (required)").fill("Sandbox")
+    page.get_by_role("button", name="Create project").click()
+    assert page.get_by_label("Slug (required)").get_attribute("aria-invalid") == "true"
+    assert page.get_by_label("Name (required)").input_value() == "Sandbox"
+    page.get_by_label("Slug (required)").fill("sandbox")
+    page.get_by_role("button", name="Create project").click()
+    page.wait_for_load_state()
+    assert "Project Sandbox (sandbox) is created" in page.locator("#notices").inner_text()
+    axe_clean(page, "projects at phone width")
+    shot(page, "projects-phone")
+    page.get_by_role("button", name="Delete Sandbox").click()
+    assert "lose it" in page.get_by_role("dialog").inner_text()
+    confirm(page, "Delete Sandbox")
+    page.wait_for_load_state()
+    assert not Project.objects.filter(slug="sandbox").exists()
