@@ -130,4 +130,6 @@ def test_sso_admin_link_to_it_admin_wizard_with_test_sign_ins(
     row = page.locator("tr", has_text=connection.name)
     assert "Used" in row.inner_text()
     assert row.get_by_role("link", name="Review and enable Okta").count() == 1
+    axe_clean(page, "setup links list, link used")
+    shot(page, "setup-links-console")
     assert Connection.objects.get(pk=connection.pk).enabled is False

@@ -29,7 +29,9 @@ def _page(
     request: HttpRequest, acting: Principal, account: Account, form: SetupLinkForm, status: int = 200
 ) -> HttpResponse:
     links = list(
-        SetupLink.objects.filter(account=account).select_related("connection").order_by("-created_at")[:PAGE_LIMIT]
+        SetupLink.objects.filter(account=account)
+        .select_related("connection", "created_by")
+        .order_by("-created_at")[:PAGE_LIMIT]
     )
     return console_page(
         request,
