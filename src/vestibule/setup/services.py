@@ -41,6 +41,7 @@ __all__ = [
     "BROWSER_COOKIE",
     "LIFETIMES",
     "SetupError",
+    "TooManyGuesses",
     "TOKEN_GUESSES_PER_IP",
     "configure_oidc",
     "create",
@@ -131,11 +132,15 @@ def create(
     return link, f"{PREFIX}_{prefix}_{secret}"
 
 
-def find(request: HttpRequest, token: str) -> SetupLink | bool | None:
-    """The link a token names (whatever its state), None if none, False when this address guessed too often."""
+class TooManyGuesses(Exception):
+    """This client address presented too many tokens that name no link; it is refused for the window."""
+
+
+def find(request: HttpRequest, token: str) -> SetupLink | None:
+    """The link a token names (whatever its state), or None; raises :class:`TooManyGuesses`."""
     subject = client_ip(request) or "unknown"
     if ratelimit.count(TOKEN_GUESSES_PER_IP, subject) >= TOKEN_GUESSES_PER_IP.attempts:
-        return False
+        raise TooManyGuesses
     match = _TOKEN.fullmatch(token) if len(token) <= 100 else None
     link = (
         SetupLink.objects.select_related("account", "connection").filter(prefix=match.group(1)).first()
@@ -250,7 +255,7 @@ def import_saml_metadata(link: SetupLink, *, xml: bytes | None, url: str | None)
                 rules.configure_metadata_source(locked, {"idp_metadata_url": url})
         except ConnectionRuleError as exc:
             raise SetupError("metadata_url" if url else "metadata_xml", _sentence(exc.detail)) from None
-        _configured(link, locked)
+        _configured(link)
     link.connection = locked
     record(
         "connection.idp_metadata_imported",
@@ -290,7 +295,7 @@ def configure_oidc(link: SetupLink, *, issuer: str, client_id: str, client_secre
             rules.update_connection(locked, {"oidc": changes})
         except ConnectionRuleError as exc:
             raise SetupError("issuer", _sentence(exc.detail)) from None
-        _configured(link, locked)
+        _configured(link)
     link.connection = locked
     record(
         "connection.updated", account=link.account, connection=locked, via="setup_link", link=link.prefix,
@@ -308,7 +313,7 @@ def _require_disabled(connection: Connection, field: str) -> None:
         )
 
 
-def _configured(link: SetupLink, connection: Connection) -> None:
+def _configured(link: SetupLink) -> None:
     now = timezone.now()
     SetupLink.objects.filter(pk=link.pk).update(configured_at=now)
     link.configured_at = now

@@ -111,16 +111,16 @@ def wizard_page(view: View) -> View:
 @never_cache
 def open_link(request: HttpRequest, token: str) -> HttpResponse:
     """GET explains and offers to start; POST binds the link to this browser (first come) and enters the wizard."""
-    found = services.find(request, token)
-    if found is False:
+    try:
+        link = services.find(request, token)
+    except services.TooManyGuesses:
         return _refused(
             request,
             429,
             ("Too many attempts", "Too many setup links were tried from your network. Wait 15 minutes and try again."),
         )
-    if found is None or found is True:
+    if link is None:
         return _refused(request, 404, _UNKNOWN)
-    link = found
     if not link.is_live:
         return _refused(request, 410, _DEAD)
     cookie = request.COOKIES.get(services.BROWSER_COOKIE)
