@@ -239,6 +239,9 @@ def test_a_guests_identity_is_shown_disabled_and_refused(ann: Any, acme: dict[st
     page = ann.get(users_url(guest.pk)).content.decode()
     assert 'disabled="disabled"' in page and "which the account that owns their email domain manages" in page
     assert "Save authentication" not in page
+    assert 'id="auth-sso" disabled aria-describedby="auth-reason"' in page
+    assert 'id="auth-password" disabled checked aria-describedby="auth-reason"' in page
+    assert f'id="ext-{acme["okta"].pk}" value="" placeholder="Not linked yet" disabled' in page
     assert ann.post(users_url(guest.pk, "name"), {"name": "Renamed"}).status_code == 403
     assert ann.post(users_url(guest.pk, "authentication"), {"login_method": "sso"}).status_code == 403
     assert ann.post(users_url(guest.pk, "reset-password")).status_code == 403
