@@ -164,5 +164,5 @@ def test_the_warnings_follow_the_connection_claim_mapping(
     html = sso_admin.post(CHANGE, {"connection": str(conn.pk), "sso_authorization": "1"}, page=PREFS).content.decode()
     assert told in html
     if "No " in told:
-        assert f'href="/console/a/acme/connections/{conn.pk}/"' in html
+        assert f'href="/console/a/acme/connections/{conn.pk}/?section=claims"' in html
     assert not _on(conn)
