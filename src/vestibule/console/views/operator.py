@@ -130,11 +130,11 @@ def release_domain(request: HttpRequest, acting: Principal, domain: str) -> Http
 
 
 SEVERITIES = (
-    (checks.CRITICAL, "Critical"),
-    (checks.ERROR, "Errors"),
-    (checks.WARNING, "Warnings"),
-    (checks.INFO, "Information"),
-    (checks.DEBUG, "Debug"),
+    (checks.CRITICAL, "Critical", "Critical"),
+    (checks.ERROR, "Errors", "Error"),
+    (checks.WARNING, "Warnings", "Warning"),
+    (checks.INFO, "Information", "Information"),
+    (checks.DEBUG, "Debug", "Debug"),
 )
 
 
@@ -148,10 +148,10 @@ def deployment_checks(request: HttpRequest, acting: Principal) -> HttpResponse:
         if str(m.id or "").startswith("vestibule.")
     ]
     groups = []
-    for level, label in SEVERITIES:
+    for level, label, one in SEVERITIES:
         items = sorted((m for m in found if m.level == level), key=lambda m: (str(m.id), m.msg))
         if items:
-            groups.append({"label": label, "level": level, "items": items})
+            groups.append({"label": label, "one": one, "level": level, "items": items})
     return console_page(
         request, "operator/checks.html", acting, title="Deployment checks", groups=groups, total=len(found)
     )
