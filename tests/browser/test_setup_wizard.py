@@ -12,6 +12,7 @@ import pytest
 from vestibule.accounts.models import Account, Membership, User
 from vestibule.connections import rules
 from vestibule.connections.models import Connection, ExternalIdentity
+from vestibule.setup import services
 from vestibule.setup.models import SetupLink
 from vestibule.signin import adapters
 from vestibule.testidp import idp
@@ -133,3 +134,22 @@ def test_sso_admin_link_to_it_admin_wizard_with_test_sign_ins(
     axe_clean(page, "setup links list, link used")
     shot(page, "setup-links-console")
     assert Connection.objects.get(pk=connection.pk).enabled is False
+
+
+def test_the_wizard_works_at_phone_width(
+    phone_page: Any, url: Callable[[str], str], axe_clean: Callable[..., Any], shot: Callable[[Any, str], Any]
+) -> None:
+    account, _ = Account.objects.get_or_create(slug="acme", defaults={"name": "Acme"})
+    connection = rules.create_connection(
+        account, {"protocol": "saml", "name": "Entra ID", "domains": ["acme.test"]}, may_claim=True
+    )
+    _, token = services.create(account, connection, "entra", 1, created_by=None, label="test")
+    phone_page.goto(url(f"/setup/{token}"))
+    with phone_page.expect_navigation():
+        phone_page.get_by_role("button", name="Start the setup in this browser").click()
+    phone_page.goto(phone_page.url + "values")
+    assert "Basic SAML Configuration" in phone_page.content()
+    axe_clean(phone_page, "setup: values at 375 px")
+    # Long URLs wrap inside their boxes; the page itself never scrolls sideways.
+    assert phone_page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+    shot(phone_page, "setup-wizard-values-phone")
