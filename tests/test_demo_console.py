@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -113,3 +114,28 @@ def test_the_hub_has_something_to_show_and_a_rerun_adds_nothing(demo: str) -> No
     assert User.objects.get(email_key="grace.hopper@acme.test").role_grants.filter(role="sso-admin").exists()
     seed_demo()
     assert snapshot() == first
+
+
+@pytest.mark.multiprocess  # a real `vestibule demo` process; CI runs it once, in the multi-process pass
+def test_the_real_demo_prints_a_link_that_opens_the_console(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.test_demo_port import VESTIBULE, Process, free_port
+
+    port = free_port()
+    inherited = {
+        k: v for k, v in os.environ.items() if not k.startswith("VESTIBULE_") and k != "DJANGO_SETTINGS_MODULE"
+    }
+    env = {**inherited, "VESTIBULE_DATA_DIR": str(tmp_path / "data")}
+    process = Process([str(VESTIBULE), "demo", "--port", str(port), "--threads", "4"], env)
+    try:
+        process.wait_for(f"http://127.0.0.1:{port}/login", timeout=300)  # a fresh database migrates first
+        url, _ = link_in(process.output)
+        assert url.startswith(f"http://127.0.0.1:{port}/demo/sign-in/"), process.output
+        with httpx.Client(timeout=20, follow_redirects=True) as browser:
+            console = browser.get(url)
+            assert console.status_code == 200 and str(console.url) == f"http://127.0.0.1:{port}/console/a/acme/"
+            assert "Acme Corporation" in console.text
+            assert httpx.get(url, timeout=20).status_code == 410
+    finally:
+        process.stop()

@@ -16,6 +16,7 @@ from django.template.loader import get_template
 from django.test import Client
 from django.urls import NoReverseMatch
 
+from tests.conftest import PASSWORD, password_login
 from tests.console.conftest import Browser
 from vestibule.accounts.models import Account, AccountLogo
 from vestibule.audit.models import AuditEvent
@@ -224,6 +225,32 @@ def test_emails_carry_the_configured_name(
     for message in mail.outbox:
         text = f"{message.subject}\n{message.body}"
         assert "Vestibule" not in text and "Acme Sign-in" in text, text
+
+
+def test_a_refused_sign_in_says_the_product_name_and_shows_the_accounts_brand(renamed: Any, rf: Any, db: None) -> None:
+    from vestibule.domain.pipeline import LoginFailure
+
+    account = Account.objects.create(slug="globex", name="Globex Corp")
+    failure = LoginFailure("sso.provisioning_disabled")
+    assert "Vestibule" in failure.message  # written once, in the pure package
+    request = rf.get("/sso/acs")
+    request.csp_nonce = "n"
+    html = get_template("vestibule/sso_error.html").render(
+        {"title": failure.title, "failure": failure, "trace_id": None, "brand_account": account}, request
+    )
+    assert "You have no user in Acme Sign-in yet" in html
+    assert "Vestibule" not in html.replace("vestibule_", "")
+    assert '<p class="account-brand"><span>Globex Corp</span></p>' in html
+
+
+def test_the_authenticator_app_shows_the_product_name(
+    renamed: Any, client: Client, make_user: Callable[..., Any]
+) -> None:
+    user = make_user("ann@acme.test", account="acme")
+    assert password_login(client, user.email, PASSWORD).status_code == 302
+    page = client.get("/account/totp").content.decode()
+    assert "otpauth://totp/Acme%20Sign-in:" in page and "issuer=Acme%20Sign-in" in page
+    assert "Vestibule" not in page.replace("vestibule_", "")
 
 
 def test_the_chooser_shows_each_accounts_logo_and_name(db: None) -> None:

@@ -301,10 +301,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _help(
         sub, "demo", "run with demo data and the built-in test identity provider",
-        "Seed account 'acme' with an administrator, an operator API key and a SAML connection to the built-in "
-        "test IdP, print how to sign in, then serve. Data stays in VESTIBULE_DATA_DIR (default ./var).",
-        example="vestibule demo --port 8422                      # then open http://127.0.0.1:8422/login",
-        next_step="type any name@acme.test at /login to sign in through the test identity provider",
+        "Seed account 'acme' (an administrator, people with roles, one waiting for approval, two connections, "
+        "a mapping role, a failed login), an operator API key and a SAML connection to the built-in test IdP, "
+        "print a one-time link that signs the administrator into the console, then serve. "
+        "Data stays in VESTIBULE_DATA_DIR (default ./var).",
+        example="vestibule demo --port 8422                      # then open the printed /demo/sign-in/... link",
+        next_step="open the printed link (the console, signed in as admin@acme.test), "
+        "or type any name@acme.test at /login to sign in through the test identity provider",
     )  # fmt: skip
     server_args(p)
     p.set_defaults(func=cmd_demo)

@@ -243,7 +243,7 @@ def _totp_start(request: HttpRequest, user: User) -> HttpResponse:
             status=409,
             hint=reverse("totp-setup"),
         )
-    uri = totp.provisioning_uri(user, secret)
+    uri = totp.provisioning_uri(user, secret, issuer=product_name())
     return page(
         request, "totp_setup.html", replacing=replacing, secret=secret, uri=uri, qr=_qr_svg(uri), form=TotpForm()
     )
