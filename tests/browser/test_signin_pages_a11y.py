@@ -112,3 +112,23 @@ def test_the_sign_in_page_fits_a_phone(
     phone_page.goto(url("/login"))
     assert phone_page.evaluate("() => document.documentElement.scrollWidth") <= 375
     axe_clean(phone_page, "login on a phone")
+
+
+def test_the_password_step_shows_a_focus_ring_on_every_stop(
+    page: Any, url: Callable[[str], str], make_person: Callable[..., Any]
+) -> None:
+    page.goto(url("/login"))
+    page.get_by_label("Work email").fill(make_person("ann@acme.test").email)
+    page.get_by_role("button", name="Continue").click()
+    page.get_by_label("Password", exact=True).wait_for()
+    seen = set()
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        stop = page.evaluate(
+            """() => { const e = document.activeElement, s = getComputedStyle(e);
+                       return {tag: e.tagName, style: s.outlineStyle, width: parseFloat(s.outlineWidth)}; }"""
+        )
+        if stop["tag"] in {"A", "BUTTON", "INPUT"}:
+            assert stop["style"] not in {"none", "hidden"} and stop["width"] >= 2, f"no focus ring on {stop}"
+            seen.add(stop["tag"])
+    assert {"A", "BUTTON", "INPUT"} <= seen, seen
