@@ -347,8 +347,11 @@ def test_a_bad_display_name_is_refused_at_the_field_and_kept(person: Callable[..
 def test_another_accounts_admin_and_a_plain_member_change_nothing(
     person: Callable[..., Browser], make_account: Callable[..., Any]
 ) -> None:
+    from vestibule.console.branding import set_account_logo
+
     make_account("globex")
-    person("admin@acme.test")  # the victim account exists with its admin
+    person("admin@acme.test")  # the victim account exists with its admin, and has a logo
+    set_account_logo(Account.objects.get(slug="acme"), read_logo(png()))
     before = Account.objects.get(slug="acme").name
     outsider = person("boss@globex.test", account="globex")
     member = person("ann@acme.test", roles=[])
@@ -357,8 +360,10 @@ def test_another_accounts_admin_and_a_plain_member_change_nothing(
         assert browser.post("/console/a/acme/branding/", {"name": "Pwned"}, page="/").status_code == status
         posted = browser.post("/console/a/acme/branding/logo", {"logo": _file("l.png", png())}, page="/")
         assert posted.status_code == status
+        assert browser.post("/console/a/acme/branding/logo/remove", page="/").status_code == status
     acme = Account.objects.get(slug="acme")
-    assert (acme.name, acme.logo_digest) == (before, "")
+    assert (acme.name, acme.logo_digest) == (before, read_logo(png()).digest)
+    assert AccountLogo.objects.get(account=acme).data == png()
 
 
 def test_without_the_csrf_token_nothing_changes(person: Callable[..., Browser]) -> None:
@@ -383,3 +388,15 @@ def test_the_deployment_logo_is_served_by_its_digest(settings: Any, rf: Any) -> 
     response = Client().get(url)
     assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
     assert response.content == logo.data and response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_hostile_requests_answer_a_page_never_a_5xx(person: Callable[..., Browser]) -> None:
+    admin = person("admin@acme.test")
+    for slug in ("nope", "%3Cscript%3E", "a" * 300):
+        assert admin.get(f"/console/a/{slug}/branding/").status_code == 404
+    missing = admin.post("/console/a/acme/branding/logo", {}, page="/console/a/acme/branding/")
+    assert missing.status_code == 400 and 'id="id_logo-error"' in missing.content.decode()
+    assert admin.get("/console/a/acme/branding/logo").status_code == 405  # POST only
+    wrong_type = admin.post("/console/a/acme/branding/logo", {"logo": "not a file"}, page="/console/a/acme/branding/")
+    assert wrong_type.status_code == 400
+    assert Account.objects.get(slug="acme").logo_digest == ""
