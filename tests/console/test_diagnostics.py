@@ -63,16 +63,16 @@ def test_trace_list_filters_and_the_detail_shows_expected_received_and_where_to_
 
     listed = sam.get("/console/a/acme/traces/")
     assert listed.status_code == 200
-    assert listed.content.decode().count("Open trace") == 3
+    assert listed.content.decode().count(">Open trace</a>") == 3
 
     by_reason = sam.get(
         "/console/a/acme/traces/", data={"reason": "sso.claim_missing", "outcome": "failure"}
     ).content.decode()
-    assert by_reason.count("Open trace") == 1 and "eve@acme.com" in by_reason
+    assert by_reason.count(">Open trace</a>") == 1 and "eve@acme.com" in by_reason
     by_email = sam.get("/console/a/acme/traces/", data={"email": "ZED"}).content.decode()
-    assert by_email.count("Open trace") == 1 and "zed@acme.com" in by_email
+    assert by_email.count(">Open trace</a>") == 1 and "zed@acme.com" in by_email
     by_connection = sam.get("/console/a/acme/traces/", data={"connection": str(okta.pk)}).content.decode()
-    assert by_connection.count("Open trace") == 2
+    assert by_connection.count(">Open trace</a>") == 2
     tomorrow = (timezone.now() + timedelta(days=1)).date().isoformat()
     assert "No login traces match" in sam.get("/console/a/acme/traces/", data={"since": tomorrow}).content.decode()
 
