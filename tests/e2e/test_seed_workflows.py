@@ -323,7 +323,9 @@ def test_people_waiting_for_approval_are_queued_and_the_user_managers_told(
     notice = mail.outbox[0]
     assert "new@acme.com" in notice.subject and "Acme" in notice.subject
     assert (
-        "New Person" in notice.body and "approval=pending" in notice.body and f"/users/{queue[0]['id']}" in notice.body
+        "New Person" in notice.body
+        and "/console/a/acme/users/pending/" in notice.body
+        and f"/console/a/acme/users/{queue[0]['id']}/" in notice.body
     )
     assert audit(api, "acme", "user.approval_requested")[0]["detail"]["notified"] == 2
 

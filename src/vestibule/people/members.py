@@ -288,7 +288,9 @@ def notify_pending_approval(membership: Membership, *, via: str) -> list[str]:
     fails is logged, never the waiting person's problem. Returns who was told.
     """
     account, person = membership.account, membership.user
-    queue = absolute(f"/api/v1/accounts/{account.slug}/users?approval=pending")
+    # The console's pages (the URL names are the console's; reverse needs no import of it).
+    queue = absolute(reverse("console:pending", args=[account.slug]))
+    profile = absolute(reverse("console:user", args=[account.slug, person.pk]))
     told = []
     for manager in user_managers(account):
         if manager.pk == person.pk:
@@ -299,9 +301,10 @@ def notify_pending_approval(membership: Membership, *, via: str) -> list[str]:
                 f"{person.email} is waiting for approval in {account.name}",
                 f"{person.name or person.email} ({person.email}) signed in through {via} and was added to "
                 f"{account.name}, waiting for approval: they cannot sign in there until a user-manager allows it.\n\n"
-                f'To allow them, approve them in the account\'s users ("Allow Login"), or through the API:\n'
-                f'  PATCH {absolute(f"/api/v1/accounts/{account.slug}/users/{person.pk}")} {{"approval": "approved"}}\n\n'
-                f"Everyone waiting: {queue}\n\n"
+                f"To allow them, open their profile and choose Approve: {profile}\n\n"
+                f"Everyone waiting: {queue}\n"
+                f'(or through the API: PATCH {absolute(f"/api/v1/accounts/{account.slug}/users/{person.pk}")} '
+                '{"approval": "approved"})\n\n'
                 "If you do not know this person, leave them waiting or remove them.",
             )
         except Exception:  # the login has been decided; the log is the place for this.
