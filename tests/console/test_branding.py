@@ -400,3 +400,27 @@ def test_hostile_requests_answer_a_page_never_a_5xx(person: Callable[..., Browse
     wrong_type = admin.post("/console/a/acme/branding/logo", {"logo": "not a file"}, page="/console/a/acme/branding/")
     assert wrong_type.status_code == 400
     assert Account.objects.get(slug="acme").logo_digest == ""
+
+
+def test_the_invitation_page_shows_the_inviting_accounts_logo_and_name(
+    renamed: Any, client: Client, make_account: Callable[..., Any]
+) -> None:
+    from vestibule.console.branding import set_account_logo
+    from vestibule.people import members
+
+    account = make_account("globex")
+    account.name = "Globex Corp"
+    account.save()
+    set_account_logo(account, read_logo(png()))
+    members.invite(account, "new@partner.test", "New", roles=[], projects=[], invited_by="user:boss@globex.test")
+    (message,) = mail.outbox
+    assert "Globex Corp" in str(message.subject) and "Acme Sign-in" in str(message.subject)
+    link = re.search(r"https?://[^/\s]+(/join/\S+)", str(message.body))
+    assert link, message.body
+    page = client.get(link.group(1)).content.decode()
+    account.refresh_from_db()
+    assert (
+        f'<p class="account-brand"><img src="{account.logo_url}" alt="" height="40"><span>Globex Corp</span></p>'
+        in page
+    )
+    assert "Vestibule" not in page.replace("vestibule_", "")
