@@ -13,8 +13,10 @@ from django.utils import timezone
 from vestibule.accounts.models import Account
 from vestibule.audit.events import record
 from vestibule.audit.models import AuditEvent, LoginTrace
+from vestibule.audit.traces import fix_for
 from vestibule.authority.models import ApiKey
 from vestibule.connections.models import Connection
+from vestibule.domain.reasons import REASONS
 
 pytestmark = pytest.mark.django_db
 
@@ -355,3 +357,10 @@ def test_audit_events_link_their_trace_for_an_sso_admin_only(person, make_accoun
     assert link in sam.get("/console/a/acme/audit/").content.decode()
     page = uma.get("/console/a/acme/audit/").content.decode()
     assert "sso.claim_missing.email" in page and link not in page
+
+
+@pytest.mark.parametrize("code", sorted(REASONS))
+def test_every_reason_code_has_advice_in_the_trace(code) -> None:
+    member = f"{code}.email" if REASONS[code].family else code
+    fix = fix_for(member)
+    assert fix is not None and fix.hint.endswith(".")

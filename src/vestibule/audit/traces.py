@@ -31,7 +31,7 @@ class Fix:
     page: str = "console:connections"
 
 
-# Plain-language advice per reason code (a family by its prefix); anything else gets the side's default.
+# Plain-language advice per reason code (a family by its prefix and a dot).
 _FIXES: dict[str, Fix] = {
     "sso.rate_limited": Fix("Too many sign-ins came from one address. Wait a few minutes; nothing needs changing."),
     "sso.connection_disabled": Fix("The connection is disabled. Enable it on its card if people should sign in."),
@@ -54,13 +54,13 @@ _FIXES: dict[str, Fix] = {
     "sso.tenant_mismatch": Fix(
         "The login came from another organization at the provider than the one this connection is bound to."
     ),
-    "sso.claim_missing": Fix(
+    "sso.claim_missing.": Fix(
         "The provider did not send an attribute Vestibule needs. Add it to the attribute statements "
         "(claims) of the application at the provider."
     ),
     "sso.email_invalid": Fix("The provider sent an email address that is not valid. Fix the user's email there."),
     "sso.email_unverified": Fix("The provider says the email address is not verified. Verify it at the provider."),
-    "sso.claim_invalid": Fix("The provider sent a name or ID with control characters. Fix the user's profile there."),
+    "sso.claim_invalid.": Fix("The provider sent a name or ID with control characters. Fix the user's profile there."),
     "sso.email_domain_not_owned": Fix(
         "The email's domain is not one this connection serves. Add the domain to the connection "
         "(it must be claimed or shared with this account), or sign the person in through their own organization."
@@ -99,8 +99,9 @@ def fix_for(code: str) -> Fix | None:
     """The advice for a reason code (family members share theirs), or None for one without advice."""
     if code in _FIXES:
         return _FIXES[code]
+    # A family (sso.claim_missing.<claim>) is keyed by its prefix with the dot, as the reason registry's tests expect.
     prefix, _, _ = code.rpartition(".")
-    return _FIXES.get(prefix)
+    return _FIXES.get(f"{prefix}.")
 
 
 def openable_by(user: Any, session: Any, trace_id: str) -> str | None:
