@@ -53,7 +53,8 @@ class Account(models.Model):
     # The account's logo on sign-in pages and in the console (vestibule.console.branding). Its
     # bytes live in AccountLogo, off this row that nearly every request loads; the digest here
     # names the image in its URL, so showing it costs no query. Empty: no logo.
-    logo_digest = models.CharField(max_length=64, blank=True, default="")
+    # db_default too: rows written by code (or a historical migration state) that predates the column.
+    logo_digest = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     def __str__(self) -> str:
         return self.slug
