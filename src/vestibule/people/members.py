@@ -303,7 +303,7 @@ def notify_pending_approval(membership: Membership, *, via: str) -> list[str]:
                 f"{account.name}, waiting for approval: they cannot sign in there until a user-manager allows it.\n\n"
                 f"To allow them, open their profile and choose Approve: {profile}\n\n"
                 f"Everyone waiting: {queue}\n"
-                f'(or through the API: PATCH {absolute(f"/api/v1/accounts/{account.slug}/users/{person.pk}")} '
+                f"(or through the API: PATCH {absolute(f'/api/v1/accounts/{account.slug}/users/{person.pk}')} "
                 '{"approval": "approved"})\n\n'
                 "If you do not know this person, leave them waiting or remove them.",
             )
