@@ -1,14 +1,15 @@
 """The console's menu: what each person sees is what their roles in the account allow.
 
 Each item names the URL the page is served at and the admin roles that open
-it (any one is enough). The operator's items sit above every account.
+it (any one is enough); the page itself checks the same roles, so hiding an
+item is a courtesy, not the protection. The operator's items sit above every account.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from vestibule.accounts.models import Account
 from vestibule.authority.principal import ADMINISTRATOR, SSO_ADMIN, USER_MANAGER, Principal
@@ -54,13 +55,8 @@ class Link:
     current: bool
 
 
-def _link(item: Item, current: str, *args: str) -> Link | None:
-    try:
-        url = reverse(item.url_name, args=args)
-    except NoReverseMatch:
-        # A page not built yet in this deployment; tests/console/test_navigation.py keeps the list whole.
-        return None
-    return Link(item.label, url, current == item.url_name)
+def _link(item: Item, current: str, *args: str) -> Link:
+    return Link(item.label, reverse(item.url_name, args=args), current == item.url_name)
 
 
 def account_menu(acting: Principal, account: Account, current: str) -> list[tuple[str, list[Link]]]:
@@ -69,14 +65,11 @@ def account_menu(acting: Principal, account: Account, current: str) -> list[tupl
     for item in ACCOUNT_ITEMS:
         if item.roles and not held & set(item.roles):
             continue
-        link = _link(item, current, account.slug)
-        if link is not None:
-            groups.setdefault(item.group, []).append(link)
+        groups.setdefault(item.group, []).append(_link(item, current, account.slug))
     return list(groups.items())
 
 
 def operator_menu(acting: Principal, current: str) -> list[tuple[str, list[Link]]]:
     if not acting.is_operator:
         return []
-    links = [link for item in OPERATOR_ITEMS if (link := _link(item, current)) is not None]
-    return [("Deployment", links)] if links else []
+    return [("Deployment", [_link(item, current) for item in OPERATOR_ITEMS])]
