@@ -23,12 +23,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 
 from vestibule.accounts.models import Account, AccountLogo
 from vestibule.conf.images import DARK_TEXT, Logo, ink
+from vestibule.login.mail import product_name
 
 DEPLOYMENT_LOGO_PATH = "/branding/logo/"
-
-
-def product_name() -> str:
-    return str(getattr(settings, "VESTIBULE_PRODUCT_NAME", "Vestibule"))
 
 
 def deployment_logo() -> Logo | None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 
 from django import template
-from django.conf import settings
+
+from vestibule.login.mail import product_name
 
 register = template.Library()
 
@@ -19,5 +20,5 @@ _WORD = re.compile(r"\bVestibule\b")
 
 @register.filter
 def branded(text: object) -> str:
-    name = str(getattr(settings, "VESTIBULE_PRODUCT_NAME", "Vestibule"))
+    name = product_name()
     return _WORD.sub(lambda _: name, str(text))
