@@ -132,4 +132,28 @@
       pending = null;
     }
   }, true);
+
+  // A table wider than the screen scrolls in its box; keyboard users must reach it to scroll
+  // (WCAG 2.1.1), so such a box becomes a named, focusable region — only while it scrolls.
+  function markScrollableTables() {
+    var wraps = document.querySelectorAll(".table-wrap");
+    for (var i = 0; i < wraps.length; i++) {
+      var wrap = wraps[i];
+      if (wrap.scrollWidth > wrap.clientWidth + 1) {
+        wrap.setAttribute("tabindex", "0");
+        wrap.setAttribute("role", "region");
+        if (!wrap.hasAttribute("aria-label")) {
+          var caption = wrap.querySelector("caption");
+          wrap.setAttribute("aria-label", (caption ? caption.textContent.trim() + ", " : "") + "table, scrolls sideways");
+        }
+      } else if (wrap.getAttribute("tabindex") === "0") {
+        wrap.removeAttribute("tabindex");
+        wrap.removeAttribute("role");
+      }
+    }
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", markScrollableTables);
+  else markScrollableTables();
+  window.addEventListener("resize", markScrollableTables);
+  document.addEventListener("htmx:afterSettle", markScrollableTables);
 })();
