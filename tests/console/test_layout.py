@@ -80,3 +80,16 @@ def test_assets_are_same_origin_versioned_and_nonced(person) -> None:
         assert asset["Content-Type"].startswith("text/javascript")
     assert Client().get("/assets/..%2Fsettings.py").status_code == 404
     assert Client().get("/assets/nope.js").status_code == 404
+
+
+@pytest.mark.parametrize("slug", ["a/b", "x" * 60, "", "%00", "Acme"])
+def test_the_account_switcher_sends_anything_but_a_slug_home(person, slug) -> None:
+    ann = person("ann@acme.test")
+    response = ann.client.get("/console/switch", {"slug": slug})
+    assert response.status_code == 302 and response["Location"] == "/console/"
+
+
+def test_the_account_switcher_opens_the_chosen_account(person) -> None:
+    ann = person("ann@acme.test")
+    response = ann.client.get("/console/switch", {"slug": "acme"})
+    assert response.status_code == 302 and response["Location"] == "/console/a/acme/"

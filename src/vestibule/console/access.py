@@ -22,7 +22,7 @@ from vestibule.accounts.models import Account
 from vestibule.authority.principal import NoStanding, Principal, RoleRequired, session_principal
 from vestibule.console.pages import refusal
 
-_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?")
+SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?")
 
 View = Callable[..., HttpResponse]
 
@@ -85,7 +85,7 @@ def account_page(*roles: str) -> Callable[[View], View]:
             acting = console_principal(request)
             if acting is None:
                 return _to_login(request)
-            account = Account.objects.filter(slug=slug).first() if _SLUG.fullmatch(slug) else None
+            account = Account.objects.filter(slug=slug).first() if SLUG.fullmatch(slug) else None
             try:
                 if account is None:
                     raise NoStanding(slug)

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 
 from vestibule.accounts.models import Account
 from vestibule.authority.principal import Principal
-from vestibule.console.access import account_page, signed_in_page
+from vestibule.console.access import SLUG, account_page, signed_in_page
 from vestibule.console.pages import console_page
 
 
@@ -25,8 +25,11 @@ def home(request: HttpRequest, acting: Principal) -> HttpResponse:
 @require_GET
 @signed_in_page
 def switch(request: HttpRequest, acting: Principal) -> HttpResponse:
-    slug = request.GET.get("slug", "")[:50]
-    return HttpResponseRedirect(reverse("console:account", args=[slug]) if slug else reverse("console:home"))
+    # Only something shaped like a slug is put in a URL; the account page then checks standing as always.
+    slug = request.GET.get("slug", "")
+    if not SLUG.fullmatch(slug):
+        return HttpResponseRedirect(reverse("console:home"))
+    return HttpResponseRedirect(reverse("console:account", args=[slug]))
 
 
 @require_GET
