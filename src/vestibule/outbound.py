@@ -501,7 +501,7 @@ class GuardedTransport(httpx.HTTPTransport):
         if response.status_code in _REDIRECTS:
             raise RedirectRefused(f"the server answered HTTP {response.status_code}; redirects are not followed")
         length = response.headers.get("content-length", "")
-        if length.isdigit() and int(length) > self._policy.max_bytes:
+        if length.isascii() and length.isdigit() and int(length) > self._policy.max_bytes:
             raise TooLarge(f"the response is larger than {self._policy.max_bytes} bytes")
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):

@@ -112,7 +112,7 @@ def _paths_for(route: str, seeded: dict[str, Any]) -> list[str]:
         "<int:user_id>": str(seeded["member"].pk),
     }
     paths = [_fill(route, good)]
-    for text in ("x" * 300, "99999999999999999999999"):
+    for text in ("x" * 300, "99999999999999999999999", "²"):
         names = ("<str:slug>", "<str:connection_id>", "<str:token>", "<str:prefix>", "<str:domain>")
         bad = dict.fromkeys(names, text)
         bad |= {"<int:user_id>": "2147483648000", "<uuid:connection_id>": str(uuid.uuid4())}

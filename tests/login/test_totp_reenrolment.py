@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from vestibule.login import totp
+
 from tests.login.support import (
     BACKEND,
     EMAIL,
@@ -122,3 +124,10 @@ def test_confirming_without_a_pending_enrolment_changes_nothing(make_user: Any) 
     response = session.post("/account/totp", {"code": authenticator_code(secret, current_step())})
     assert response.status_code == 400 and b"Start again" in response.content
     assert factor_state(user) == before
+
+
+@pytest.mark.parametrize("code", ["١٢٣٤٥٦", "¹²³⁴⁵⁶", "12345６"])
+def test_a_code_of_non_ascii_digits_is_simply_wrong(code: str) -> None:
+    """str.isdigit() accepts these; the comparison of codes needs ASCII, so they are refused as malformed."""
+    assert totp._well_formed(code) is False
+    assert totp._well_formed("123456") is True

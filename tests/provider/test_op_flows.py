@@ -502,3 +502,12 @@ def test_jwks_publishes_public_keys_only(client, browser, app):
     for key in client.get("/oauth/jwks").json()["keys"]:
         assert not {"d", "p", "q", "dp", "dq", "qi"} & set(key)
         assert key["use"] == "sig" and key["alg"] in ("RS256", "ES256")
+
+
+@pytest.mark.parametrize("max_age", ["²", "١٠", "-5", "1e3", "9" * 40])
+def test_a_max_age_that_is_not_ascii_digits_is_ignored_not_a_500(browser, app, max_age):
+    """str.isdigit() accepts "²" and Arabic-Indic digits, which int() refuses: only ASCII digits count."""
+    application, _ = app
+    _backdate_sign_in(browser, 120)
+    response = browser.get(authorize_url(application.client_id, Pkce.make(), max_age=max_age))
+    assert response.status_code < 500

@@ -22,7 +22,7 @@ def _scopes(tokens: list[str], projects: dict[int, str], account: Account) -> li
         role, _, project = token.partition("@")
         if not project:
             label = f"the account {account.name}"
-        elif project.isdigit() and int(project) in projects:
+        elif project.isascii() and project.isdigit() and int(project) in projects:
             label = f"the project {projects[int(project)]}"
         else:
             label = "a project that no longer exists"
@@ -45,7 +45,9 @@ def login_announcement(request: HttpRequest) -> HttpResponse:
     if account is None:
         return HttpResponseRedirect(next_url)
     granted, removed = list(data.get("granted") or []), list(data.get("removed") or [])
-    ids = {int(p) for t in granted + removed if (p := str(t).partition("@")[2]).isdigit() and len(p) < 19}
+    ids = {
+        int(p) for t in granted + removed if (p := str(t).partition("@")[2]).isascii() and p.isdigit() and len(p) < 19
+    }
     projects = dict(Project.objects.filter(account=account, pk__in=ids).values_list("pk", "name")) if ids else {}
     return render(
         request,

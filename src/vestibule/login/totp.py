@@ -58,7 +58,7 @@ def provisioning_uri(user: User, secret_b32: str, issuer: str = "Vestibule") -> 
 
 
 def _well_formed(code: str) -> bool:
-    return code.isdigit() and len(code) == DIGITS
+    return code.isascii() and code.isdigit() and len(code) == DIGITS
 
 
 def _matching_step(sealed: str, code: str, now: float | None, *, after: int) -> int | None:

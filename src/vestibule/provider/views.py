@@ -157,7 +157,7 @@ class AuthorizeView(AuthorizationView):
 
     def _too_old(self, request: HttpRequest) -> bool:
         raw = request.GET.get("max_age")
-        if raw is None or not raw.isdigit():
+        if raw is None or not (raw.isascii() and raw.isdigit()):
             return False
         login_at = request.session.get("login_at")
         if not isinstance(login_at, str):

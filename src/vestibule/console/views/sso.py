@@ -38,7 +38,11 @@ _MAX_ID = 2**63 - 1
 
 def _mapping_role(account: Account, mapping_role_id: str) -> MappingRole | None:
     # Any text in the URL: only a plain id within a bigint is looked up (no overflow, no 500).
-    if not mapping_role_id.isdigit() or len(mapping_role_id) > 19 or int(mapping_role_id) > _MAX_ID:
+    if (
+        not (mapping_role_id.isascii() and mapping_role_id.isdigit())
+        or len(mapping_role_id) > 19
+        or int(mapping_role_id) > _MAX_ID
+    ):
         return None
     return (
         MappingRole.objects.filter(account=account, pk=int(mapping_role_id))
