@@ -12,8 +12,6 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from vestibule.login import totp
-
 from tests.login.support import (
     BACKEND,
     EMAIL,
@@ -26,6 +24,7 @@ from tests.login.support import (
     password_login,
     signed_in,
 )
+from vestibule.login import totp
 
 pytestmark = pytest.mark.django_db
 
