@@ -15,7 +15,6 @@ from pydantic import Field
 from vestibule.api.errors import NotFound, applying_rules
 from vestibule.api.schemas import StrictSchema
 from vestibule.api.security import account_for, principal, who
-from vestibule.audit.events import record
 from vestibule.authority.principal import ADMINISTRATOR
 from vestibule.directory import tokens
 
@@ -45,18 +44,14 @@ def list_scim_tokens(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
 def create_scim_token(request: HttpRequest, slug: str, payload: ScimTokenIn) -> Status[Any]:
     """A bearer token for the account's directory, and the SCIM base URL to configure with it (shown once)."""
     account = account_for(request, slug, ADMINISTRATOR)
-    token, body = applying_rules(
+    _, body = applying_rules(
         lambda: tokens.issue(
-            account, name=payload.name, connection_id=payload.connection, created_by=principal(request).label
+            account,
+            actor=who(request),
+            name=payload.name,
+            connection_id=payload.connection,
+            created_by=principal(request).label,
         )
-    )
-    record(
-        "scim_token.created",
-        account=account,
-        connection=token.connection,
-        **who(request),
-        scim_token=token.prefix,
-        name=token.name,
     )
     return Status(201, body)
 
@@ -65,9 +60,8 @@ def create_scim_token(request: HttpRequest, slug: str, payload: ScimTokenIn) -> 
 def revoke_scim_token(request: HttpRequest, slug: str, prefix: str) -> Status[Any]:
     """Revoke a token: the directory's next request with it gets 401."""
     account = account_for(request, slug, ADMINISTRATOR)
-    if not tokens.revoke(account, prefix):
+    if not tokens.revoke(account, prefix, actor=who(request)):
         raise NotFound(f"SCIM token '{prefix}' not found", field="prefix")
-    record("scim_token.revoked", account=account, **who(request), scim_token=prefix)
     return Status(204, None)
 
 

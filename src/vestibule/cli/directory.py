@@ -45,15 +45,12 @@ def _account(slug: str) -> Any:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    from vestibule.audit.events import record
     from vestibule.directory import tokens
 
     account = _account(args.account)
-    token, body = tokens.issue(account, name=args.name, connection_id=args.connection, created_by="cli")
-    record(
-        "scim_token.created", account=account, connection=token.connection, via="cli",
-        scim_token=token.prefix, name=token.name,
-    )  # fmt: skip
+    _, body = tokens.issue(
+        account, actor={"via": "cli"}, name=args.name, connection_id=args.connection, created_by="cli"
+    )
     print(json.dumps(body, indent=2))
     print("Store the token now: shown only once. Paste base_url and token into the directory's SCIM settings.",
           file=sys.stderr)  # fmt: skip
@@ -78,13 +75,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    from vestibule.audit.events import record
     from vestibule.directory import tokens
 
     account = _account(args.account)
-    if not tokens.revoke(account, args.prefix):
+    if not tokens.revoke(account, args.prefix, actor={"via": "cli"}):
         raise CliError(f"account '{args.account}' has no live SCIM token '{args.prefix}' (see scim-token list)")
-    record("scim_token.revoked", account=account, via="cli", scim_token=args.prefix)
     print(f"revoked {args.prefix}: the directory's next request with it gets 401", file=sys.stderr)
     return 0
 

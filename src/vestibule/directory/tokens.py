@@ -1,17 +1,21 @@
 """SCIM tokens: issuing, listing and revoking the bearer credentials of an account's directory.
 
-The REST API (``api.directory``) and the CLI (``vestibule scim-token``) share
-these, so both print the same JSON and apply the same rules.
+The REST API (``api.directory``), the console and the CLI (``vestibule
+scim-token``) share these, so all print the same JSON, apply the same rules
+and write the same audit events. ``actor`` is who acted, as ``events.record``
+takes it: ``principal.actor()``, or ``{"via": "cli"}``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
 from vestibule.accounts.models import Account
+from vestibule.audit.events import record
 from vestibule.connections import rules
 from vestibule.directory.models import ScimToken
 
@@ -36,7 +40,12 @@ def token_out(token: ScimToken) -> dict[str, Any]:
 
 
 def issue(
-    account: Account, *, name: str = "", connection_id: str | None = None, created_by: str = ""
+    account: Account,
+    *,
+    actor: Mapping[str, Any],
+    name: str = "",
+    connection_id: str | None = None,
+    created_by: str = "",
 ) -> tuple[ScimToken, dict[str, Any]]:
     """A new token; returns the row and the 201 body, which holds the secret (shown this once).
 
@@ -49,6 +58,10 @@ def issue(
         # IDOR check: only this account's connections resolve.
         connection = rules.account_connection(account, connection_id, "connection")
     token, secret = ScimToken.issue(account, name=name, connection=connection, created_by=created_by)
+    record(
+        "scim_token.created", account=account, connection=token.connection, **actor,
+        scim_token=token.prefix, name=token.name,
+    )  # fmt: skip
     return token, {"token": secret, **token_out(token)}
 
 
@@ -60,10 +73,11 @@ def live_tokens(account: Account) -> list[ScimToken]:
     )
 
 
-def revoke(account: Account, prefix: str) -> bool:
+def revoke(account: Account, prefix: str, *, actor: Mapping[str, Any]) -> bool:
     """Revoke this account's token ``prefix``; False when it has no such live token (another account's included)."""
-    return bool(
-        ScimToken.objects.filter(account=account, prefix=prefix, revoked_at__isnull=True).update(
-            revoked_at=timezone.now()
-        )
-    )
+    if not ScimToken.objects.filter(account=account, prefix=prefix, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    ):
+        return False
+    record("scim_token.revoked", account=account, **actor, scim_token=prefix[:16])
+    return True

@@ -592,6 +592,7 @@ def scim_token_list(request: HttpRequest, acting: Principal, account: Account) -
     try:
         token, body = scim_tokens.issue(
             account,
+            actor=acting.actor(),
             name=form.cleaned_data["name"],
             connection_id=form.cleaned_data["connection"] or None,
             created_by=acting.label,
@@ -599,14 +600,6 @@ def scim_token_list(request: HttpRequest, acting: Principal, account: Account) -
     except ConnectionRuleError as exc:
         form.add_error("connection", exc.detail)
         return _scim_page(request, acting, account, form, exc.status)
-    record(
-        "scim_token.created",
-        account=account,
-        connection=token.connection,
-        **acting.actor(),
-        scim_token=token.prefix,
-        name=token.name,
-    )
     return console_page(
         request,
         "diagnostics/scim_token_created.html",
@@ -622,7 +615,7 @@ def scim_token_list(request: HttpRequest, acting: Principal, account: Account) -
 @require_POST
 @account_page(ADMINISTRATOR)
 def revoke_scim_token(request: HttpRequest, acting: Principal, account: Account, prefix: str) -> HttpResponse:
-    if not _PREFIX.fullmatch(prefix) or not scim_tokens.revoke(account, prefix):
+    if not _PREFIX.fullmatch(prefix) or not scim_tokens.revoke(account, prefix, actor=acting.actor()):
         return refusal(
             request,
             acting,
@@ -631,7 +624,6 @@ def revoke_scim_token(request: HttpRequest, acting: Principal, account: Account,
             "This account has no live SCIM token with that prefix; it may have been revoked already.",
             account=account,
         )
-    record("scim_token.revoked", account=account, **acting.actor(), scim_token=prefix[:16])
     messages.success(
         request, f"The SCIM token {prefix[:16]} is revoked: the directory's next request with it is refused."
     )
