@@ -313,10 +313,15 @@ def test_filter_parsing_is_linear_in_the_worst_inputs() -> None:
         "a pr and " * (MAX_FILTER_LENGTH // 9),
     ]
     for text in worst:
-        started = time.perf_counter()
-        with pytest.raises(ScimError):
-            parse_filter(text)
-        assert time.perf_counter() - started < 0.5
+        # The best of three runs: a pause of the machine (GC, a busy neighbour) slows one run, while a
+        # backtracking parser would be slow every time (each takes ~3 ms here).
+        timings = []
+        for _ in range(3):
+            started = time.perf_counter()
+            with pytest.raises(ScimError):
+                parse_filter(text)
+            timings.append(time.perf_counter() - started)
+        assert min(timings) < 0.5
 
 
 def test_filter_detail_names_the_position() -> None:
