@@ -28,6 +28,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 # Third-party peers the tests start: pysaml2's IdP needs the xmlsec1 program; the
 # browser tests drive Debian's Chromium (Playwright never downloads a browser here);
+# the load and fault tests put HAProxy in front of two server nodes;
 # the OpenID Provider and openid-client (the relying party that tests Vestibule's
 # own provider) are npm packages.
 peers:
@@ -37,6 +38,9 @@ peers:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq chromium >/dev/null); \
 	  else echo "note: install chromium (apt-get install chromium) for the browser tests"; fi; }
+	@command -v haproxy >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq haproxy >/dev/null); \
+	  else echo "note: install haproxy (apt-get install haproxy) for the load and fault tests"; fi; }
 	@if [ -f $(OIDC_PEER)/package-lock.json ]; then npm ci --prefix $(OIDC_PEER) --silent --no-audit --no-fund; fi
 	@if [ -f $(OIDC_RP_PEER)/package-lock.json ]; then npm ci --prefix $(OIDC_RP_PEER) --silent --no-audit --no-fund; fi
 
