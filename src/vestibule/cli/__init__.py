@@ -154,8 +154,11 @@ def cmd_serve(args: argparse.Namespace, *, test_idp: bool = False, before: Calla
         "workers": workers,
         "threads": args.threads,
         "worker_class": "gthread",
-        "accesslog": "-",
-        "errorlog": "-",
+        # gunicorn's messages join Vestibule's log (one JSON object per line on stderr), and it writes no
+        # access log: that printed raw paths and query strings, which carry one-time tokens and codes.
+        # The request line comes from vestibule.conf.request_log instead.
+        "logger_class": "vestibule.conf.logging.GunicornLogger",
+        "loglevel": settings.CONFIG.log_level.lower(),
         "timeout": 30,
         "graceful_timeout": 10,
         "forwarded_allow_ips": "*" if settings.VESTIBULE_TRUSTED_PROXIES else "127.0.0.1",

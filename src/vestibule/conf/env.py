@@ -46,7 +46,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "(unset)",
         "Comma-separated previous secret keys, still accepted for reading sealed secrets during a rotation.",
     ),
-    "VESTIBULE_EMAIL_URL": ("console:", "console: (print to the log) or smtp://user:pass@host:587?tls=1 / smtps://..."),
+    "VESTIBULE_EMAIL_URL": (
+        "console:",
+        "console: (printed on stdout) or smtp://user:pass@host:587?tls=1 / smtps://...",
+    ),
     "VESTIBULE_EMAIL_FROM": ("vestibule@localhost", "Sender address of the emails Vestibule sends."),
     "VESTIBULE_ALLOWED_HOSTS": ("host of VESTIBULE_BASE_URL", "Extra comma-separated host names to serve."),
     "VESTIBULE_TRUSTED_PROXIES": ("0", "How many reverse proxies append to X-Forwarded-For (for client IPs)."),
@@ -54,6 +57,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "VESTIBULE_TEST_IDP": ("false", "Enable the built-in test SAML identity provider (demo only)."),
     "VESTIBULE_ROLE_CATALOG": ("built-in", "Path to a JSON role catalog replacing the default one."),
     "VESTIBULE_LOG_LEVEL": ("INFO", "Log level: DEBUG, INFO, WARNING, ERROR."),
+    "VESTIBULE_LOG_FORMAT": (
+        "json",
+        "json: one JSON object per log line on stderr (request ID, route, status, account, connection, reason); "
+        "text: the same fields as key=value for reading at a terminal.",
+    ),
     "VESTIBULE_OUTBOUND_ALLOW": (
         "(unset)",
         "Comma-separated host names, IP addresses or CIDR networks that server-side fetches may reach "
@@ -100,6 +108,8 @@ class Config:
     test_idp: bool
     role_catalog_path: Path | None
     log_level: str
+    #: VESTIBULE_LOG_FORMAT: "json" (one object per line) or "text" (vestibule.conf.logging).
+    log_format: str = "json"
     #: Normalized VESTIBULE_OUTBOUND_ALLOW entries (see vestibule.outbound.parse_allow_entry).
     outbound_allow: tuple[str, ...] = ()
     #: VESTIBULE_METRICS_TOKEN; empty turns GET /metrics off.
@@ -314,6 +324,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
     log_level = env.get("VESTIBULE_LOG_LEVEL", "INFO").upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError("VESTIBULE_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+    log_format = env.get("VESTIBULE_LOG_FORMAT", "json").strip().lower()
+    if log_format not in {"json", "text"}:
+        raise ConfigError("VESTIBULE_LOG_FORMAT must be json or text")
 
     catalog = env.get("VESTIBULE_ROLE_CATALOG")
     catalog_path = Path(catalog).expanduser() if catalog else None
@@ -342,6 +355,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         test_idp=_bool(env, "VESTIBULE_TEST_IDP", False),
         role_catalog_path=catalog_path,
         log_level=log_level,
+        log_format=log_format,
         outbound_allow=_outbound_allow(env.get("VESTIBULE_OUTBOUND_ALLOW", "")),
         metrics_token=_metrics_token(env.get("VESTIBULE_METRICS_TOKEN", "")),
         dns_resolver=_dns_resolver(env.get("VESTIBULE_DNS_RESOLVER", "")),

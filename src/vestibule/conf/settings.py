@@ -8,6 +8,7 @@ from __future__ import annotations
 import dj_database_url
 
 from vestibule.conf.env import load_config
+from vestibule.conf.logging import logging_settings
 
 CONFIG = load_config()
 
@@ -64,7 +65,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: /healthz and /readyz answer load balancers before the ALLOWED_HOSTS check (see its docstring).
     "vestibule.conf.health.HealthMiddleware",
-    # Second: times everything else, by URL route name.
+    # Second: the request ID (accepted or made), bound to every log line of the request and returned in
+    # X-Request-ID, and the request's own log line (route name, status, duration; never the raw path).
+    "vestibule.conf.request_log.RequestLogMiddleware",
+    # Then: times everything else, by URL route name.
     "vestibule.conf.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "vestibule.conf.middleware.SecurityHeadersMiddleware",
@@ -165,7 +169,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
 
 if CONFIG.email.backend == "console":
-    EMAIL_BACKEND = "vestibule.login.mail.LogEmailBackend"
+    EMAIL_BACKEND = "vestibule.login.mail.ConsoleEmailBackend"
 else:
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     EMAIL_HOST = CONFIG.email.host
@@ -235,11 +239,7 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": CONFIG.log_level},
-    "loggers": {"django.security.DisallowedHost": {"level": "CRITICAL"}},
-}
+# Every record, ours, Django's and gunicorn's, one JSON object per line on stderr (or text): see
+# vestibule.conf.logging. Django calls LOGGING_CONFIG with LOGGING; it sets structlog up as well.
+LOGGING_CONFIG = "vestibule.conf.logging.configure"
+LOGGING = logging_settings(CONFIG.log_format, CONFIG.log_level)

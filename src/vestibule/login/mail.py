@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,13 +15,26 @@ from django.core.mail.backends.base import BaseEmailBackend
 log = logging.getLogger("vestibule.mail")
 
 
-class LogEmailBackend(BaseEmailBackend):
-    """Writes each email to the log, so the embedded mode needs no mail server."""
+class ConsoleEmailBackend(BaseEmailBackend):
+    """Prints each email on stdout (``VESTIBULE_EMAIL_URL=console:``), so the embedded mode needs no mail server.
+
+    Mail, not a log record: the log goes to stderr as JSON (vestibule.conf.logging), where the one-time
+    link an email carries would be masked, and must be, since log stores keep lines for months and
+    show them to more people. Here the person running the demo reads it as mail.
+    """
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
-        for message in email_messages:
-            log.warning("email to %s\nSubject: %s\n\n%s", ", ".join(message.to), message.subject, message.body)
+        with _console_lock:
+            for message in email_messages:
+                sys.stdout.write(
+                    f"----- email to {', '.join(message.to)}\nSubject: {message.subject}\n\n{message.body}\n-----\n"
+                )
+            sys.stdout.flush()
         return len(email_messages)
+
+
+# Emails from concurrent requests are printed one after the other, not interleaved.
+_console_lock = threading.Lock()
 
 
 def product_name() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+import structlog
 from django.contrib.auth import authenticate
 from django.http import HttpRequest
 from django.urls import reverse
@@ -15,12 +16,15 @@ from vestibule.audit.events import client_ip, record
 from vestibule.audit.models import AuditEvent
 from vestibule.authority.ownership import home_account
 from vestibule.conf import metrics
+from vestibule.conf.request_log import pseudonym
 from vestibule.domain.emails import InvalidEmail, email_key
 from vestibule.login import ratelimit
 from vestibule.login.mail import absolute, product_name, send
 from vestibule.login.models import OneTimeLink
 
 RESET_TTL = timedelta(hours=1)
+
+log = structlog.get_logger("vestibule.password")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,13 @@ def check_password_login(request: HttpRequest, email: str, password: str) -> Pas
     """
     outcome = _check_password_login(request, email, password)
     metrics.password_login(outcome.error or "success")
+    # The address as a keyed pseudonym, never in clear: it is personal data, and log stores keep lines
+    # long and show them widely. The audit event (the address, for the account's administrators) has it.
+    try:
+        subject = pseudonym(email_key(email))
+    except InvalidEmail:
+        subject = None
+    log.info("password.login", outcome=outcome.error or "success", subject=subject)
     return outcome
 
 

@@ -5,18 +5,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import structlog
 from django.http import HttpRequest
 from django.utils import timezone
 
 from vestibule.audit.events import client_ip, record
 from vestibule.audit.models import AuditEvent, LoginTrace
 from vestibule.conf import metrics
+from vestibule.conf.request_log import bind
 from vestibule.connections.models import Connection
 from vestibule.domain.pipeline import LoginFailure
 from vestibule.domain.plan import TraceNote
 from vestibule.domain.text import storable
 
 _MAX_TEXT = 500
+
+log = structlog.get_logger("vestibule.sso")
 
 
 def _clip(value: str | None) -> str | None:
@@ -74,6 +78,7 @@ class TraceRecorder:
         self.steps.append(entry)
         self._save("failure", failure.code, failure.step)
         metrics.sso_login(self.trace.protocol, "failure", failure.code)
+        self._log_end("failure", failure.code)
         return record(
             failure.code,
             request=self.request,
@@ -89,6 +94,7 @@ class TraceRecorder:
     def succeed(self, user_email: str, **detail: Any) -> AuditEvent:
         self._save("success", "sso.login_succeeded", "")
         metrics.sso_login(self.trace.protocol, "success")
+        self._log_end("success", "")
         return record(
             "sso.login_succeeded",
             request=self.request,
@@ -98,6 +104,13 @@ class TraceRecorder:
             trace=self.trace,
             **detail,
         )
+
+    def _log_end(self, outcome: str, code: str) -> None:
+        # Bound to the request, not only logged here: its request line then names them too. Never the
+        # subject or email: the trace (by its id) holds those, readable by the account's administrators.
+        fields = {"account": self.connection.account.slug, "connection": str(self.connection.pk), "reason": code}
+        bind(**fields)
+        log.info("sso.login", protocol=self.trace.protocol, outcome=outcome, trace=self.id, **fields)
 
     def _save(self, outcome: str, code: str, step: str) -> None:
         self.trace.outcome = outcome
