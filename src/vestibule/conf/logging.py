@@ -26,6 +26,7 @@ the demo's credentials and one-time link, emails of the ``console:`` backend).
 
 from __future__ import annotations
 
+import functools
 import logging
 import logging.config
 import re
@@ -61,11 +62,18 @@ def _random_looking(run: str) -> bool:
     return any(c.isdigit() for c in run) and any(c.isupper() for c in run) and any(c.islower() for c in run)
 
 
+# Neither a JWT (eyJ, 8, ".", 8, ".") nor a random run fits in fewer characters: most values are skipped.
+_SHORTEST_MASKED = 21
+
+
 def _mask_text(text: str) -> str:
+    if len(text) < _SHORTEST_MASKED:
+        return text
     text = _JWT.sub(REDACTED, text)
     return _BLOB.sub(lambda m: REDACTED if _random_looking(m.group()) else m.group(), text)
 
 
+@functools.lru_cache(maxsize=1024)
 def _secret_key(key: str) -> bool:
     name = key.lower().replace("-", "_")
     return name in _SECRET_KEYS or name.endswith(_SECRET_SUFFIXES)
