@@ -26,6 +26,7 @@ import json
 import logging
 import re
 import secrets
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -41,7 +42,7 @@ from tests.login.support import authenticator_code, current_step, give_totp
 from tests.provider.support import Pkce, authorize_url, code_from, exchange, refresh, register_app, sign_in, userinfo
 from tests.saml_support import KEYS
 from tests.setup.conftest import connection, it_admin, link_url  # noqa: F401  (setup-link fixtures)
-from vestibule.conf.logging import REDACTED, formatter, redact
+from vestibule.conf.logging import REDACTED, UNAVAILABLE_MARK, formatter, redact
 from vestibule.conf.request_log import request_id_from
 from vestibule.saml import IdentityProvider, KeyPair, build_response, parse_authn_request
 from vestibule.saml.idp import response_form
@@ -540,6 +541,34 @@ def test_a_plain_logging_call_comes_out_as_json_and_text() -> None:
     assert "positional_args" not in line
     text = formatter("text").format(record)
     assert "hello world" in text and "\n" not in text.strip()
+
+
+def test_an_outage_is_logged_as_the_503_it_answered_not_as_a_500() -> None:
+    """A request marked unavailable (vestibule.conf.unavailable) logs one warning, no traceback, no path."""
+    from django.db import OperationalError
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/setup/vsu_secretTOKEN0123456789abcdefABCDEF")
+    setattr(request, UNAVAILABLE_MARK, "database")
+    try:
+        raise OperationalError("connection to server at 10.0.0.5 failed: password authentication failed")
+    except OperationalError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "django.request", logging.ERROR, __file__, 1, "Internal Server Error: %s", (request.path,), exc_info
+    )
+    record.status_code = 500
+    record.request = request
+    line = json.loads(formatter("json").format(record))
+    assert line["level"] == "warning" and line["status"] == 503 and line["event"] == "Service unavailable: database"
+    assert line["error"] == "OperationalError" and "exception" not in line
+    assert "10.0.0.5" not in json.dumps(line) and "/setup/" not in json.dumps(line)
+    # Control: the same failure without the mark stays a 500 with its traceback, the path still hidden.
+    delattr(request, UNAVAILABLE_MARK)
+    record.exc_info = exc_info
+    line = json.loads(formatter("json").format(record))
+    assert line["level"] == "error" and line["status"] == 500 and line["event"] == "Internal Server Error: [path]"
+    assert "OperationalError" in line["exception"]
 
 
 def test_console_emails_go_to_stdout_not_the_log(logs: Capture, capsys: pytest.CaptureFixture[str]) -> None:

@@ -39,6 +39,8 @@ from gunicorn import glogging
 __all__ = ["GunicornLogger", "configure", "formatter", "logging_settings", "redact"]
 
 REDACTED = "[redacted]"
+# The attribute vestibule.conf.unavailable sets on a request that failed for a lost database or Redis.
+UNAVAILABLE_MARK = "_vestibule_unavailable"
 
 # Keys whose values never reach a log line, compared lower-case with "-" read as "_".
 _SECRET_KEYS = frozenset(
@@ -139,6 +141,15 @@ def without_paths(_logger: Any, _method: str, event_dict: MutableMapping[str, An
     status = getattr(record, "status_code", None)
     if isinstance(status, int):
         event_dict.setdefault("status", status)
+    # vestibule.conf.unavailable marks a request that failed for a lost database or Redis connection, and
+    # answers it with a 503: Django's "Internal Server Error" line (a 500 and a traceback, per request of
+    # an outage) would say what did not happen. One warning naming the dependency and the exception class.
+    dependency = getattr(request, UNAVAILABLE_MARK, None)
+    if isinstance(dependency, str) and event_dict.get("status") == 500:
+        exc_info = event_dict.pop("exc_info", None)
+        event_dict.update(level="warning", status=503, event=f"Service unavailable: {dependency}")
+        if isinstance(exc_info, tuple) and exc_info[1] is not None:
+            event_dict["error"] = type(exc_info[1]).__name__
     return event_dict
 
 
