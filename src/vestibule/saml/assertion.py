@@ -48,6 +48,11 @@ from .xml import SAML, XSI, child, optional_instant, parse_instant, q, required_
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 ENTITY = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
 SignedPart = Literal["response", "assertion"]
+_ATTRIBUTE_STATEMENT = q(SAML, "AttributeStatement")
+_ENCRYPTED_ATTRIBUTE = q(SAML, "EncryptedAttribute")
+_ATTRIBUTE = q(SAML, "Attribute")
+_ATTRIBUTE_VALUE = q(SAML, "AttributeValue")
+_XSI_NIL = q(XSI, "nil")
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,7 @@ def _bearer_confirmation(
     expected_request_id: str | None,
 ) -> tuple[datetime, str | None]:
     """At least one bearer confirmation must satisfy profiles §4.1.4.2; return its expiry."""
-    confirmations = [c for c in subject.findall(q(SAML, "SubjectConfirmation")) if c.get("Method") == BEARER]
+    confirmations = [c for c in subject.iterchildren(q(SAML, "SubjectConfirmation")) if c.get("Method") == BEARER]
     if not confirmations:
         raise SubjectError("The assertion has no bearer SubjectConfirmation.", expected=BEARER)
     first_error: ResponseError | None = None
@@ -216,7 +221,7 @@ def _conditions(assertion: etree._Element, *, sp: ServiceProvider, now: datetime
             continue
         if cond.tag == q(SAML, "AudienceRestriction"):
             restrictions += 1
-            audiences = [simple_text(a, "Audience") for a in cond.findall(q(SAML, "Audience"))]
+            audiences = [simple_text(a, "Audience") for a in cond.iterchildren(q(SAML, "Audience"))]
             # Each AudienceRestriction must hold on its own (core §2.5.1.4).
             if sp.entity_id not in audiences:
                 raise AudienceMismatchError(expected=sp.entity_id, received=", ".join(audiences) or "(empty)")
@@ -238,7 +243,7 @@ def _authn_statement(
     assertion: etree._Element, now: datetime, skew: timedelta, *, solicited: bool
 ) -> tuple[datetime | None, str | None]:
     """AuthnInstant and SessionIndex; ``(None, None)`` for a solicited assertion without the statement."""
-    statements = assertion.findall(q(SAML, "AuthnStatement"))
+    statements = list(assertion.iterchildren(q(SAML, "AuthnStatement")))
     if not statements:
         if solicited:
             return None, None  # Answers our AuthnRequest: see the module docstring.
@@ -262,18 +267,23 @@ def _authn_statement(
 def _attributes(assertion: etree._Element) -> dict[str, tuple[str, ...]]:
     by_name: dict[str, list[str]] = {}
     friendly: dict[str, str] = {}
-    for statement in assertion.findall(q(SAML, "AttributeStatement")):
-        if statement.find(q(SAML, "EncryptedAttribute")) is not None:
+    # iterchildren(tag) is findall(tag) without ElementPath's per-call parsing:
+    # this loop runs for every attribute value of every sign-in.
+    for statement in assertion.iterchildren(_ATTRIBUTE_STATEMENT):
+        if next(statement.iterchildren(_ENCRYPTED_ATTRIBUTE), None) is not None:
             raise MalformedError("Encrypted attributes are not supported.")
-        for attribute in statement.findall(q(SAML, "Attribute")):
+        for attribute in statement.iterchildren(_ATTRIBUTE):
             name = attribute.get("Name")
             if not name:
                 raise MalformedError("An Attribute has no Name.")
             values = by_name.setdefault(name, [])
-            for value_el in attribute.findall(q(SAML, "AttributeValue")):
-                if value_el.get(q(XSI, "nil")) in ("true", "1"):
+            for value_el in attribute.iterchildren(_ATTRIBUTE_VALUE):
+                if value_el.get(_XSI_NIL) in ("true", "1"):
                     continue
-                values.append(simple_text(value_el, f"AttributeValue of {name}"))
+                # simple_text inlined: the message is only formatted for a refusal.
+                values.append(
+                    simple_text(value_el, f"AttributeValue of {name}") if len(value_el) else value_el.text or ""
+                )
             alias = attribute.get("FriendlyName")
             if alias:
                 friendly[alias] = name

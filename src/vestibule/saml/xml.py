@@ -12,9 +12,10 @@ AuthnRequests, metadata, decrypted assertions) goes through :func:`parse_xml`:
 
 Text extraction (:func:`simple_text`) refuses mixed content: a NameID or an
 AttributeValue with child elements, comments or processing instructions is
-malformed. The trees we consume come from signxml's re-parse of the exclusive
-C14N output (comments excluded), so a comment an attacker slipped into a
-signed value is gone and the value is exactly what the IdP signed.
+malformed. The trees we consume are what :mod:`vestibule.saml.dsig` hands back:
+exactly the nodes its exclusive C14N (comments excluded) digested, re-parsed
+from those bytes whenever a comment was present, so a comment an attacker
+slipped into a signed value is gone and the value is exactly what the IdP signed.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def _parser() -> etree.XMLParser:
 
 
 def hardened_parser() -> etree.XMLParser:
-    """The per-thread hardened parser (also handed to signxml)."""
+    """The per-thread hardened parser (also used by the signature verifier)."""
     return _parser()
 
 
@@ -131,7 +132,7 @@ def simple_text(el: etree._Element, what: str) -> str:
 
 def child(el: etree._Element, ns: str, local: str) -> etree._Element | None:
     """The only direct child ``{ns}local`` of ``el``; more than one is malformed."""
-    found = el.findall(q(ns, local))
+    found = list(el.iterchildren(q(ns, local)))  # findall(tag) without ElementPath's overhead.
     if len(found) > 1:
         raise MalformedError(f"More than one {local} in {etree.QName(el).localname}.")
     return found[0] if found else None
