@@ -228,6 +228,28 @@ def test_not_found_and_csrf_refusals_carry_the_request_id_and_no_path(logs: Capt
     assert_well_formed(logs)
 
 
+def test_a_500_still_returns_its_request_id_and_logs_it_without_the_path(
+    logs: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception below the request middleware: the 500 answer and both lines carry the same ID."""
+    from vestibule.conf import metrics
+
+    def broken(request: Any) -> str:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(metrics, "_route", broken)
+    token = "vsu_" + secrets.token_urlsafe(24)
+    failed = Client(raise_request_exception=False).get(f"/setup/{token}", headers={"X-Request-ID": "five-hundred"})
+    assert failed.status_code == 500 and failed["X-Request-ID"] == "five-hundred"
+    [line] = request_lines(logs)
+    assert line["status"] == 500 and line["request_id"] == "five-hundred" and line["route"] == "open"
+    [error] = [r for r in logs.records() if r["logger"] == "django.request"]
+    assert error["request_id"] == "five-hundred" and error["event"] == "Internal Server Error: [path]"
+    assert "RuntimeError: a bug" in error["exception"] and error["level"] == "error"
+    assert_clean(logs, {"setup token": token})
+    assert_well_formed(logs)
+
+
 # --- password and TOTP --------------------------------------------------------------------------------------
 
 
