@@ -70,6 +70,8 @@ MIDDLEWARE = [
     "vestibule.conf.request_log.RequestLogMiddleware",
     # Then: times everything else, by URL route name.
     "vestibule.conf.metrics.RequestMetricsMiddleware",
+    # Then: a lost database or Redis connection anywhere below is a 503 with Retry-After, never a 500.
+    "vestibule.conf.unavailable.UnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "vestibule.conf.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
