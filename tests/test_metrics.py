@@ -124,7 +124,10 @@ def test_a_token_exchange_moves_its_counter(client: Client, make_user: Any, scra
 
 
 def test_serve_gives_the_workers_a_fresh_metrics_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    # Empty, not deleted: deleting an unset variable records no undo, and the
+    # folder _metrics_dir() sets (then removed below) would leak into every later
+    # test that starts a server. _metrics_dir() treats empty as unset.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
     cli._metrics_dir()
     made = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     assert made.is_dir() and not any(made.iterdir())
