@@ -5,7 +5,7 @@ errata): a Response signed as a whole by the pinned key — Keycloak's default f
 signed and assertions not — or each Assertion signed (Okta, Entra ID, Google).
 At least one signature must always cover the *consumed* assertion, and with a
 Response-level signature that is the assertion inside the verified Response
-subtree returned by signxml, never one from the received document.
+subtree returned by the verifier (saml/dsig.py), never one from the received document.
 ``want_assertions_signed`` is the opt-in that requires the Assertion's own.
 
 Every attack starts from a message genuinely signed by the test IdP key and is
@@ -133,7 +133,7 @@ def test_rejects_xsw_response_signed_original_wrapped_in_evil_unsigned_response(
 def test_rejects_xsw_signature_lifted_to_evil_response_with_the_same_id() -> None:
     """XSW8 shape: the evil Response takes the original's ID and Signature; the original hides in Extensions.
 
-    An ID lookup could pick either element; signxml refuses a reference that
+    An ID lookup could pick either element; the verifier refuses a reference that
     resolves to two, and even if it picked the original, the assertion consumed
     would be the original's (what the signature covers), never the evil one.
     """
@@ -147,7 +147,7 @@ def test_rejects_xsw_signature_lifted_to_evil_response_with_the_same_id() -> Non
         extensions = etree.Element(f"{{{SAMLP}}}Extensions")
         extensions.append(hidden)
         evil.insert(evil.index(find(evil, "samlp:Status")), extensions)
-        rejects(evil, "saml.signature_invalid")  # signxml: "Ambiguous reference URI ... resolved to 2 nodes".
+        rejects(evil, "saml.signature_invalid")  # the verifier: the referenced ID is not unique.
 
 
 def test_rejects_unsigned_assertion_moved_out_of_a_response_signed_message() -> None:
@@ -170,7 +170,7 @@ def test_rejects_signature_of_another_response_transplanted() -> None:
 
 
 def test_response_only_signature_consumes_the_verified_copy() -> None:
-    """The assertion consumed is the one in signxml's verified subtree, not the received one.
+    """The assertion consumed is the one in the verifier's digested subtree, not the received one.
 
     A comment inside the signed NameID is invisible to exclusive C14N, so the
     signature still verifies; the received tree has the NameID split by it,
