@@ -593,6 +593,18 @@ def test_an_outage_is_logged_as_the_503_it_answered_not_as_a_500() -> None:
     assert "OperationalError" in line["exception"]
 
 
+def test_a_request_record_with_unhashable_arguments_still_renders() -> None:
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/setup/vsu_x")
+    record = logging.LogRecord(
+        "django.request", logging.WARNING, __file__, 1, "%s %s %s", ([1], {"a": 1}, "/setup/vsu_x"), None
+    )
+    record.request = request
+    line = json.loads(formatter("json").format(record))
+    assert line["event"] == "[1] {'a': 1} [path]" and line["route"] == "unmatched"
+
+
 def test_console_emails_go_to_stdout_not_the_log(logs: Capture, capsys: pytest.CaptureFixture[str]) -> None:
     from django.core.mail import EmailMessage
 

@@ -130,8 +130,9 @@ def without_paths(_logger: Any, _method: str, event_dict: MutableMapping[str, An
     if callable(full_path):
         paths.add(full_path())
     paths.discard(None)
-    if isinstance(original, tuple) and any(arg in paths for arg in original):
-        safe = tuple("[path]" if arg in paths else arg for arg in original)
+    hidden = [isinstance(arg, str) and arg in paths for arg in original] if isinstance(original, tuple) else []
+    if any(hidden):
+        safe = tuple("[path]" if hide else arg for arg, hide in zip(original, hidden, strict=True))
         try:
             event_dict["event"] = str(record.msg) % safe
         except (TypeError, ValueError):
