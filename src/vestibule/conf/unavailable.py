@@ -18,7 +18,11 @@ lead here instead:
 
 The page touches neither the database nor the cache. Security checks are not
 weakened: the request did not happen, and replay protection and sessions
-live in the database, so nothing is accepted while it is down.
+live in the database, so nothing is accepted while it is down; a rate limit
+whose counter cannot be read refuses the request (the 503) instead of letting
+it through. Django still logs the exception with its traceback. An
+``OperationalError`` also covers a database that lacks its tables (SQLite's
+"no such table"): "not ready, try again" is the right answer there too.
 """
 
 from __future__ import annotations
