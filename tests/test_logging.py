@@ -218,7 +218,7 @@ def test_not_found_and_csrf_refusals_carry_the_request_id_and_no_path(logs: Capt
     assert unmatched.status_code == 404 and unmatched["X-Request-ID"]
 
     lines = request_lines(logs)
-    assert [(r["route"], r["status"]) for r in lines] == [("open", 404), ("login", 403), ("unmatched", 404)]
+    assert [(r["route"], r["status"]) for r in lines] == [("setup:open", 404), ("login", 403), ("unmatched", 404)]
     assert [r["request_id"] for r in lines] == [r["X-Request-ID"] for r in (missing, refused, unmatched)]
     django_lines = [r for r in logs.records() if r["logger"].startswith(("django.request", "django.security"))]
     assert {r["request_id"] for r in django_lines} == {r["request_id"] for r in lines}
@@ -237,12 +237,12 @@ def test_a_500_still_returns_its_request_id_and_logs_it_without_the_path(
     def broken(request: Any) -> str:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(metrics, "_route", broken)
+    monkeypatch.setattr(metrics, "route_name", broken)
     token = "vsu_" + secrets.token_urlsafe(24)
     failed = Client(raise_request_exception=False).get(f"/setup/{token}", headers={"X-Request-ID": "five-hundred"})
     assert failed.status_code == 500 and failed["X-Request-ID"] == "five-hundred"
     [line] = request_lines(logs)
-    assert line["status"] == 500 and line["request_id"] == "five-hundred" and line["route"] == "open"
+    assert line["status"] == 500 and line["request_id"] == "five-hundred" and line["route"] == "setup:open"
     [error] = [r for r in logs.records() if r["logger"] == "django.request"]
     assert error["request_id"] == "five-hundred" and error["event"] == "Internal Server Error: [path]"
     assert "RuntimeError: a bug" in error["exception"] and error["level"] == "error"
@@ -447,7 +447,7 @@ def test_the_providers_code_flow_logs_no_code_verifier_secret_or_token(
     if rotated.status_code == 200:
         found.update({f"rotated {k}": v for k, v in rotated.json().items() if k.endswith("_token")})
     routes = {r["route"] for r in request_lines(logs)}
-    assert {"authorize", "token"} <= routes, routes
+    assert {"oauth2_provider:authorize", "oauth2_provider:token"} <= routes, routes
     assert_clean(logs, found)
     assert_well_formed(logs)
 
@@ -495,7 +495,7 @@ def test_a_setup_links_token_never_reaches_the_log(
     # The leaked URL in another browser: a 403, which Django logs with the path.
     assert it_admin().get(urlsplit(url).path).status_code == 403
 
-    assert {"open", "values"} <= {r["route"] for r in request_lines(logs)}
+    assert {"setup:open", "setup:values"} <= {r["route"] for r in request_lines(logs)}
     assert_clean(logs, {"setup token": token, "wizard id": it.link_id, "password": PASSWORD})
     assert_well_formed(logs)
 

@@ -36,6 +36,8 @@ from typing import Any
 import structlog
 from gunicorn import glogging
 
+from vestibule.conf.routes import route_name
+
 __all__ = ["GunicornLogger", "configure", "formatter", "logging_settings", "redact"]
 
 REDACTED = "[redacted]"
@@ -103,14 +105,6 @@ def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> 
     return event_dict
 
 
-def _route_of(request: Any) -> str:
-    # The same names as the request line and the metrics histogram (vestibule.conf.request_log).
-    match = getattr(request, "resolver_match", None)
-    if match is None:
-        return "unmatched"
-    return str(match.url_name or match.view_name or "unnamed")
-
-
 def without_paths(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Django's request records ("Not Found: /setup/<token>") lose the path; the route name replaces it.
 
@@ -137,7 +131,7 @@ def without_paths(_logger: Any, _method: str, event_dict: MutableMapping[str, An
             event_dict["event"] = str(record.msg) % safe
         except (TypeError, ValueError):
             event_dict["event"] = str(record.msg)
-    event_dict.setdefault("route", _route_of(request))
+    event_dict.setdefault("route", route_name(request))
     event_dict.setdefault("method", getattr(request, "method", None))
     status = getattr(record, "status_code", None)
     if isinstance(status, int):

@@ -43,6 +43,7 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from vestibule.conf.routes import route_name
 from vestibule.domain.reasons import UnknownReason, reason
 
 __all__ = [
@@ -140,13 +141,6 @@ _AT_SCRAPE = _AtScrape()
 REGISTRY.register(_AT_SCRAPE)
 
 
-def _route(request: HttpRequest) -> str:
-    match = getattr(request, "resolver_match", None)
-    if match is None:
-        return "unmatched"
-    return match.url_name or match.view_name or "unnamed"
-
-
 class RequestMetricsMiddleware:
     """Times every request (after the health probes) into the histogram, by route name."""
 
@@ -156,7 +150,7 @@ class RequestMetricsMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
         response = self.get_response(request)
-        REQUEST_DURATION.labels(route=_route(request)).observe(time.perf_counter() - started)
+        REQUEST_DURATION.labels(route=route_name(request)).observe(time.perf_counter() - started)
         return response
 
 

@@ -31,6 +31,8 @@ from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import salted_hmac
 
+from vestibule.conf.routes import route_name
+
 __all__ = ["HEADER", "RequestLogMiddleware", "bind", "pseudonym", "request_id_from"]
 
 HEADER = "X-Request-ID"
@@ -70,14 +72,6 @@ def pseudonym(email_key: str) -> str:
     return salted_hmac("vestibule.log.subject", email_key, algorithm="sha256").hexdigest()[:16]
 
 
-def _route(request: HttpRequest) -> str:
-    # The same names as the metrics histogram (vestibule.conf.metrics): a pattern's name, never the path.
-    match = getattr(request, "resolver_match", None)
-    if match is None:
-        return "unmatched"
-    return match.url_name or match.view_name or "unnamed"
-
-
 class RequestLogMiddleware:
     """Binds the request ID, writes the request line, returns ``X-Request-ID``."""
 
@@ -95,7 +89,7 @@ class RequestLogMiddleware:
         log.info(
             "request",
             method=request.method if request.method in _METHODS else "other",
-            route=_route(request),
+            route=route_name(request),
             status=response.status_code,
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
         )
