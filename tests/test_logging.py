@@ -468,6 +468,10 @@ def test_api_keys_and_scim_tokens_never_reach_the_log(logs: Capture, account_key
     assert Client(headers={"Authorization": f"Bearer {wrong_key}"}).get("/api/v1/accounts/acme").status_code == 401
 
     assert {"status": 401} in [{"status": r["status"]} for r in request_lines(logs)]
+    # The key's own account names the line once it may act there; a refused key names none.
+    made_line = next(r for r in request_lines(logs) if r["status"] == 201)
+    assert made_line["account"] == "acme"
+    assert all("account" not in r for r in request_lines(logs) if r["status"] == 401)
     assert_clean(logs, {"API key": key, "SCIM token": token, "wrong SCIM token": wrong_token, "wrong key": wrong_key})
     assert_well_formed(logs)
 

@@ -19,6 +19,7 @@ from vestibule.accounts.models import Account
 from vestibule.api.errors import Forbidden, NotFound
 from vestibule.authority.models import ApiKey
 from vestibule.authority.principal import NoStanding, Principal, RoleRequired, session_principal
+from vestibule.conf import request_log
 from vestibule.connections.models import Connection
 
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?")
@@ -89,6 +90,8 @@ def account_for(request: HttpRequest, slug: str, *roles: str) -> Account:
         raise NotFound(f"account '{slug}' not found", field="slug") from None
     except RoleRequired as exc:
         raise Forbidden(str(exc)) from None
+    # Bound once standing is proven, so `account` on a log line means the request acted in that account.
+    request_log.bind(account=account.slug)
     return account
 
 
@@ -103,4 +106,5 @@ def connection_for(request: HttpRequest, connection_id: str, *roles: str) -> Any
         raise NotFound(f"connection '{connection_id}' not found", field="id") from None
     except RoleRequired as exc:
         raise Forbidden(str(exc)) from None
+    request_log.bind(account=connection.account.slug, connection=str(connection.id))
     return connection

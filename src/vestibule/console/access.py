@@ -20,6 +20,7 @@ from django.urls import reverse
 
 from vestibule.accounts.models import Account
 from vestibule.authority.principal import NoStanding, Principal, RoleRequired, session_principal
+from vestibule.conf import request_log
 from vestibule.console.pages import refusal
 
 SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?")
@@ -107,6 +108,7 @@ def account_page(*roles: str) -> Callable[[View], View]:
                     f"{str(exc).capitalize()}. Ask an administrator of the account to grant it.",
                     account=account,
                 )
+            request_log.bind(account=account.slug)
             return view(request, acting, account, *args, **kwargs)
 
         return wrapper
