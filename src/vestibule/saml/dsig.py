@@ -13,8 +13,9 @@ differential oracle that must agree with this verifier
 * **Profile of SAML core §5.4.** Exactly one Signature, a direct child of the
   element it signs; exactly one Reference, whose URI is ``#`` + the ID of
   that element (enveloped), and that ID carried by no other element of the
-  document; transforms exactly enveloped-signature, optionally followed by
-  exclusive C14N *without comments*. C14N *with comments* is refused: it makes
+  document; transforms exactly enveloped-signature, then exclusive C14N
+  *without comments* (an InclusiveNamespaces PrefixList on it is honoured).
+  C14N *with comments* is refused: it makes
   comments part of the signed content and lets a comment split a signed NameID
   into text nodes that naive ``.text`` readers truncate. Any other transform
   (XPath, XSLT, base64, …) is refused before any cryptography runs, so an XSLT
@@ -23,12 +24,15 @@ differential oracle that must agree with this verifier
 * **Algorithm allow-list.** RSA-SHA256/384/512 (PKCS#1 v1.5) and
   ECDSA-SHA256/384/512 with SHA-256/384/512 digests; SHA-1 variants only with
   ``allow_sha1``.
-* **See what is signed.** The canonical bytes that were digested are parsed
-  again and that tree is returned; the caller consumes only it, never the input
-  tree. That, plus the reference-URI and unique-ID checks, defeats XML signature
-  wrapping (XSW), and a comment an attacker slips into a signed value is not in
-  the returned tree (C14N without comments dropped it), so it cannot truncate
-  the value.
+* **See what is signed.** What is returned is exactly the nodes that were
+  digested, in a document of their own: a copy taken while the Signature was
+  removed for canonicalisation, or, when a comment was among those nodes (or
+  an InclusiveNamespaces list brought in outside declarations), the canonical
+  bytes parsed again. The caller consumes only that, never the input tree.
+  That, plus the reference-URI and unique-ID checks, defeats XML signature
+  wrapping (XSW), and a comment an attacker slips into a signed value is not
+  in the returned tree (C14N without comments dropped it), so it cannot
+  truncate the value.
 """
 
 from __future__ import annotations
@@ -508,9 +512,10 @@ def verify_enveloped(
 ) -> etree._Element:
     """Verify the enveloped signature of ``element``; return the verified node.
 
-    The returned node is a new tree parsed from the exact canonical bytes whose
-    digest the signature covers; ``element``'s own tree is left as it was. Only
-    it may be read afterwards. Raises a :class:`SignatureError` subclass.
+    The returned node is the root of a new document holding exactly the nodes
+    whose canonical bytes the signature's digest covers (see the module
+    docstring); ``element``'s own tree is left as it was. Only the returned
+    node may be read afterwards. Raises a :class:`SignatureError` subclass.
     """
     signatures = list(element.iterchildren(_SIGNATURE))
     if not signatures:
