@@ -8,6 +8,7 @@ cache and one guarded HTTP client per process.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -85,8 +86,24 @@ def _build_sp(pk: str, sealed: str, base: str, secrets: dict[str, Any]) -> Servi
 
 
 def saml_settings(connection: Connection) -> SamlSettings:
-    """The connection's validated settings; raises ``SamlSettingsError`` when incomplete."""
-    return SamlSettings.from_dict(connection.saml_settings)
+    """The connection's validated settings; raises ``SamlSettingsError`` when incomplete.
+
+    Parsed once per stored document: ``SamlSettings`` is frozen, and parsing
+    (certificates included) costs more than the lookup. The key is the
+    document's own text, not a version or timestamp, so any change to it (a
+    certificate rotated by a metadata refresh, say) is a new key at once.
+    """
+    key = json.dumps(connection.saml_settings, sort_keys=True)
+    settings = _SETTINGS_CACHE.get(key)
+    if settings is None:
+        settings = SamlSettings.from_dict(connection.saml_settings)
+        if len(_SETTINGS_CACHE) > 1000:
+            _SETTINGS_CACHE.clear()
+        _SETTINGS_CACHE[key] = settings
+    return settings
+
+
+_SETTINGS_CACHE: dict[str, SamlSettings] = {}
 
 
 # ---- OpenID Connect

@@ -12,6 +12,7 @@ INSERT. The plan's notes become the login trace; a refusal raises
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,7 @@ from vestibule.domain.rehearsal import Rehearsal, rehearse
 from vestibule.domain.roles import RoleCatalog
 from vestibule.login.credentials import credentials_changed
 from vestibule.people import members
+from vestibule.signin.compiled import CompiledQuery, attnames, instance
 from vestibule.signin.trace import TraceRecorder
 
 
@@ -193,15 +195,24 @@ def rehearse_pipeline(connection: Connection, verified: VerifiedSubject) -> tupl
 # ---- (end of the rehearsal)
 
 
+# The subject's link at the connection with its person, both rows locked; compiled once (signin.compiled).
+_LINK = CompiledQuery(
+    lambda connection_id, external_id: (
+        ExternalIdentity.objects.select_for_update()
+        .filter(connection_id=connection_id, external_id=external_id)
+        .values_list(*attnames(ExternalIdentity), *attnames(User, "user__"))
+    ),
+    connection_id=uuid.UUID,
+    external_id=str,
+)
+
+
 def _find_user(connection: Connection, identity: AssertedIdentity) -> tuple[ExternalIdentity | None, User | None, bool]:
     """The link of this subject and its user, else the email's user; both rows locked. Also: is that user linked elsewhere here."""
-    link = (
-        ExternalIdentity.objects.select_for_update()
-        .select_related("user")
-        .filter(connection=connection, external_id=identity.external_id)
-        .first()
-    )
-    if link is not None:
+    found = _LINK.rows(connection_id=connection.pk, external_id=identity.external_id)
+    if found:
+        link = instance(ExternalIdentity, found[0], 0)
+        link.user = instance(User, found[0], len(ExternalIdentity._meta.concrete_fields))
         return link, link.user, False
     user = User.objects.select_for_update().filter(email_key=identity.email_key).first()
     if user is None:
@@ -249,38 +260,57 @@ def _row(qs: models.QuerySet[Any], kind: str, **columns: Any) -> models.QuerySet
     return rows
 
 
-def _load(connection: Connection, user: User | None) -> _Loaded:
-    """Served domains with their owners, linked projects, and the person's membership, grants and SSO access here: one query."""
+def _facts_query(*, connection_id: Any, account_id: Any, user_id: Any = None) -> models.QuerySet[Any]:
+    """Served domains with their owners, linked projects, and (given ``user_id``) the person's membership,
+    grants and SSO access here: one UNION query."""
     F = models.F
     parts = [
         _row(
-            ConnectionDomain.objects.filter(connection=connection),
+            ConnectionDomain.objects.filter(connection_id=connection_id),
             "domain",
             text=F("domain"),
             number=F("claim__account_id"),
         ),
         _row(
-            Connection.linked_projects.through.objects.filter(connection_id=connection.pk),
+            Connection.linked_projects.through.objects.filter(connection_id=connection_id),
             "linked",
             number=F("project_id"),
         ),
     ]
-    if user is not None:
+    if user_id is not None:
         parts += [
             _row(
-                Membership.objects.filter(user=user, account_id=connection.account_id), "membership",
+                Membership.objects.filter(user_id=user_id, account_id=account_id), "membership",
                 text=F("approval"), flag=F("is_active"),
             ),
             _row(
-                RoleGrant.objects.filter(user=user, account_id=connection.account_id), "grant",
+                RoleGrant.objects.filter(user_id=user_id, account_id=account_id), "grant",
                 text=F("role"), number=F("project_id"), row_source=F("source"), row_connection=F("connection_id"), flag=F("managed"),
             ),
             _row(
-                ProjectAccess.objects.filter(user=user, connection=connection, source=Source.SSO), "access", number=F("project_id"),
+                ProjectAccess.objects.filter(user_id=user_id, connection_id=connection_id, source=Source.SSO), "access",
+                number=F("project_id"),
             ),
         ]  # fmt: skip
+    return parts[0].union(*parts[1:], all=True)
+
+
+# Compiled once per connection and thread (signin.compiled): building and compiling this union cost more
+# CPU than any other statement of a login.
+_FACTS_WITHOUT_USER = CompiledQuery(
+    lambda connection_id: _facts_query(connection_id=connection_id, account_id=None), connection_id=uuid.UUID
+)
+_FACTS_WITH_USER = CompiledQuery(_facts_query, connection_id=uuid.UUID, account_id=int, user_id=int)
+
+
+def _load(connection: Connection, user: User | None) -> _Loaded:
+    """Served domains with their owners, linked projects, and the person's membership, grants and SSO access here: one query."""
+    if user is None:
+        rows = _FACTS_WITHOUT_USER.rows(connection_id=connection.pk)
+    else:
+        rows = _FACTS_WITH_USER.rows(connection_id=connection.pk, account_id=connection.account_id, user_id=user.pk)
     loaded = _Loaded(owners={}, linked=set(), membership=None, grants=[], access=set())
-    for kind, row_id, text, number, source, connection_id, flag in parts[0].union(*parts[1:], all=True):
+    for kind, row_id, text, number, source, connection_id, flag in rows:
         if kind == "domain":
             loaded.owners[text] = number
         elif kind == "linked":
