@@ -50,8 +50,30 @@ demo: install
 serve: install
 	$(BIN)/vestibule serve --port $(PORT)
 
+# `make test` runs the suite in two pytest invocations (tests/suites.py draws the line):
+#  1. database: the database suite, spread over the CPU cores by pytest-xdist (TEST_WORKERS=auto;
+#     each worker has its own test database, test_<name>_gw0, _gw1...; TEST_WORKERS=0: no workers);
+#  2. servers: the suites that start servers (markers interop, multiprocess, browser, load), one
+#     test at a time: they bind ports, share Redis db 15 and bound their waits and throughput in seconds.
+# TEST_SUITES=database runs only the first. PYTEST_ARGS goes to both: `make test PYTEST_ARGS='-m browser'`
+# runs only the browser tests, PYTEST_ARGS=tests/saml one folder. An invocation left with nothing
+# to run is not an error as long as another ran something; the first failure's exit status is make's.
+TEST_WORKERS ?= auto
+TEST_SUITES ?= database servers
 test: install-test peers
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@ran=0; failed=0; \
+	for suite in $(TEST_SUITES); do \
+	  case $$suite in \
+	    database) opts="-n $(TEST_WORKERS)"; how="in parallel (pytest-xdist -n $(TEST_WORKERS))" ;; \
+	    servers) opts=""; how="one test at a time" ;; \
+	    *) echo "make test: TEST_SUITES takes database and servers, not $$suite" >&2; exit 2 ;; \
+	  esac; \
+	  echo "== make test: the $$suite suite, $$how"; \
+	  status=0; $(BIN)/python -m pytest --suite=$$suite $$opts $(PYTEST_ARGS) || status=$$?; \
+	  case $$status in 0) ran=1 ;; 5) ;; *) [ $$failed != 0 ] || failed=$$status ;; esac; \
+	done; \
+	[ $$failed = 0 ] || exit $$failed; \
+	[ $$ran = 1 ] || { echo "make test: no test selected" >&2; exit 5; }
 
 # Quality gates .ci/run runs before the tests; the settings are in pyproject.toml.
 lint: install-test

@@ -16,8 +16,9 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-# In CI (CI=true or VESTIBULE_REQUIRE_PEERS=1) a skip fails the run unless allow-listed there.
-pytest_plugins = ["tests.ci_skips"]
+# In CI (CI=true or VESTIBULE_REQUIRE_PEERS=1) a skip fails the run unless allow-listed there;
+# ``--suite`` selects the parallel or the serial half of ``make test``.
+pytest_plugins = ["tests.ci_skips", "tests.suites"]
 
 PASSWORD = "correct horse battery staple 42"
 

@@ -187,6 +187,19 @@ def test_in_ci_a_skip_fails_the_run(tmp_path: Path, env: dict[str, str]) -> None
     assert "SKIPPED [1] test_allowed.py" in out, out
 
 
+def test_in_ci_a_skip_in_a_pytest_xdist_worker_fails_the_run(tmp_path: Path) -> None:
+    """``make test`` runs the database suite under pytest-xdist, where the workers make the reports."""
+    (tmp_path / "test_module_skip.py").write_text('import pytest\n\nsaml2 = pytest.importorskip("not_saml2")\n')
+    result = _run(tmp_path, {"CI": "true"}, "-n", "2")
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    assert "1 passed" in out and "1 skipped" in out, out
+    for name in ("test_needs_a_peer", "test_logs_in", "test_across_processes", "not_saml2"):
+        assert name in out, out
+    assert out.count("skipped in CI") >= 4, out
+    assert "SKIPPED [1] test_allowed.py" in out, out
+
+
 def test_in_ci_a_module_that_skips_at_import_fails_the_run(tmp_path: Path) -> None:
     (tmp_path / "test_module_skip.py").write_text('import pytest\n\nsaml2 = pytest.importorskip("not_saml2")\n')
     result = _run(tmp_path, {"CI": "true"}, "test_module_skip.py")
