@@ -124,9 +124,18 @@ def _child_exit(server: Any, worker: Any) -> None:
 
 
 def _worker_started(worker: Any) -> None:
-    """gunicorn's hook: each worker re-reads IdP metadata URLs and announces certificate expiry in a thread."""
+    """gunicorn's hook, before the worker takes a request: load the URL map, start the IdP upkeep thread.
+
+    Loading the URL map imports every view module (the admin API's schemas, SCIM's models...), one to
+    two seconds of CPU that the first person to reach this worker would otherwise wait through, while
+    ``/readyz`` (answered before URL resolution) already calls the node ready. The thread re-reads IdP
+    metadata URLs and announces certificate expiry.
+    """
+    from django.urls import reverse
+
     from vestibule.signin import idp_lifecycle
 
+    reverse("login")
     idp_lifecycle.start()
 
 
