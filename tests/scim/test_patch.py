@@ -472,6 +472,11 @@ def test_patch_operations_apply_in_order() -> None:
 # --- cost ---------------------------------------------------------------------------------------------------
 
 
+# The bounds are on this process's CPU time, not the wall clock: the suite runs beside other work (a
+# second xdist worker, a busy CI machine), which stretches wall time, never the CPU a walk costs. A
+# quadratic walk of these groups costs minutes of CPU; the linear one about a tenth of a second.
+
+
 def big_group(size: int) -> dict[str, Any]:
     return {
         "id": "g",
@@ -483,9 +488,9 @@ def big_group(size: int) -> dict[str, Any]:
 def test_patch_okta_batch_of_member_removals_walks_the_group_once() -> None:
     group = big_group(50_000)
     operations = [{"op": "remove", "path": f'members[value eq "id-{i}"]'} for i in range(MAX_OPERATIONS)]
-    started = time.perf_counter()
+    started = time.process_time()
     result = patched(group, *operations, schema=GROUP_SCHEMA)
-    assert time.perf_counter() - started < 2
+    assert time.process_time() - started < 2
     assert len(result["members"]) == 50_000 - MAX_OPERATIONS
     assert result["members"][0] == {"value": f"id-{MAX_OPERATIONS}", "display": f"P {MAX_OPERATIONS}"}
 
@@ -495,9 +500,9 @@ def test_patch_batch_of_member_additions_walks_the_group_once() -> None:
         {"op": "add", "path": "members", "value": [{"value": f"new-{i}"}, {"value": "id-0"}]}
         for i in range(MAX_OPERATIONS)
     ]
-    started = time.perf_counter()
+    started = time.process_time()
     result = patched(big_group(50_000), *operations, schema=GROUP_SCHEMA)
-    assert time.perf_counter() - started < 2
+    assert time.process_time() - started < 2
     assert len(result["members"]) == 50_000 + MAX_OPERATIONS
 
 
@@ -507,8 +512,8 @@ def test_patch_refuses_operations_walking_too_many_values_with_413() -> None:
     operations = [
         {"op": "add" if i % 2 else "remove", "path": "members", "value": [{"value": f"id-{i}"}]} for i in range(400)
     ]
-    started = time.perf_counter()
+    started = time.process_time()
     error = refusal(group, *operations, schema=GROUP_SCHEMA)
-    assert time.perf_counter() - started < 3
+    assert time.process_time() - started < 3
     assert error.status == 413
     assert f"{MAX_ELEMENT_VISITS}" in error.detail
