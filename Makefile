@@ -41,8 +41,12 @@ peers:
 	@command -v haproxy >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq haproxy >/dev/null); \
 	  else echo "note: install haproxy (apt-get install haproxy) for the load and fault tests"; fi; }
-	@if [ -f $(OIDC_PEER)/package-lock.json ]; then npm ci --prefix $(OIDC_PEER) --silent --no-audit --no-fund; fi
-	@if [ -f $(OIDC_RP_PEER)/package-lock.json ]; then npm ci --prefix $(OIDC_RP_PEER) --silent --no-audit --no-fund; fi
+	@$(MAKE) -s --no-print-directory $(OIDC_PEER)/node_modules/.installed $(OIDC_RP_PEER)/node_modules/.installed
+
+# A stamp per npm peer: a second `make test` (CI runs two) skips `npm ci`; a new lock file reinstalls.
+%/node_modules/.installed: %/package-lock.json
+	npm ci --prefix $* --silent --no-audit --no-fund
+	@touch $@
 
 demo: install
 	$(BIN)/vestibule demo --port $(PORT)
