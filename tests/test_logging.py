@@ -263,7 +263,7 @@ def test_password_sign_in_logs_its_outcome_and_a_pseudonym_never_the_password(
     accepted = password_login(Client(), user.email, PASSWORD)
     assert accepted.status_code == 302
 
-    outcomes = logs.events("password.login")
+    outcomes = logs.events("login.password")
     assert [r["outcome"] for r in outcomes] == ["invalid", "success"]
     # The same address, the same pseudonym; never the address itself.
     assert outcomes[0]["subject"] == outcomes[1]["subject"] and re.fullmatch(r"[0-9a-f]{16}", outcomes[0]["subject"])
@@ -358,7 +358,7 @@ def test_a_saml_login_logs_account_connection_and_reason_never_the_response(logs
     forged = _saml_login(conn, ATTACKER, found)
     assert forged.status_code in (400, 403)
 
-    ends = logs.events("sso.login")
+    ends = logs.events("login.sso")
     assert [(r["outcome"], r["protocol"]) for r in ends] == [("success", "saml"), ("failure", "saml")]
     failure = ends[1]
     assert failure["account"] == "acme" and failure["connection"] == conn["id"]
@@ -398,7 +398,7 @@ def test_an_oidc_login_logs_neither_client_secret_nor_code_nor_state(
     done = browser.get(callback)
     assert done.status_code == 302, done.content[:1000]
 
-    [end] = logs.events("sso.login")
+    [end] = logs.events("login.sso")
     assert end["protocol"] == "oidc" and end["outcome"] == "success" and end["connection"] == conn["id"]
     assert driver.client_secret
     assert_clean(

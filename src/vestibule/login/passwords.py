@@ -48,7 +48,7 @@ def check_password_login(request: HttpRequest, email: str, password: str) -> Pas
         subject = pseudonym(email_key(email))
     except InvalidEmail:
         subject = None
-    log.info("password.login", outcome=outcome.error or "success", subject=subject)
+    log.info("login.password", outcome=outcome.error or "success", subject=subject)
     return outcome
 
 

@@ -110,7 +110,7 @@ class TraceRecorder:
         # subject or email: the trace (by its id) holds those, readable by the account's administrators.
         fields = {"account": self.connection.account.slug, "connection": str(self.connection.pk), "reason": code}
         bind(**fields)
-        log.info("sso.login", protocol=self.trace.protocol, outcome=outcome, trace=self.id, **fields)
+        log.info("login.sso", protocol=self.trace.protocol, outcome=outcome, trace=self.id, **fields)
 
     def _save(self, outcome: str, code: str, step: str) -> None:
         self.trace.outcome = outcome
