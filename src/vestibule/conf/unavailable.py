@@ -48,8 +48,8 @@ _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Temporarily unavailable</title></head>
 <body><main><h1>Temporarily unavailable</h1>
-<p>Sign-in is paused for a moment while a service it depends on comes back. Nothing was changed.
-Try again in a few seconds.</p><p><small>Error code: service.unavailable</small></p></main></body></html>
+<p>Sign-in is paused for a moment while a service it depends on comes back.
+Try again in a few seconds; if this page stays, tell the people who run this service.</p><p><small>Error code: service.unavailable</small></p></main></body></html>
 """
 
 
