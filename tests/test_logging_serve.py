@@ -68,8 +68,8 @@ def test_serve_writes_json_lines_with_the_request_id_and_no_raw_path(
     assert mine["method"] == "GET" and mine["duration_ms"] >= 0 and mine["timestamp"].endswith("Z")
     not_found = [r for r in records if r.get("request_id") == missing.headers["X-Request-ID"]]
     assert {(r["logger"], r.get("route"), r.get("status")) for r in not_found} == {
-        ("vestibule.request", "open", 404),
-        ("django.request", "open", 404),
+        ("vestibule.request", "setup:open", 404),
+        ("django.request", "setup:open", 404),
     }
     printed = out.read_text()
     everything = err.read_text() + printed
