@@ -37,10 +37,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+# The log's formatter reads the same mark, to log the request as the 503 it answered.
+from vestibule.conf.logging import UNAVAILABLE_MARK
+
 __all__ = ["UnavailableMiddleware", "unavailable_dependency"]
 
 RETRY_AFTER_SECONDS = 5
-_MARK = "_vestibule_unavailable"
 _DATABASE = (OperationalError, InterfaceError)
 _CACHE = (RedisConnectionError, RedisTimeoutError)
 
@@ -69,7 +71,7 @@ def unavailable_dependency(exc: BaseException | None) -> str | None:
 def _note_exception(sender: Any, request: HttpRequest | None = None, **_: Any) -> None:
     dependency = unavailable_dependency(sys.exc_info()[1])
     if request is not None and dependency is not None:
-        setattr(request, _MARK, dependency)
+        setattr(request, UNAVAILABLE_MARK, dependency)
 
 
 got_request_exception.connect(_note_exception, dispatch_uid="vestibule.conf.unavailable")
@@ -107,7 +109,7 @@ class UnavailableMiddleware:
             if dependency is None:
                 raise
             return _unavailable(request, dependency)
-        dependency = getattr(request, _MARK, None)
+        dependency = getattr(request, UNAVAILABLE_MARK, None)
         if response.status_code == 500 and dependency is not None:
             return _unavailable(request, dependency)
         return response
