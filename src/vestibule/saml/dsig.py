@@ -138,19 +138,34 @@ def _schema() -> etree.XMLSchema:
         return etree.XMLSchema(etree.parse(str(file), parser))
 
 
+class _Pinned(NamedTuple):
+    """One configured certificate, parsed: what verification and error messages need of it."""
+
+    der: bytes
+    cert: x509.Certificate
+    #: None for a key type no allowed algorithm uses (it never verifies).
+    key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey | None
+    #: SubjectPublicKeyInfo DER, to compare a KeyInfo's DEREncodedKeyValue with.
+    spki: bytes
+
+
 @lru_cache(maxsize=256)
-def _ring(certificates: tuple[str, ...]) -> tuple[tuple[bytes, x509.Certificate], ...]:
+def _ring(certificates: tuple[str, ...]) -> tuple[_Pinned, ...]:
+    """The configured certificates, parsed once per ring."""
     ring = []
     for pem in certificates:
         cert = load_certificate(pem)
-        ring.append((cert.public_bytes(Encoding.DER), cert))
+        public = cert.public_key()
+        usable = public if isinstance(public, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)) else None
+        spki = public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        ring.append(_Pinned(cert.public_bytes(Encoding.DER), cert, usable, spki))
     return tuple(ring)
 
 
 @lru_cache(maxsize=256)
 def _ring_b64(certificates: tuple[str, ...]) -> dict[str, bytes]:
     """The ring's certificates as bare base64 (the KeyInfo form) -> DER, for the hint lookup."""
-    return {base64.b64encode(der).decode("ascii"): der for der, _ in _ring(certificates)}
+    return {base64.b64encode(pinned.der).decode("ascii"): pinned.der for pinned in _ring(certificates)}
 
 
 def _one(parent: etree._Element, local: str, what: str) -> etree._Element:
@@ -489,19 +504,6 @@ def _check_key_info(
             )
 
 
-@lru_cache(maxsize=256)
-def _ring_keys(
-    certificates: tuple[str, ...],
-) -> dict[bytes, tuple[rsa.RSAPublicKey | ec.EllipticCurvePublicKey | None, bytes]]:
-    """DER -> (public key, SubjectPublicKeyInfo DER), parsed once per ring."""
-    keys: dict[bytes, tuple[rsa.RSAPublicKey | ec.EllipticCurvePublicKey | None, bytes]] = {}
-    for der, cert in _ring(certificates):
-        public = cert.public_key()
-        usable = public if isinstance(public, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)) else None
-        keys[der] = (usable, public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
-    return keys
-
-
 def verify_enveloped(
     element: etree._Element,
     *,
@@ -538,24 +540,23 @@ def verify_enveloped(
     signed_info_c14n = _c14n(profile.signed_info, None)
 
     ring = _ring(certificates)
-    keys = _ring_keys(certificates)
     # The KeyInfo hint only orders a ring of several certificates (and names
     # the culprit in an error); a single pinned certificate needs no lookup.
     hint = _message_certificate(signature, _ring_b64(certificates)) if len(ring) > 1 else None
-    ordered = sorted(ring, key=lambda entry: entry[0] != hint)  # Stable: hint first, then ring order.
+    ordered = sorted(ring, key=lambda pinned: pinned.der != hint)  # Stable: hint first, then ring order.
     expired = []
-    for der, cert in ordered:
+    for pinned in ordered:
         # Like signxml, a configured certificate is only used inside its validity period.
-        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-            expired.append(der)
+        if not pinned.cert.not_valid_before_utc <= now <= pinned.cert.not_valid_after_utc:
+            expired.append(pinned.der)
             continue
-        key, spki = keys[der]
+        key = pinned.key
         if _signature_ok(key, profile.kind, profile.signature_hash, profile.signature_value, signed_info_c14n):
             assert key is not None
             break
     else:
         hint = _message_certificate(signature, _ring_b64(certificates))
-        expected = ", ".join(fingerprint(der) for der, _ in ring)
+        expected = ", ".join(fingerprint(pinned.der) for pinned in ring)
         received = fingerprint(hint) if hint else "no certificate in KeyInfo"
         # An out-of-validity certificate is refused before the signature is
         # checked, so "expired" is only certain when the message names that
@@ -575,7 +576,7 @@ def verify_enveloped(
             expected=expected,
             received=received,
         )
-    _check_key_info(signature, key, spki, what)
+    _check_key_info(signature, key, pinned.spki, what)
 
     # SignedInfo is authentic; now the element it references, as SignedInfo says.
     signed_bytes, signed = _c14n_without(element, signature, profile.reference_prefixes)
