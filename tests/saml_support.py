@@ -9,17 +9,27 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from lxml import etree
 from signxml.algorithms import DigestAlgorithm, SignatureMethod
 from signxml.signer import XMLSigner
 
-from vestibule.saml import IdentityProvider, InMemoryReplayCache, KeyPair, SamlSettings, ServiceProvider
+from vestibule.saml import (
+    IdentityProvider,
+    InMemoryReplayCache,
+    KeyPair,
+    SamlSettings,
+    ServiceProvider,
+    build_response,
+    parse_authn_request,
+)
 from vestibule.saml.assertion import VerifiedAssertion
 from vestibule.saml.dsig import sign_element
-from vestibule.saml.idp import assemble_response, build_assertion
+from vestibule.saml.idp import assemble_response, build_assertion, response_form
 from vestibule.saml.response import validate_response
 from vestibule.saml.xml import DS, SAML, SAMLP
 
@@ -154,3 +164,29 @@ def sign_sha1(element: etree._Element, pair: KeyPair) -> etree._Element:
         el, key=pair.private_key_pem, cert=pair.certificate_pem, reference_uri="#" + el.get("ID"), id_attribute="ID"
     )
     return signed
+
+
+def answer_authn_request(
+    idp: IdentityProvider,
+    location: str,
+    connection: Mapping[str, Any],
+    *,
+    name_id: str = "alice-subject",
+    attributes: Mapping[str, list[str]] | None = None,
+) -> dict[str, str]:
+    """The form fields with which ``idp`` answers the AuthnRequest in a sign-in start's redirect ``location``.
+
+    A Response signed by ``idp`` for ``connection`` (its API form: ``sp_entity_id``, ``acs_url``),
+    ``InResponseTo`` that request, now, with the RelayState echoed: what a browser POSTs to the ACS.
+    """
+    request = parse_authn_request(idp, urlsplit(location).query)
+    xml = build_response(
+        idp,
+        sp_entity_id=connection["sp_entity_id"],
+        acs_url=connection["acs_url"],
+        name_id=name_id,
+        attributes=dict(attributes or {"email": ["alice@acme.com"], "name": ["Alice"]}),
+        now=dt.datetime.now(dt.UTC),
+        in_response_to=request.request_id,
+    )
+    return dict(response_form(xml, connection["acs_url"], request.relay_state).fields)

@@ -20,7 +20,6 @@ slugs, connection ids and reason codes, which the lines are meant to carry.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import io
 import json
 import logging
@@ -40,12 +39,11 @@ from tests.console.conftest import person  # noqa: F401  (signed-in browsers of 
 from tests.directory.conftest import ScimClient
 from tests.login.support import authenticator_code, current_step, give_totp
 from tests.provider.support import Pkce, authorize_url, code_from, exchange, refresh, register_app, sign_in, userinfo
-from tests.saml_support import KEYS
+from tests.saml_support import KEYS, answer_authn_request
 from tests.setup.conftest import connection, it_admin, link_url  # noqa: F401  (setup-link fixtures)
 from vestibule.conf.logging import REDACTED, UNAVAILABLE_MARK, formatter, redact
 from vestibule.conf.request_log import request_id_from
-from vestibule.saml import IdentityProvider, KeyPair, build_response, parse_authn_request
-from vestibule.saml.idp import response_form
+from vestibule.saml import IdentityProvider, KeyPair
 
 pytestmark = pytest.mark.django_db
 
@@ -326,17 +324,7 @@ def _saml_login(conn: dict[str, Any], idp: IdentityProvider, found: dict[str, st
     browser = Client()
     start = browser.get(f"/sso/start/{conn['id']}")
     assert start.status_code == 302, start.content
-    request = parse_authn_request(IDP, urlsplit(start["Location"]).query)
-    xml = build_response(
-        idp,
-        sp_entity_id=conn["sp_entity_id"],
-        acs_url=conn["acs_url"],
-        name_id="alice-subject",
-        attributes={"email": ["alice@acme.com"], "name": ["Alice"]},
-        now=dt.datetime.now(dt.UTC),
-        in_response_to=request.request_id,
-    )
-    form = dict(response_form(xml, conn["acs_url"], request.relay_state).fields)
+    form = answer_authn_request(idp, start["Location"], conn)
     tag = "forged" if idp is ATTACKER else "genuine"
     found[f"{tag} SAMLResponse"] = form["SAMLResponse"]
     found[f"{tag} RelayState"] = form["RelayState"]

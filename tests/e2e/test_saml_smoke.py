@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client
 
-from tests.saml_support import KEYS
+from tests.saml_support import KEYS, answer_authn_request
 from vestibule.authority.models import ApiKey
-from vestibule.saml import IdentityProvider, KeyPair, build_response, parse_authn_request
-from vestibule.saml.idp import response_form
+from vestibule.saml import IdentityProvider, KeyPair
 
 pytestmark = pytest.mark.django_db
 
@@ -55,23 +53,12 @@ def test_sp_initiated_login_creates_session():
     assert r.status_code == 302 and r["Location"].startswith(f"/sso/start/{conn['id']}")
     r = browser.get(r["Location"])
     assert r.status_code == 302, r.content
-    query = urlsplit(r["Location"]).query
-    request = parse_authn_request(IDP, query)
-    xml = build_response(
-        IDP,
-        sp_entity_id=conn["sp_entity_id"],
-        acs_url=conn["acs_url"],
-        name_id="alice@acme.com",
-        attributes={"email": ["alice@acme.com"], "name": ["Alice"]},
-        now=dt.datetime.now(dt.UTC),
-        in_response_to=request.request_id,
-    )
-    form = response_form(xml, conn["acs_url"], request.relay_state)
-    r = browser.post(urlsplit(conn["acs_url"]).path, dict(form.fields))
+    form = answer_authn_request(IDP, r["Location"], conn, name_id="alice@acme.com")
+    r = browser.post(urlsplit(conn["acs_url"]).path, form)
     assert r.status_code == 302, r.content.decode()
     me = browser.get("/api/v1/session").json()
     assert me["email"] == "alice@acme.com" and me["login_method"] == "sso"
     assert me["accounts"][0]["roles"] == ["analyst"]
     # The same response again: its RelayState is spent, so it is refused.
-    r = Client().post(urlsplit(conn["acs_url"]).path, dict(form.fields))
+    r = Client().post(urlsplit(conn["acs_url"]).path, form)
     assert r.status_code == 400 and b"sso.assertion_invalid" in r.content

@@ -14,7 +14,6 @@ Set ``VESTIBULE_PRINT_SQL=1`` to print the captured statements.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import types
 from typing import Any
@@ -25,10 +24,9 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from tests.saml_support import KEYS
+from tests.saml_support import KEYS, answer_authn_request
 from vestibule.authority.models import ApiKey
-from vestibule.saml import IdentityProvider, KeyPair, build_response, parse_authn_request
-from vestibule.saml.idp import response_form
+from vestibule.saml import IdentityProvider, KeyPair
 from vestibule.signin import pending, replay
 
 pytestmark = pytest.mark.django_db
@@ -137,19 +135,9 @@ def _login(conn: dict[str, Any], label: str) -> tuple[list[str], list[str]]:
     # Read now: the next request's request_started signal empties the connection's query log.
     start_count = _statements(f"{label} start", start)
     assert r.status_code == 302, r.content
-    request = parse_authn_request(IDP, urlsplit(r["Location"]).query)
-    xml = build_response(
-        IDP,
-        sp_entity_id=conn["sp_entity_id"],
-        acs_url=conn["acs_url"],
-        name_id="alice-subject",
-        attributes={"email": ["alice@acme.com"], "name": ["Alice"]},
-        now=dt.datetime.now(dt.UTC),
-        in_response_to=request.request_id,
-    )
-    form = response_form(xml, conn["acs_url"], request.relay_state)
+    form = answer_authn_request(IDP, r["Location"], conn)
     with CaptureQueriesContext(connection) as acs:
-        r = browser.post(urlsplit(conn["acs_url"]).path, dict(form.fields))
+        r = browser.post(urlsplit(conn["acs_url"]).path, form)
     acs_count = _statements(f"{label} ACS", acs)
     _LAST_ACS[:] = [_transactions(acs)]
     assert r.status_code == 302, r.content.decode()
