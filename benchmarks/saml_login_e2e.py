@@ -1,7 +1,7 @@
 """Complete SP-initiated SAML logins over HTTP against a real ``vestibule serve``, beside the signature floor.
 
     .venv/bin/python benchmarks/saml_login_e2e.py [--first-seconds 10] [--seconds 10] [--clients 4] [--users 1000]
-        [--only sqlite|postgres] [--pg-url postgres://postgres@127.0.0.1:5432/h_perf]
+        [--only sqlite|postgres] [--pg-url postgres://postgres@127.0.0.1:5432/vestibule_bench]
         [--redis-url redis://127.0.0.1:6379/13]
 
 One login is what a browser does: ``GET /sso/start/<connection>`` (a fresh
@@ -616,7 +616,11 @@ def main() -> None:
     parser.add_argument("--floor-seconds", type=float, default=2.0)
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds per warm-up round (default 2)")
     parser.add_argument("--only", choices=["sqlite", "postgres"])
-    parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/h_perf"))
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/vestibule_bench"),
+        help="a scratch database: dropped and created again at the start of the run",
+    )
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
     parser.add_argument("--label", default="", help="appended to the database name in the table")
     parser.add_argument("--src", help="run the server from this source tree (e.g. an older commit's src/)")
